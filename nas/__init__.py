@@ -1,0 +1,1 @@
+"""The hardware-aware search loop over Optuna, evaluators, constraints and Pareto queries."""

@@ -1,0 +1,1 @@
+"""The hwnas service: settings, database models and repositories, CLI, HTTP API, workers."""

@@ -1,0 +1,135 @@
+"""Search-space objects: sampling, validation, encoding round trips, registry."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from supernets import get_space, space_from_config
+from supernets.spaces import NB201Arch, OFAArch
+from supernets.tables import nb201_accuracy, nb201_latency, ofa_mbv3_archs
+
+SPACES = ["ofa-mbv3", "ofa-mbv3-tiny", "nb201"]
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_encode_decode_round_trip(name: str) -> None:
+    space = get_space(name)
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        arch = space.sample(rng)
+        vec = space.encode(arch)
+        assert vec.shape == (space.feature_dim,)
+        assert space.decode(vec) == space.canonical(arch)
+        assert space.from_params(space.to_params(arch)) == arch
+        assert set(space.to_params(arch)) == set(space.choices())
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_sampling_is_driven_by_the_rng(name: str) -> None:
+    space = get_space(name)
+    a = [space.sample(np.random.default_rng(7)) for _ in range(2)]
+    assert a[0] == a[1]
+    many = {space.arch_hash(space.sample(np.random.default_rng(s))) for s in range(20)}
+    assert len(many) > 15
+
+
+def test_ofa_encoding_layout_matches_ofa() -> None:
+    space = get_space("ofa-mbv3")
+    assert space.feature_dim == 145  # 25 resolutions + 20x3 kernels + 20x3 expands
+    arch = space.min_arch()
+    vec = space.encode(arch)
+    # depth 2 in every stage: 10 active slots, each with one kernel and one expand bit.
+    assert vec.sum() == 1 + 10 + 10
+
+
+def test_ofa_skipped_slots_do_not_change_identity() -> None:
+    space = get_space("ofa-mbv3-tiny")
+    base = space.min_arch()
+    ks = list(base.ks)
+    ks[3] = 7  # slot 3 is beyond depth 2 of stage 0: not part of the network
+    other = OFAArch(tuple(ks), base.e, base.d, base.r)
+    assert other != base
+    assert space.arch_hash(other) == space.arch_hash(base)
+    assert np.array_equal(space.encode(other), space.encode(base))
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"ks": [4] * 20}, "'ks'[0]"),
+        ({"e": [6] * 19}, "'e' must have 20"),
+        ({"d": [2, 3, 4, 5, 2]}, "'d'[3]"),
+        ({"r": 33}, "'r'"),
+    ],
+)
+def test_ofa_validation_names_the_field(patch: dict, field: str) -> None:
+    space = get_space("ofa-mbv3-tiny")
+    config = {**space.max_arch().to_dict(), **patch}
+    with pytest.raises(ValueError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        space.validate(config)
+
+
+def test_ofa_validation_rejects_unknown_and_missing_fields() -> None:
+    space = get_space("ofa-mbv3")
+    with pytest.raises(ValueError, match="missing"):
+        space.validate({"ks": [3] * 20})
+    with pytest.raises(ValueError, match="unknown"):
+        space.validate({**space.max_arch().to_dict(), "w": 1})
+
+
+def test_ofa_config_is_json_and_rebuilds_space() -> None:
+    space = get_space("ofa-mbv3-tiny", width_mult=1.5)
+    config = json.loads(json.dumps(space.config()))
+    assert space_from_config("ofa-mbv3-tiny", config) == space
+    arch = space.sample(np.random.default_rng(1))
+    assert space.validate(json.loads(json.dumps(arch.to_dict()))) == arch
+    assert space.validate(str(arch)) == arch
+
+
+def test_shared_ofa_archs_are_valid_in_the_full_space() -> None:
+    space = get_space("ofa-mbv3")
+    archs = [space.validate(a) for a in ofa_mbv3_archs()[:200]]
+    assert len(archs) == 200
+
+
+def test_nb201_strings_and_indices_are_official() -> None:
+    space = get_space("nb201")
+    text = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    arch = space.validate(text)
+    assert str(arch) == text
+    assert space.index(arch) == 1
+    assert space.from_index(1) == arch
+    assert nb201_accuracy()[text] == pytest.approx(93.66, abs=0.01)
+    assert len(nb201_latency().arch_ids) == 15625
+
+
+def test_nb201_validation() -> None:
+    space = get_space("nb201")
+    with pytest.raises(ValueError, match="'ops'\\[2\\]"):
+        space.validate(NB201Arch(("none", "none", "conv", "none", "none", "none")))
+    with pytest.raises(ValueError, match="3 nodes"):
+        space.validate("|none~0|")
+    with pytest.raises(ValueError, match="index"):
+        space.from_index(20000)
+
+
+def test_unknown_space_lists_known_ones() -> None:
+    with pytest.raises(ValueError, match="known spaces: nb201"):
+        get_space("resnet")
+
+
+def test_mutate_and_crossover_stay_in_space() -> None:
+    space = get_space("ofa-mbv3-tiny")
+    rng = np.random.default_rng(3)
+    a, b = space.sample(rng), space.sample(rng)
+    for _ in range(20):
+        space.validate(space.mutate(a, rng, 0.3))
+        child = space.crossover(a, b, rng)
+        for key, value in space.to_params(child).items():
+            assert value in (space.to_params(a)[key], space.to_params(b)[key])
+    assert space.mutate(a, rng, 0.0) == a
+    with pytest.raises(ValueError, match="prob"):
+        space.mutate(a, rng, 1.5)
