@@ -1,0 +1,90 @@
+"""GBDTAccuracyPredictor: fit/predict/uncertainty, persistence, input checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from predictors.accuracy import GBDTAccuracyPredictor
+from predictors.metrics import kendall_tau
+from supernets import get_space
+from supernets.tables import nb201_accuracy
+
+
+@pytest.fixture(scope="module")
+def nb201_data() -> tuple[np.ndarray, np.ndarray]:
+    space = get_space("nb201")
+    acc = nb201_accuracy()
+    strs = sorted(acc)
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(strs), size=1200, replace=False)
+    X = space.encode_many(space.validate(strs[i]) for i in pick)
+    y = np.array([acc[strs[i]] for i in pick])
+    return X, y
+
+
+def test_fit_predict_shapes_and_ranking(nb201_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = nb201_data
+    p = GBDTAccuracyPredictor(seed=0).fit(X[:200], y[:200])
+    mean = p.predict(X[200:])
+    assert mean.shape == (1000,)
+    assert kendall_tau(y[200:], mean) > 0.5
+    mean2, std = p.predict_with_uncertainty(X[200:])
+    assert np.allclose(mean, mean2)
+    assert std.shape == (1000,) and (std >= 0).all() and std.mean() > 0
+
+
+def test_same_seed_same_model(nb201_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = nb201_data
+    a = GBDTAccuracyPredictor(seed=3).fit(X[:100], y[:100]).predict(X[100:300])
+    b = GBDTAccuracyPredictor(seed=3).fit(X[:100], y[:100]).predict(X[100:300])
+    np.testing.assert_allclose(a, b)
+
+
+def test_pairwise_objective(nb201_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = nb201_data
+    p = GBDTAccuracyPredictor(seed=0, objective="pairwise").fit(X[:200], y[:200])
+    mean = p.predict(X[200:])
+    assert kendall_tau(y[200:], mean) > 0.4
+    # Mapped back to the accuracy scale, not left as raw ranking scores.
+    assert 0.0 < np.median(mean) < 100.0
+
+
+def test_save_load_round_trip(tmp_path: Path, nb201_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = nb201_data
+    p = GBDTAccuracyPredictor(seed=1, n_models=3).fit(X[:100], y[:100])
+    path = p.save(tmp_path / "model.json")
+    q = GBDTAccuracyPredictor.load(path)
+    np.testing.assert_allclose(q.predict(X[100:]), p.predict(X[100:]))
+    np.testing.assert_allclose(
+        q.predict_with_uncertainty(X[100:])[1], p.predict_with_uncertainty(X[100:])[1]
+    )
+    assert q.get_config() == p.get_config()
+    with pytest.raises(ValueError, match="not a saved"):
+        GBDTAccuracyPredictor.from_bytes(b"{}")
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "msg"),
+    [
+        (np.zeros((10, 3)), np.zeros(9), "same length"),
+        (np.zeros((10, 3)), np.r_[np.zeros(9), np.nan], "NaN"),
+        (np.zeros((3, 3)), np.zeros(3), "at least"),
+        (np.zeros(10), np.zeros(10), "2-D"),
+        (np.full((10, 3), np.nan), np.zeros(10), "finite"),
+    ],
+)
+def test_bad_training_input(X: np.ndarray, y: np.ndarray, msg: str) -> None:
+    with pytest.raises(ValueError, match=msg):
+        GBDTAccuracyPredictor().fit(X, y)
+
+
+def test_bad_prediction_input(nb201_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = nb201_data
+    with pytest.raises(ValueError, match="not fitted"):
+        GBDTAccuracyPredictor().predict(X)
+    p = GBDTAccuracyPredictor(n_models=2).fit(X[:50], y[:50])
+    with pytest.raises(ValueError, match="unknown encoding"):
+        p.predict(np.zeros((4, X.shape[1] + 1)))
