@@ -1,0 +1,45 @@
+"""The hwnas HTTP API (FastAPI). ``create_app`` builds it over an open installation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from service.api.errors import install_error_handlers
+from service.api.routers import devices, query, searches, supernets
+from service.app import Hwnas
+from service.db import schema_status
+
+__all__ = ["create_app"]
+
+
+def create_app(hw: Hwnas) -> FastAPI:
+    """The API over ``hw``; the caller owns ``hw`` and closes it after the app stops."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(
+        title="hwnas",
+        version="0.1.0",
+        description="Hardware-aware neural architecture search service.",
+        lifespan=lifespan,
+    )
+    app.state.hwnas = hw
+    from service.latency import check_latency_available
+
+    app.state.latency_check = check_latency_available
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, Any]:
+        status = schema_status(hw.engine)
+        return {"status": "ok" if status.state == "current" else "degraded", "schema": status.state}
+
+    for module in (devices, supernets, searches, query):
+        app.include_router(module.router)
+    return app

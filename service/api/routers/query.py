@@ -1,0 +1,45 @@
+"""/v1/query: best subnet under a latency budget, and the Pareto front."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from service.api.deps import Caller, SessionDep, reader
+from service.domain import devices, subnets, supernets
+
+router = APIRouter(prefix="/v1/query", tags=["query"])
+
+
+@router.get("/best")
+def best(
+    session: SessionDep,
+    _: Annotated[Caller, Depends(reader)],
+    supernet: str,
+    device: str,
+    budget_ms: Annotated[float, Query(gt=0)],
+) -> dict[str, Any]:
+    """The most accurate evaluated subnet within ``budget_ms`` on ``device``. When
+    nothing meets the budget, ``best`` is null and ``closest`` lists the fastest."""
+    sn = supernets.get_supernet(session, supernet)
+    dev = devices.get_device(session, device)
+    found, closest = subnets.best_under_budget(session, sn, dev, budget_ms)
+    return {
+        "supernet": sn.name,
+        "device": dev.name,
+        "budget_ms": budget_ms,
+        "feasible": found is not None,
+        "best": found.to_dict() if found else None,
+        "closest": [c.to_dict() for c in closest],
+    }
+
+
+@router.get("/pareto")
+def pareto(
+    session: SessionDep, _: Annotated[Caller, Depends(reader)], supernet: str, device: str
+) -> dict[str, Any]:
+    sn = supernets.get_supernet(session, supernet)
+    dev = devices.get_device(session, device)
+    front = subnets.pareto_front(session, sn, dev)
+    return {"supernet": sn.name, "device": dev.name, "front": [c.to_dict() for c in front]}

@@ -1,0 +1,66 @@
+"""/v1/searches: submit search jobs, follow them, read their trials."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from service.api.deps import Caller, SessionDep, reader, writer
+from service.api.schemas import JobOut, TrialOut
+from service.domain import jobs, searches, subnets
+
+router = APIRouter(prefix="/v1/searches", tags=["searches"])
+
+
+@router.post("", status_code=201)
+def submit(
+    body: dict[str, Any],
+    request: Request,
+    session: SessionDep,
+    caller: Annotated[Caller, Depends(writer)],
+    name: str = "",
+) -> JobOut:
+    """Queue a search. The body is a search spec (see ``SearchSpec``); a worker runs it."""
+    job = searches.submit_search(
+        session, body, owner=caller.name, name=name, check_latency=request.app.state.latency_check
+    )
+    return JobOut.of(job)
+
+
+@router.get("")
+def list_searches(
+    session: SessionDep,
+    _: Annotated[Caller, Depends(reader)],
+    state: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    before_id: int | None = None,
+) -> list[JobOut]:
+    return [
+        JobOut.of(j) for j in jobs.list_jobs(session, state=state, limit=limit, before_id=before_id)
+    ]
+
+
+@router.get("/{job_id}")
+def get_search(job_id: int, session: SessionDep, _: Annotated[Caller, Depends(reader)]) -> JobOut:
+    return JobOut.of(jobs.get_job(session, job_id))
+
+
+@router.post("/{job_id}/cancel")
+def cancel_search(
+    job_id: int, session: SessionDep, _: Annotated[Caller, Depends(writer)]
+) -> JobOut:
+    return JobOut.of(jobs.cancel_job(session, job_id))
+
+
+@router.get("/{job_id}/trials")
+def list_search_trials(
+    job_id: int,
+    session: SessionDep,
+    _: Annotated[Caller, Depends(reader)],
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+    after_id: int | None = None,
+) -> list[TrialOut]:
+    jobs.get_job(session, job_id)
+    rows = subnets.list_trials(session, job_id=job_id, limit=limit, after_id=after_id)
+    return [TrialOut.of(t) for t in rows]

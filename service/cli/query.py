@@ -1,0 +1,71 @@
+"""``hwnas query``: best subnet under a budget, Pareto front."""
+
+from __future__ import annotations
+
+import typer
+
+from service.cli.common import emit, open_hwnas
+from service.domain import devices, subnets, supernets
+from service.domain.subnets import SubnetAnswer
+
+app = typer.Typer(
+    help=(
+        "Ask the stored evaluations: the most accurate subnet under a latency budget on a "
+        "device, or the accuracy/latency Pareto front. Each number says if it was measured "
+        "or predicted."
+    ),
+    no_args_is_help=True,
+)
+
+
+def _line(a: SubnetAnswer) -> str:
+    return (
+        f"trial {a.trial_id:>6}  accuracy {a.accuracy:7.3f} ({a.accuracy_source})  "
+        f"latency {a.latency_ms:9.3f} ms ({a.latency_source})"
+    )
+
+
+@app.command("best")
+def best_cmd(
+    ctx: typer.Context,
+    supernet: str = typer.Option(..., "--supernet", "-s", help="Supernet or tabular space name."),
+    device: str = typer.Option(..., "--device", "-d", help="Device name."),
+    budget_ms: float = typer.Option(..., "--budget-ms", "-b", help="Latency budget in ms."),
+) -> None:
+    """The most accurate evaluated subnet within the budget."""
+    with open_hwnas(ctx) as hw, hw.session() as s:
+        sn, dev = supernets.get_supernet(s, supernet), devices.get_device(s, device)
+        found, closest = subnets.best_under_budget(s, sn, dev, budget_ms)
+        data = {
+            "supernet": sn.name,
+            "device": dev.name,
+            "budget_ms": budget_ms,
+            "feasible": found is not None,
+            "best": found.to_dict() if found else None,
+            "closest": [c.to_dict() for c in closest],
+        }
+        if found:
+            lines = [_line(found), f"arch: {found.arch}"]
+        elif closest:
+            lines = [
+                f"nothing evaluated meets {budget_ms} ms on {dev.name}; the fastest (infeasible):"
+            ]
+            lines += [_line(c) for c in closest]
+        else:
+            lines = [f"no evaluated subnets of {sn.name} have a latency on {dev.name} yet"]
+        emit(ctx, data, lines)
+
+
+@app.command("pareto")
+def pareto_cmd(
+    ctx: typer.Context,
+    supernet: str = typer.Option(..., "--supernet", "-s", help="Supernet or tabular space name."),
+    device: str = typer.Option(..., "--device", "-d", help="Device name."),
+) -> None:
+    """The accuracy/latency Pareto front of the evaluated subnets, fastest first."""
+    with open_hwnas(ctx) as hw, hw.session() as s:
+        sn, dev = supernets.get_supernet(s, supernet), devices.get_device(s, device)
+        front = subnets.pareto_front(s, sn, dev)
+        emit(
+            ctx, [c.to_dict() for c in front], [_line(c) for c in front] or ["no evaluated subnets"]
+        )

@@ -1,0 +1,44 @@
+"""Submitting searches: a spec is checked against what is registered before it
+is queued, so a job never fails later for a typo in a name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.db import Device, SearchJob, Supernet
+from service.domain import devices, jobs, supernets
+from service.domain.errors import ConflictError
+from service.domain.specs import SearchSpec, parse_spec
+
+__all__ = ["submit_search"]
+
+#: Checks that a device can give latencies for a supernet's space; raises a
+#: DomainError saying what to do otherwise. Supplied by the caller so that this
+#: module stays free of ML code.
+LatencyCheck = Callable[[Session, Supernet, Device], None]
+
+
+def submit_search(
+    session: Session,
+    spec_data: dict[str, Any],
+    *,
+    owner: str = "",
+    name: str = "",
+    check_latency: LatencyCheck | None = None,
+) -> SearchJob:
+    spec: SearchSpec = parse_spec(spec_data)
+    supernet = supernets.get_supernet(session, spec.supernet)
+    if supernet.status != "ready":
+        raise ConflictError(
+            f"supernet {supernet.name!r} is {supernet.status}, not ready for search"
+        )
+    for device_name in [spec.device, *spec.extra_devices]:
+        device = devices.get_device(session, device_name)
+        if check_latency is not None:
+            check_latency(session, supernet, device)
+    return jobs.submit_job(
+        session, spec.model_dump(), name=name, owner=owner, supernet_id=supernet.id
+    )

@@ -1,0 +1,64 @@
+"""The search-job specification: what a user submits, validated before queuing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = ["SearchSpec", "parse_spec"]
+
+
+class SearchSpec(BaseModel):
+    """A search for the most accurate subnet of ``supernet`` under a latency
+    budget on ``device`` (and optional further constraints)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    supernet: str = Field(description="Name of a registered supernet (or tabular space).")
+    device: str = Field(description="Device whose latency budget binds.")
+    latency_budget_ms: float = Field(gt=0, description="Latency budget on `device`, in ms.")
+    extra_devices: list[str] = Field(
+        default_factory=list,
+        description="Further devices: latency reported, and bounded if budgets given.",
+    )
+    extra_budgets_ms: dict[str, float] = Field(
+        default_factory=dict, description="Optional latency budgets on extra devices."
+    )
+    n_evaluations: int = Field(
+        default=100, ge=1, le=100_000, description="Real evaluations allowed."
+    )
+    batch_size: int = Field(default=10, ge=1, le=1000, description="Real evaluations per round.")
+    time_budget_s: float | None = Field(default=None, gt=0, description="Wall-clock limit.")
+    max_macs: int | None = Field(
+        default=None, gt=0, description="Hard limit on multiply-accumulates."
+    )
+    max_params: int | None = Field(default=None, gt=0, description="Hard limit on parameters.")
+    seed: int = Field(default=0, ge=0)
+    bn_images: int = Field(
+        default=2000, ge=1, description="Images for BN recalibration per subnet."
+    )
+
+    @model_validator(mode="after")
+    def _budgets_name_extra_devices(self) -> SearchSpec:
+        unknown = sorted(set(self.extra_budgets_ms) - set(self.extra_devices))
+        if unknown:
+            raise ValueError(f"extra_budgets_ms names devices not in extra_devices: {unknown}")
+        if self.device in self.extra_devices:
+            raise ValueError(f"device {self.device!r} is also listed in extra_devices")
+        for name, budget in self.extra_budgets_ms.items():
+            if budget <= 0:
+                raise ValueError(f"extra_budgets_ms[{name!r}] must be positive, got {budget}")
+        return self
+
+
+def parse_spec(data: dict[str, Any]) -> SearchSpec:
+    """Validate a spec dict; the ``ValueError`` names every bad field."""
+    try:
+        return SearchSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ValueError(f"invalid search spec: {problems}") from None

@@ -1,0 +1,246 @@
+"""Evaluated subnets (trials) and the queries users ask of them.
+
+"Best under B ms on device D" and the Pareto front are answered from stored
+trials whose accuracy was *measured* (a real evaluation). A trial's latency may
+be measured or predicted (by the device's latency model); a measured latency in
+``latency_measurements`` for the same architecture and device takes precedence,
+and every number in an answer says where it came from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.db import SOURCES, Device, LatencyMeasurement, Supernet, Trial
+from service.domain.errors import NotFoundError
+
+__all__ = [
+    "SubnetAnswer",
+    "TrialIn",
+    "best_under_budget",
+    "candidates",
+    "get_trial",
+    "list_trials",
+    "pareto_front",
+    "record_trial",
+]
+
+
+@dataclass(frozen=True)
+class TrialIn:
+    """One evaluation to store."""
+
+    space_name: str
+    arch: dict[str, Any]
+    arch_hash: str
+    accuracy: float | None
+    accuracy_source: str = "measured"
+    latency_ms: float | None = None
+    latency_source: str | None = None
+    job_id: int | None = None
+    supernet_id: int | None = None
+    device_id: int | None = None
+    latencies: dict[str, Any] | None = None
+    macs: int | None = None
+    params: int | None = None
+    optuna_trial_number: int | None = None
+    details: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.accuracy_source not in SOURCES:
+            raise ValueError(
+                f"accuracy_source must be one of {list(SOURCES)}, got {self.accuracy_source!r}"
+            )
+        if self.latency_source is not None and self.latency_source not in SOURCES:
+            raise ValueError(
+                f"latency_source must be one of {list(SOURCES)}, got {self.latency_source!r}"
+            )
+        if self.accuracy is not None and not math.isfinite(self.accuracy):
+            raise ValueError(f"accuracy must be finite, got {self.accuracy!r}")
+        if self.latency_ms is not None:
+            if not math.isfinite(self.latency_ms) or self.latency_ms <= 0:
+                raise ValueError(f"latency_ms must be positive and finite, got {self.latency_ms!r}")
+            if self.latency_source is None:
+                raise ValueError(
+                    "latency_source (measured or predicted) must be given with latency_ms"
+                )
+
+
+def record_trial(session: Session, trial: TrialIn) -> Trial:
+    """Store an evaluation; idempotent per (job, architecture): a resumed job that
+    re-reports an architecture gets the stored row back, never a duplicate."""
+    if trial.job_id is not None:
+        existing = session.scalar(
+            select(Trial).where(Trial.job_id == trial.job_id, Trial.arch_hash == trial.arch_hash)
+        )
+        if existing is not None:
+            return existing
+    row = Trial(
+        job_id=trial.job_id,
+        supernet_id=trial.supernet_id,
+        device_id=trial.device_id,
+        space_name=trial.space_name,
+        arch=trial.arch,
+        arch_hash=trial.arch_hash,
+        accuracy=trial.accuracy,
+        accuracy_source=trial.accuracy_source,
+        latency_ms=trial.latency_ms,
+        latency_source=trial.latency_source,
+        latencies=trial.latencies or {},
+        macs=trial.macs,
+        params=trial.params,
+        optuna_trial_number=trial.optuna_trial_number,
+        details=trial.details or {},
+    )
+    session.add(row)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        # Another worker stored the same (job, arch) between our check and insert.
+        stored = session.scalar(
+            select(Trial).where(Trial.job_id == trial.job_id, Trial.arch_hash == trial.arch_hash)
+        )
+        if stored is None:
+            raise
+        return stored
+    return row
+
+
+def get_trial(session: Session, trial_id: int) -> Trial:
+    row = session.get(Trial, trial_id)
+    if row is None:
+        raise NotFoundError(f"trial {trial_id} does not exist")
+    return row
+
+
+def list_trials(
+    session: Session,
+    *,
+    job_id: int | None = None,
+    supernet_id: int | None = None,
+    device_id: int | None = None,
+    limit: int = 100,
+    after_id: int | None = None,
+) -> Sequence[Trial]:
+    """Oldest first; page with ``after_id`` (the largest id of the previous page)."""
+    if not 1 <= limit <= 10_000:
+        raise ValueError(f"limit must be in [1, 10000], got {limit}")
+    query = select(Trial).order_by(Trial.id).limit(limit)
+    if job_id is not None:
+        query = query.where(Trial.job_id == job_id)
+    if supernet_id is not None:
+        query = query.where(Trial.supernet_id == supernet_id)
+    if device_id is not None:
+        query = query.where(Trial.device_id == device_id)
+    if after_id is not None:
+        query = query.where(Trial.id > after_id)
+    return session.scalars(query).all()
+
+
+@dataclass(frozen=True)
+class SubnetAnswer:
+    """A subnet in a query answer, with the provenance of each number."""
+
+    trial_id: int
+    arch: dict[str, Any]
+    arch_hash: str
+    accuracy: float
+    accuracy_source: str
+    latency_ms: float
+    latency_source: str
+    job_id: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trial_id": self.trial_id,
+            "arch": self.arch,
+            "arch_hash": self.arch_hash,
+            "accuracy": self.accuracy,
+            "accuracy_source": self.accuracy_source,
+            "latency_ms": self.latency_ms,
+            "latency_source": self.latency_source,
+            "job_id": self.job_id,
+        }
+
+
+def candidates(session: Session, supernet: Supernet, device: Device) -> list[SubnetAnswer]:
+    """Every architecture with a measured accuracy and a latency on ``device``,
+    one per architecture (the best-informed row), measured latencies first."""
+    measured_latency: dict[str, float] = {}
+    rows = session.execute(
+        select(LatencyMeasurement.arch_hash, LatencyMeasurement.latency_ms).where(
+            LatencyMeasurement.device_id == device.id,
+            LatencyMeasurement.space_name == supernet.space_name,
+        )
+    )
+    for arch_hash, ms in rows:
+        # Several measurements of one architecture: keep the smallest run-to-run
+        # noise-free estimate we have, the minimum of the stored medians.
+        measured_latency[arch_hash] = min(ms, measured_latency.get(arch_hash, math.inf))
+    trials = session.scalars(
+        select(Trial).where(
+            Trial.supernet_id == supernet.id,
+            Trial.accuracy.is_not(None),
+            Trial.accuracy_source == "measured",
+        )
+    ).all()
+    best: dict[str, SubnetAnswer] = {}
+    for t in trials:
+        if t.arch_hash in measured_latency:
+            ms, source = measured_latency[t.arch_hash], "measured"
+        elif t.device_id == device.id and t.latency_ms is not None:
+            ms, source = t.latency_ms, t.latency_source or "predicted"
+        elif device.name in t.latencies:
+            entry = t.latencies[device.name]
+            ms, source = float(entry["ms"]), str(entry.get("source", "predicted"))
+        else:
+            continue
+        assert t.accuracy is not None
+        answer = SubnetAnswer(
+            t.id, t.arch, t.arch_hash, t.accuracy, "measured", ms, source, t.job_id
+        )
+        current = best.get(t.arch_hash)
+        # The same arch evaluated by several jobs: keep the most recent evaluation.
+        if current is None or t.id > current.trial_id:
+            best[t.arch_hash] = answer
+    return list(best.values())
+
+
+def best_under_budget(
+    session: Session, supernet: Supernet, device: Device, budget_ms: float
+) -> tuple[SubnetAnswer | None, list[SubnetAnswer]]:
+    """The most accurate stored subnet within ``budget_ms`` on ``device``.
+
+    Returns ``(best, closest)``: ``best`` is None when nothing stored meets the
+    budget; ``closest`` then holds the fastest stored subnets (marked infeasible
+    by their latency), so the caller can say how far the budget is from reach.
+    """
+    if not math.isfinite(budget_ms) or budget_ms <= 0:
+        raise ValueError(f"budget_ms must be positive, got {budget_ms}")
+    pool = candidates(session, supernet, device)
+    feasible = [c for c in pool if c.latency_ms <= budget_ms]
+    if feasible:
+        # Ties on accuracy: the faster one; then a measured latency over a predicted one.
+        best = max(
+            feasible, key=lambda c: (c.accuracy, -c.latency_ms, c.latency_source == "measured")
+        )
+        return best, []
+    return None, sorted(pool, key=lambda c: c.latency_ms)[:5]
+
+
+def pareto_front(session: Session, supernet: Supernet, device: Device) -> list[SubnetAnswer]:
+    """Non-dominated subnets (higher accuracy, lower latency), fastest first."""
+    pool = sorted(candidates(session, supernet, device), key=lambda c: (c.latency_ms, -c.accuracy))
+    front: list[SubnetAnswer] = []
+    for c in pool:
+        if not front or c.accuracy > front[-1].accuracy:
+            front.append(c)
+    return front

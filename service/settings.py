@@ -1,0 +1,136 @@
+"""Settings: command-line flags override environment variables, which override
+an optional TOML file, which overrides the defaults.
+
+Environment variables are ``HWNAS_<FIELD>`` (``HWNAS_DATABASE_URL``,
+``HWNAS_HOME``, ...). The TOML file is ``$HWNAS_CONFIG`` if set, else
+``<home>/config.toml`` if it exists; its keys are the field names
+(``database_url = "postgresql+psycopg://..."``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+
+class SettingsError(ValueError):
+    """Configuration that cannot be used (bad file, bad value)."""
+
+
+class Settings(BaseSettings):
+    """Everything configurable about an hwnas installation."""
+
+    model_config = SettingsConfigDict(env_prefix="HWNAS_", extra="forbid", frozen=True)
+
+    home: Path = Field(
+        default=Path("~/.hwnas"),
+        description="Directory for the embedded database, checkpoints, exports and artefacts.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default: SQLite file <home>/hwnas.db.",
+    )
+    sqlite_busy_timeout_s: float = Field(
+        default=30.0, gt=0, description="How long SQLite waits on a locked database before failing."
+    )
+    db_pool_size: int = Field(
+        default=5, ge=1, description="Connections per process (server databases)."
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address `hwnas serve` binds to.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port `hwnas serve` binds to.")
+    require_auth: bool = Field(
+        default=False,
+        description="Require an API token (Authorization: Bearer) for every HTTP request.",
+    )
+    worker_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A job whose worker misses heartbeats this long is re-queued.",
+    )
+    worker_heartbeat_s: float = Field(default=10.0, gt=0, description="Worker heartbeat interval.")
+    worker_poll_s: float = Field(default=2.0, gt=0, description="Idle worker polling interval.")
+    job_max_attempts: int = Field(
+        default=3, ge=1, description="Times a job is tried before it fails."
+    )
+    torch_threads: int | None = Field(default=None, ge=1, description="torch intra-op threads.")
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'hwnas.db'}"
+
+    @property
+    def is_embedded(self) -> bool:
+        """True for the embedded (SQLite) database."""
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file is merged in load_settings() beneath the env, because
+        # its location itself depends on the env (HWNAS_CONFIG / HWNAS_HOME).
+        return (init_settings, env_settings)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(Settings.model_fields))
+    if unknown:
+        known = ", ".join(sorted(Settings.model_fields))
+        raise SettingsError(f"config file {path} has unknown key(s) {unknown}; known keys: {known}")
+    return data
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build settings: ``overrides`` (flags) > environment > TOML file > defaults.
+
+    ``None`` values in ``overrides`` mean "flag not given" and are dropped.
+    """
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    explicit = config_file or os.environ.get("HWNAS_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"config file {path} does not exist")
+    else:
+        home = Path(flags.get("home") or os.environ.get("HWNAS_HOME") or "~/.hwnas").expanduser()
+        path = home / "config.toml"
+    file_values = _read_toml(path) if path.is_file() else {}
+    try:
+        env_and_flags = Settings(**flags)
+        # Keep only what env or flags really set, then lay it over the file.
+        given = env_and_flags.model_dump(exclude_unset=True)
+        return Settings(**{**file_values, **given})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None

@@ -1,0 +1,130 @@
+"""Schema migrations on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from service.app import Hwnas
+from service.db import (
+    VERSION_TABLE,
+    Base,
+    SchemaError,
+    downgrade,
+    ensure_schema,
+    head_revision,
+    make_engine,
+    schema_status,
+    upgrade,
+)
+from service.settings import load_settings
+
+OUR_TABLES = set(Base.metadata.tables)
+
+
+def _diff(engine) -> list:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "version_table": VERSION_TABLE,
+                "compare_type": True,
+                "include_object": lambda obj, name, type_, reflected, other: (
+                    type_ != "table" or name in OUR_TABLES
+                ),
+            },
+        )
+        return compare_metadata(context, Base.metadata)
+
+
+def test_upgrade_downgrade_upgrade_and_models_match(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        assert schema_status(engine).state == "fresh"
+        upgrade(engine)
+        assert set(inspect(engine).get_table_names()) >= OUR_TABLES
+        assert schema_status(engine).current == head_revision()
+        assert _diff(engine) == []
+        downgrade(engine, "base")
+        assert not (OUR_TABLES & set(inspect(engine).get_table_names()))
+        assert schema_status(engine).state == "fresh"
+        upgrade(engine)
+        assert _diff(engine) == []
+        assert schema_status(engine).state == "current"
+    finally:
+        engine.dispose()
+
+
+def test_shares_a_database_with_an_optuna_study(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+        storage = optuna.storages.RDBStorage(db_url)
+        study = optuna.create_study(study_name="shared", storage=storage)
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+        tables = set(inspect(engine).get_table_names())
+        assert {"alembic_version", VERSION_TABLE, "trials", "nas_trials"} <= tables
+        # Optuna's own tables neither confuse our version check nor our models.
+        assert schema_status(engine).state == "current"
+        assert _diff(engine) == []
+        storage.engine.dispose()
+    finally:
+        engine.dispose()
+
+
+def test_fresh_embedded_database_is_created_automatically(tmp_path) -> None:
+    settings = load_settings(home=tmp_path / "h")
+    with Hwnas.open(settings) as hw:
+        assert hw.schema is not None and hw.schema.state == "current"
+    assert (tmp_path / "h" / "hwnas.db").exists()
+
+
+@pytest.mark.postgres
+def test_fresh_server_database_is_not_migrated_implicitly(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    try:
+        with pytest.raises(SchemaError, match="run `hwnas db upgrade`"):
+            ensure_schema(engine, auto_create=False)
+        assert schema_status(engine).state == "fresh"
+    finally:
+        engine.dispose()
+
+
+def test_behind_and_ahead_databases_say_what_to_run(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = 'f00dfeed'"))
+        with pytest.raises(SchemaError, match="upgrade hwnas"):
+            ensure_schema(engine, auto_create=True)
+        assert schema_status(engine).state == "ahead"
+    finally:
+        engine.dispose()
+
+
+def test_behind_database(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        upgrade(engine)
+        # Pretend this hwnas ships a newer revision than the database has.
+        monkeypatch.setattr("service.db.migrate.head_revision", lambda: "9999")
+        with pytest.raises(
+            SchemaError, match=r"revision 0001, this hwnas needs 9999: run `hwnas db upgrade`"
+        ):
+            ensure_schema(engine, auto_create=True)
+    finally:
+        engine.dispose()
+
+
+def test_unversioned_tables_are_refused(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        Base.metadata.create_all(engine)
+        with pytest.raises(SchemaError, match="no version table"):
+            ensure_schema(engine, auto_create=True)
+    finally:
+        engine.dispose()
