@@ -1,0 +1,121 @@
+"""Choosing the next batch of real evaluations from a predicted pool.
+
+Budget mode (maximise accuracy subject to constraints): the first slots go to
+the highest predicted *mean* (exploitation: the predictor's best guesses),
+the rest to the highest optimistic score ``mean + kappa * std``
+(exploration where the ensemble disagrees). Pareto mode: greedy expected
+hypervolume gain — each pick is the candidate whose optimistic accuracy adds
+the most area to the measured front (summed over devices), after which the
+pick joins the front at its *mean* ("believer") so the next pick goes
+elsewhere on the front.
+
+Both keep a batch diverse: a candidate closer than ``min_distance`` changed
+choices (half the L1 distance of one-hot encodings) to an already picked one
+is skipped while others remain. Only predicted-feasible candidates are picked;
+if there are none, :func:`select_closest` takes the least-violating ones.
+Every loop here is bounded by the pool size and the batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from nas.inner import Pool
+from nas.pareto import hypervolume_improvement
+
+__all__ = ["select_budget", "select_closest", "select_pareto"]
+
+#: How far down the ranking the diversity filter looks, in multiples of the batch size.
+_SCAN_FACTOR = 50
+
+
+def _diverse(
+    order: np.ndarray, X: np.ndarray, k: int, min_distance: float, picked: list[int]
+) -> list[int]:
+    """Extend ``picked`` with up to ``k`` entries of ``order``, preferring diverse ones."""
+    picked = list(picked)
+    target = len(picked) + k
+    scan = order[: max(_SCAN_FACTOR * k, k)]
+    skipped = []
+    for i in scan:
+        if len(picked) >= target:
+            break
+        if i in picked:
+            continue
+        if picked and min_distance > 0:
+            dist = 0.5 * np.abs(X[picked] - X[i]).sum(axis=1)
+            if dist.min() < min_distance:
+                skipped.append(int(i))
+                continue
+        picked.append(int(i))
+    # Not enough diverse ones: fill with the best remaining, diversity relaxed.
+    for i in list(skipped) + [int(j) for j in order if int(j) not in picked]:
+        if len(picked) >= target:
+            break
+        if i not in picked:
+            picked.append(i)
+    return picked
+
+
+def select_budget(
+    pool: Pool, k: int, *, kappa: float, n_exploit: int = 1, min_distance: float = 2.0
+) -> list[int]:
+    """Indices into ``pool`` of up to ``k`` predicted-feasible candidates."""
+    feasible = np.flatnonzero(pool.candidates.feasible)
+    if k <= 0 or feasible.size == 0:
+        return []
+    X = pool.candidates.X
+    by_mean = feasible[np.argsort(-pool.mean[feasible], kind="stable")]
+    picked = _diverse(by_mean, X, min(n_exploit, k), min_distance, [])
+    score = pool.mean[feasible] + kappa * pool.std[feasible]
+    by_ucb = feasible[np.argsort(-score, kind="stable")]
+    return _diverse(by_ucb, X, k - len(picked), min_distance, picked)
+
+
+def select_pareto(
+    pool: Pool,
+    k: int,
+    fronts: Sequence[tuple[np.ndarray, np.ndarray]],
+    refs: Sequence[tuple[float, float]],
+    *,
+    kappa: float,
+    min_distance: float = 2.0,
+) -> list[int]:
+    """Greedy hypervolume-gain batch; ``fronts[d]`` = measured (latency, accuracy)
+    of feasible evaluations on device ``d``, ``refs[d]`` its reference point."""
+    feasible = np.flatnonzero(pool.candidates.feasible)
+    if k <= 0 or feasible.size == 0:
+        return []
+    X = pool.candidates.X[feasible]
+    lat = pool.candidates.latency[feasible]
+    mean = pool.mean[feasible]
+    optimistic = mean + kappa * pool.std[feasible]
+    fronts = [(np.asarray(fl, np.float64), np.asarray(fa, np.float64)) for fl, fa in fronts]
+    picked: list[int] = []
+    for _ in range(min(k, feasible.size)):
+        gain = np.zeros(feasible.size)
+        for d, ((f_lat, f_acc), ref) in enumerate(zip(fronts, refs, strict=True)):
+            gain += hypervolume_improvement(f_lat, f_acc, lat[:, d], optimistic, ref)
+        gain[picked] = -1.0
+        if picked and min_distance > 0:
+            near = (0.5 * np.abs(X[:, None, :] - X[picked][None, :, :]).sum(axis=2)).min(axis=1)
+            gain[(near < min_distance) & (gain >= 0)] *= 1e-3  # strongly prefer diverse picks
+        best = int(np.argmax(gain))
+        if gain[best] <= 0.0:
+            break
+        picked.append(best)
+        fronts = [
+            (np.append(f_lat, lat[best, d]), np.append(f_acc, mean[best]))
+            for d, (f_lat, f_acc) in enumerate(fronts)
+        ]
+    if len(picked) < k:  # no more predicted gain: fall back on the optimistic ranking
+        order = np.argsort(-optimistic, kind="stable")
+        picked = _diverse(order, X, k - len(picked), min_distance, picked)
+    return [int(feasible[i]) for i in picked]
+
+
+def select_closest(violation: np.ndarray, k: int) -> list[int]:
+    """The ``k`` least-violating candidates (used when none is predicted feasible)."""
+    return [int(i) for i in np.argsort(violation, kind="stable")[:k]]

@@ -1,0 +1,89 @@
+"""Hard constraints: latency per device, MACs, parameters.
+
+A violation is measured *relative* to its bound (``value / bound - 1``, zero
+when met) so that a latency overshoot in milliseconds and a MACs overshoot in
+millions add up to one comparable number: "how far from feasible" is what
+ranks the closest architectures when nothing can meet the constraints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Constraints"]
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Upper bounds; ``None`` / absent means unconstrained.
+
+    ``latency_ms`` maps a device name to its latency budget in milliseconds.
+    """
+
+    latency_ms: Mapping[str, float] = field(default_factory=dict)
+    max_macs: float | None = None
+    max_params: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "latency_ms", {str(k): float(v) for k, v in self.latency_ms.items()}
+        )
+        for name, bound in self.bounds().items():
+            if not np.isfinite(bound) or bound <= 0:
+                raise ValueError(f"constraint {name!r} must be a positive number, got {bound}")
+
+    @property
+    def needs_costs(self) -> bool:
+        return self.max_macs is not None or self.max_params is not None
+
+    def bounds(self) -> dict[str, float]:
+        """Constraint name -> bound. Names are what Optuna trials store them under."""
+        out = {f"latency_ms:{dev}": budget for dev, budget in self.latency_ms.items()}
+        if self.max_macs is not None:
+            out["macs"] = float(self.max_macs)
+        if self.max_params is not None:
+            out["params"] = float(self.max_params)
+        return out
+
+    def violations(
+        self,
+        latency_ms: Mapping[str, np.ndarray | float],
+        macs: np.ndarray | float | None = None,
+        params: np.ndarray | float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Relative violation per constraint (``max(0, value / bound - 1)``)."""
+        values: dict[str, np.ndarray | float | None] = {
+            f"latency_ms:{dev}": latency_ms.get(dev) for dev in self.latency_ms
+        }
+        values["macs"], values["params"] = macs, params
+        out: dict[str, np.ndarray] = {}
+        for name, bound in self.bounds().items():
+            value = values[name]
+            if value is None:
+                raise ValueError(f"constraint {name!r} needs a value (missing latency or cost)")
+            out[name] = np.maximum(0.0, np.asarray(value, dtype=np.float64) / bound - 1.0)
+        return out
+
+    def total_violation(
+        self,
+        latency_ms: Mapping[str, np.ndarray | float],
+        macs: np.ndarray | float | None = None,
+        params: np.ndarray | float | None = None,
+    ) -> np.ndarray:
+        """Sum of relative violations: 0 where feasible."""
+        parts = list(self.violations(latency_ms, macs, params).values())
+        if not parts:
+            ref = next(iter(latency_ms.values()), 0.0)
+            return np.zeros_like(np.asarray(ref, dtype=np.float64))
+        return np.sum(parts, axis=0)
+
+    def describe(self) -> str:
+        parts = [f"latency on {dev} <= {b:g} ms" for dev, b in self.latency_ms.items()]
+        if self.max_macs is not None:
+            parts.append(f"MACs <= {self.max_macs:g}")
+        if self.max_params is not None:
+            parts.append(f"params <= {self.max_params:g}")
+        return ", ".join(parts) or "no constraints"

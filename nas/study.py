@@ -1,0 +1,215 @@
+"""The Optuna side of the search: one trial per real evaluation.
+
+Layout of a study created here (what the service and other workers can rely on):
+
+* directions: ``["maximize"]`` (accuracy) then ``"minimize"`` per device
+  (latency in ms), in the order of ``study.user_attrs["hwnas:devices"]``;
+* params: the space's flat categorical view (``space.choices()``), so Optuna's
+  own samplers and visualisations understand the trials;
+* trial user attrs: ``arch`` (config dict), ``arch_hash``, ``macs``, ``params``,
+  ``latency_measured`` ({device: bool}), ``source``, ``predicted_accuracy`` /
+  ``predicted_std`` (the predictor's estimate at proposal time, labelled);
+* constraints via ``trial.set_constraint`` (relative violation, <= 0 feasible),
+  so ``study.best_trials`` is the feasible Pareto front;
+* study user attrs ``hwnas:space`` / ``hwnas:space_config`` / ``hwnas:devices``:
+  a resumed search checks that it continues the same problem.
+
+Why a private sampler: the loop chooses the architecture itself and only needs
+Optuna to *record* it. Enqueued trials would be visible to every worker sharing
+the study and could be popped by another one; a sampler local to this process
+that returns the chosen params cannot race with anyone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.samplers import BaseSampler
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.records import Evaluation
+from supernets.spaces import SearchSpace
+
+__all__ = ["SearchStudy"]
+
+SPACE_ATTR = "hwnas:space"
+SPACE_CONFIG_ATTR = "hwnas:space_config"
+DEVICES_ATTR = "hwnas:devices"
+
+
+class _ChosenParamsSampler(BaseSampler):
+    """Returns the params set by the loop just before ``study.ask``."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return {}
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self.params[param_name]
+
+
+def make_storage(
+    storage: str | optuna.storages.BaseStorage | None,
+) -> optuna.storages.BaseStorage | None:
+    """RDB storage for a URL; SQLite gets a busy timeout so that a few local
+    workers wait for the write lock instead of failing with "database is locked"."""
+    if storage is None or not isinstance(storage, str):
+        return storage
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if storage.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
+
+
+class SearchStudy:
+    """An Optuna study holding the real evaluations of one search problem."""
+
+    def __init__(
+        self,
+        space: SearchSpace[Any],
+        devices: Sequence[str],
+        *,
+        storage: str | optuna.storages.BaseStorage | None = None,
+        study_name: str | None = None,
+    ) -> None:
+        self.space = space
+        self.devices = list(devices)
+        self._sampler = _ChosenParamsSampler()
+        self.distributions: dict[str, BaseDistribution] = {
+            name: CategoricalDistribution(values) for name, values in space.choices().items()
+        }
+        self.study = optuna.create_study(
+            storage=make_storage(storage),
+            study_name=study_name,
+            sampler=self._sampler,
+            directions=[StudyDirection.MAXIMIZE] + [StudyDirection.MINIMIZE] * len(self.devices),
+            load_if_exists=True,
+        )
+        self._check_or_tag()
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+    def _check_or_tag(self) -> None:
+        attrs = self.study.user_attrs
+        mine = {
+            SPACE_ATTR: self.space.name,
+            SPACE_CONFIG_ATTR: self.space.config(),
+            DEVICES_ATTR: self.devices,
+        }
+        if SPACE_ATTR not in attrs:
+            for key, value in mine.items():
+                self.study.set_user_attr(key, value)
+            return
+        for key, value in mine.items():
+            if attrs.get(key) != value:
+                raise ValueError(
+                    f"study {self.name!r} belongs to another search problem: its {key} is "
+                    f"{attrs.get(key)!r}, this search has {value!r}"
+                )
+
+    # -- reading -------------------------------------------------------------------
+    def trials(self) -> list[FrozenTrial]:
+        return self.study.get_trials(deepcopy=False)
+
+    def record_of(self, trial: FrozenTrial) -> Evaluation | None:
+        """The evaluation record of a COMPLETE trial (``None`` if it is not one of ours
+        and its params do not describe an architecture of this space)."""
+        if trial.state != TrialState.COMPLETE or trial.values is None:
+            return None
+        attrs = trial.user_attrs
+        try:
+            arch = self.space.validate(attrs["arch"]) if "arch" in attrs else None
+            if arch is None:
+                arch = self.space.from_params(trial.params)
+        except (ValueError, KeyError, TypeError):
+            return None
+        values = list(trial.values)
+        constraints = trial.constraints
+        return Evaluation(
+            arch=arch,
+            arch_hash=attrs.get("arch_hash") or self.space.arch_hash(arch),
+            accuracy=float(values[0]),
+            latency_ms={d: float(v) for d, v in zip(self.devices, values[1:], strict=False)},
+            latency_measured=dict(attrs.get("latency_measured", {})),
+            macs=attrs.get("macs"),
+            params=attrs.get("params"),
+            violations={k: max(0.0, float(v)) for k, v in constraints.items()},
+            trial_number=trial.number,
+            study_name=self.name,
+            source=attrs.get("source", "external"),
+            predicted_accuracy=attrs.get("predicted_accuracy"),
+            predicted_std=attrs.get("predicted_std"),
+            duration_s=trial.duration.total_seconds() if trial.duration else None,
+        )
+
+    def pending_hashes(self, stale_after_s: float | None) -> set[str]:
+        """Architectures other workers are evaluating right now (RUNNING trials
+        younger than ``stale_after_s``; older ones are presumed dead)."""
+        now = time.time()
+        out = set()
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            started = trial.datetime_start.timestamp() if trial.datetime_start else now
+            if stale_after_s is not None and now - started > stale_after_s:
+                continue
+            h = trial.user_attrs.get("arch_hash")
+            if h is None:
+                try:
+                    h = self.space.arch_hash(self.space.from_params(trial.params))
+                except (ValueError, KeyError):
+                    continue
+            out.add(h)
+        return out
+
+    def failed_hashes(self) -> set[str]:
+        return {
+            t.user_attrs["arch_hash"]
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if "arch_hash" in t.user_attrs
+        }
+
+    # -- writing -------------------------------------------------------------------
+    def start(self, arch: Any, attrs: Mapping[str, Any]) -> optuna.Trial:
+        """Open a RUNNING trial for ``arch`` (visible to other workers as pending)."""
+        self._sampler.params = self.space.to_params(arch)
+        trial = self.study.ask(self.distributions)
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return trial
+
+    def finish(
+        self,
+        trial: optuna.Trial,
+        accuracy: float,
+        latency_ms: Mapping[str, float],
+        violations: Mapping[str, float],
+    ) -> FrozenTrial:
+        for name, value in violations.items():
+            trial.set_constraint(name, float(value))
+        values = [float(accuracy)] + [float(latency_ms[d]) for d in self.devices]
+        return self.study.tell(trial, values)
+
+    def fail(self, trial: optuna.Trial, error: BaseException) -> None:
+        trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
+        self.study.tell(trial, state=TrialState.FAIL)
