@@ -11,6 +11,8 @@ answers (see ``service.domain.subnets``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,7 +20,7 @@ from service.db import Device, PredictorModel, Supernet
 from service.domain.errors import DomainError
 from service.domain.predictors import scope_of
 
-__all__ = ["check_latency_available", "has_table_latency"]
+__all__ = ["check_latency_available", "has_table_latency", "latency_source"]
 
 
 def has_table_latency(space_name: str, device: Device) -> bool:
@@ -27,7 +29,37 @@ def has_table_latency(space_name: str, device: Device) -> bool:
         return False
     from supernets.tables import nb201_latency
 
-    return str(device.properties.get("table_device", device.name)) in nb201_latency().latency
+    return _table_device(device) in nb201_latency().latency
+
+
+def _table_device(device: Device) -> str:
+    return str(device.properties.get("table_device", device.name))
+
+
+def latency_source(session: Session, supernet: Supernet, device: Device) -> Any:
+    """The latency model the search uses for ``device`` on ``supernet``'s space:
+    the bundled table where it covers the space, else the newest stored model."""
+    if has_table_latency(supernet.space_name, device):
+        from nas.evaluators import TabularLatency
+
+        return TabularLatency(_table_device(device), supernet.space_name)
+    check_latency_available(session, supernet, device)
+    row = session.scalar(
+        select(PredictorModel)
+        .where(
+            PredictorModel.kind == "latency",
+            PredictorModel.scope == scope_of(device_id=device.id),
+            PredictorModel.space_name == supernet.space_name,
+        )
+        .order_by(PredictorModel.version.desc())
+        .limit(1)
+    )
+    assert row is not None and row.blob is not None
+    return _device_model(row.blob, device.name)
+
+
+def _device_model(blob: bytes, device_name: str) -> Any:
+    raise DomainError(f"stored latency models cannot be loaded by this build (device {device_name!r})")
 
 
 def check_latency_available(session: Session, supernet: Supernet, device: Device) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from service.cli import db, device, query, search, serve, supernet, token
+from service.cli import db, device, query, search, serve, supernet, token, worker
 from service.cli.common import CliState
 
 __all__ = ["app", "main"]
@@ -47,6 +47,7 @@ app.add_typer(device.app, name="device")
 app.add_typer(search.app, name="search")
 app.add_typer(query.app, name="query")
 app.add_typer(serve.app, name="serve")
+app.add_typer(worker.app, name="worker")
 app.add_typer(token.app, name="token")
 
 

@@ -53,3 +53,27 @@ def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Supernet 
     with open_hwnas(ctx) as hw, hw.session() as s:
         data = supernet_dict(supernets.get_supernet(s, name))
         emit(ctx, data, [f"{k}: {v}" for k, v in data.items()])
+
+
+@app.command("register-benchmark")
+def register_benchmark_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument("nb201", help="Bundled benchmark space (nb201)."),
+) -> None:
+    """Register a bundled benchmark space (zero training) and its measured devices."""
+    from service.benchmarks import register_benchmark
+
+    with open_hwnas(ctx) as hw, hw.session() as s:
+        reg = register_benchmark(s, name)
+        emit(
+            ctx,
+            {
+                "supernet": reg.supernet.name,
+                "devices": [d.name for d in reg.devices],
+                "created": reg.created,
+            },
+            [
+                f"{reg.supernet.name}: {'registered' if reg.created else 'already registered'} "
+                f"with {len(reg.devices)} devices (nb201-<device>)"
+            ],
+        )

@@ -1,0 +1,142 @@
+"""``hwnas worker``: claims queued search jobs and runs them.
+
+Many workers, on one machine or many, may share a database. Each claims a job
+(see ``service.domain.jobs`` for the locking), then a heartbeat thread keeps
+the lease alive while the search runs. If the heartbeat finds the job is no
+longer ours (cancelled, or the lease expired and another worker took it), the
+search is stopped after its current evaluation. A worker that dies simply stops
+heartbeating: once its lease expires the job goes back to the queue and is
+resumed elsewhere from its stored trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.app import Hwnas
+from service.domain import jobs
+from service.runner import JobAborted, execute_search
+
+__all__ = ["JobRunner", "Worker", "default_worker_id"]
+
+log = logging.getLogger("hwnas.worker")
+
+#: Runs one job: (hw, job_id, should_stop, on_progress) -> result JSON.
+JobRunner = Callable[[Hwnas, int, Callable[[], bool], Callable[[int], None]], dict[str, Any]]
+
+
+def _run_search_job(
+    hw: Hwnas, job_id: int, should_stop: Callable[[], bool], on_progress: Callable[[int], None]
+) -> dict[str, Any]:
+    return execute_search(hw, job_id, should_stop=should_stop, on_progress=on_progress)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Worker:
+    hw: Hwnas
+    worker_id: str = field(default_factory=default_worker_id)
+    runner: JobRunner = _run_search_job
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, *, max_jobs: int | None = None, exit_when_idle: bool = False) -> int:
+        """Process jobs until stopped, ``max_jobs`` are done, or (with
+        ``exit_when_idle``) the queue is empty. Returns the number of jobs run."""
+        done = 0
+        settings = self.hw.settings
+        while not self.stop_event.is_set() and (max_jobs is None or done < max_jobs):
+            with self.hw.session() as s:
+                job = jobs.claim_next_job(
+                    s,
+                    self.worker_id,
+                    lease_s=settings.worker_lease_s,
+                    max_attempts=settings.job_max_attempts,
+                )
+                job_id = None if job is None else job.id
+            if job_id is None:
+                if exit_when_idle:
+                    break
+                self.stop_event.wait(settings.worker_poll_s)
+                continue
+            self.run_one(job_id)
+            done += 1
+        return done
+
+    def run_one(self, job_id: int) -> None:
+        settings = self.hw.settings
+        lost = threading.Event()
+        finished = threading.Event()
+        progress: dict[str, int] = {"n": 0}
+        spec_total = self._total(job_id)
+
+        def beat() -> None:
+            while not finished.wait(settings.worker_heartbeat_s):
+                try:
+                    with self.hw.session() as s:
+                        ours = jobs.heartbeat(
+                            s,
+                            job_id,
+                            self.worker_id,
+                            lease_s=settings.worker_lease_s,
+                            progress=progress["n"] / spec_total if spec_total else None,
+                            n_evaluations=progress["n"],
+                        )
+                except Exception:  # a database hiccup: try again next beat
+                    log.exception("heartbeat for job %s failed", job_id)
+                    continue
+                if not ours:
+                    lost.set()
+                    return
+
+        def on_progress(n: int) -> None:
+            progress["n"] = n
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+        thread.start()
+        log.info("worker %s runs job %s", self.worker_id, job_id)
+        try:
+            result = self.runner(
+                self.hw, job_id, lambda: lost.is_set() or self.stop_event.is_set(), on_progress
+            )
+        except JobAborted:
+            log.warning("job %s stopped: cancelled or lease lost", job_id)
+            return
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            with self.hw.session() as s:
+                jobs.fail_job(
+                    s,
+                    job_id,
+                    self.worker_id,
+                    f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
+                )
+            return
+        finally:
+            finished.set()
+            thread.join()
+        with self.hw.session() as s:
+            jobs.heartbeat(
+                s,
+                job_id,
+                self.worker_id,
+                lease_s=settings.worker_lease_s,
+                n_evaluations=result.get("n_evaluations"),
+            )
+            if not jobs.complete_job(s, job_id, self.worker_id, result):
+                log.warning("job %s finished but is no longer ours; result dropped", job_id)
+
+    def _total(self, job_id: int) -> int:
+        with self.hw.session() as s:
+            spec = jobs.get_job(s, job_id).spec
+        return int(spec.get("n_evaluations", 0))

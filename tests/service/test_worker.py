@@ -1,0 +1,156 @@
+"""Workers running real searches (zero-training nb201 space) through the queue:
+resume after a killed worker, several workers on one database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from sqlalchemy import func, select
+
+from service.app import Hwnas
+from service.benchmarks import register_benchmark
+from service.db import Trial
+from service.domain import jobs, searches, subnets
+from service.latency import check_latency_available
+from service.settings import load_settings
+from service.worker import Worker
+
+SPEC = {"supernet": "nb201", "device": "nb201-pixel3", "latency_budget_ms": 20.0, "batch_size": 5}
+
+
+def _open(url: str, **overrides) -> Hwnas:
+    hw = Hwnas.open(load_settings(database_url=url, **overrides), check_schema=False)
+    from service.db import upgrade
+
+    upgrade(hw.engine)
+    return hw
+
+
+def _submit(hw: Hwnas, n_evaluations: int, seed: int = 0) -> int:
+    with hw.session() as s:
+        register_benchmark(s)
+        job = searches.submit_search(
+            s,
+            {**SPEC, "n_evaluations": n_evaluations, "seed": seed},
+            check_latency=check_latency_available,
+        )
+        return job.id
+
+
+def _worker_env(url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        HWNAS_DATABASE_URL=url,
+        HWNAS_WORKER_LEASE_S="2",
+        HWNAS_WORKER_HEARTBEAT_S="0.3",
+        HWNAS_WORKER_POLL_S="0.2",
+    )
+    return env
+
+
+def _hwnas_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "service.cli", *args]
+
+
+def test_worker_runs_a_search_and_records_every_trial(sqlite_url: str) -> None:
+    hw = _open(sqlite_url)
+    try:
+        job_id = _submit(hw, 20)
+        assert Worker(hw).run(exit_when_idle=True) == 1
+        with hw.session() as s:
+            job = jobs.get_job(s, job_id)
+            assert job.state == "succeeded", job.error
+            assert job.result["n_evaluations"] == 20
+            trials = subnets.list_trials(s, job_id=job_id)
+            assert len(trials) == 20 == len({t.arch_hash for t in trials})
+            assert all(
+                t.accuracy_source == "measured" and t.latency_source == "measured" for t in trials
+            )
+            best = job.result["best"]
+            assert best is not None and best["latency_ms"]["nb201-pixel3"] <= 20.0
+            assert best["accuracy"] == max(t.accuracy for t in trials if t.latency_ms <= 20.0)
+    finally:
+        hw.close()
+
+
+def test_killed_worker_job_resumes_without_reevaluating(db_url: str, tmp_path: Path) -> None:
+    hw = _open(db_url)
+    try:
+        job_id = _submit(hw, 30, seed=3)
+        proc = subprocess.Popen(
+            _hwnas_cmd("worker", "--max-jobs", "1"),
+            env=_worker_env(db_url),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        n_before = 0
+        while time.monotonic() < deadline:
+            with hw.session() as s:
+                n_before = (
+                    s.scalar(select(func.count()).select_from(Trial).where(Trial.job_id == job_id))
+                    or 0
+                )
+            if n_before >= 12:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert 12 <= n_before < 30, "the worker should die mid-search"
+        with hw.session() as s:
+            assert jobs.get_job(s, job_id).state == "running"  # nobody told the queue
+        time.sleep(2.5)  # the dead worker's lease expires
+        rerun = subprocess.run(
+            _hwnas_cmd("worker", "--exit-when-idle"),
+            env=_worker_env(db_url),
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        with hw.session() as s:
+            job = jobs.get_job(s, job_id)
+            assert job.state == "succeeded", job.error
+            assert job.attempts == 2
+            trials = subnets.list_trials(s, job_id=job_id)
+            assert len(trials) == 30 == len({t.arch_hash for t in trials})
+        study = optuna.load_study(study_name=f"hwnas-job-{job_id}", storage=db_url)
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        assert len(complete) == 30
+    finally:
+        hw.close()
+
+
+@pytest.mark.postgres
+def test_several_workers_share_a_postgres_queue(postgres_url: str) -> None:
+    hw = _open(postgres_url)
+    try:
+        ids = [_submit(hw, 10, seed=i) for i in range(3)]
+        procs = [
+            subprocess.Popen(
+                _hwnas_cmd("worker", "--exit-when-idle", "--id", f"w{i}"),
+                env=_worker_env(postgres_url),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(3)
+        ]
+        for p in procs:
+            _, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err[-3000:]
+        with hw.session() as s:
+            done = [jobs.get_job(s, i) for i in ids]
+            assert all(j.state == "succeeded" for j in done), [j.error for j in done]
+            assert all(j.attempts == 1 for j in done)
+            for j in done:
+                assert len(subnets.list_trials(s, job_id=j.id)) == 10
+    finally:
+        hw.close()
