@@ -1,7 +1,16 @@
 """Search spaces, elastic layers, the OFA-MobileNetV3 supernet and its training.
 
 Never talks to a database or HTTP: usable as a plain library.
+
+The search spaces are imported eagerly; everything that needs torch is
+imported on first use (PEP 562), so ``from supernets import get_space`` -- and
+a CLI's ``--help`` -- stays fast.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from supernets.spaces import (
     Arch,
@@ -16,15 +25,89 @@ from supernets.spaces import (
     space_from_config,
 )
 
+if TYPE_CHECKING:
+    from supernets.data import DatasetSpec, ImageDataset, load_dataset
+    from supernets.evaluate import (
+        SubnetEvaluation,
+        calibrated_subnet,
+        evaluate_accuracy,
+        evaluate_subnet,
+        recalibrate_bn,
+    )
+    from supernets.export import (
+        export_onnx,
+        export_subnet,
+        export_torchscript,
+        load_subnet,
+        save_subnet,
+    )
+    from supernets.networks import (
+        MobileNetV3Subnet,
+        OFAMobileNetV3,
+        build_supernet,
+        extract_subnet,
+    )
+
+_LAZY: dict[str, str] = {
+    "DatasetSpec": "supernets.data",
+    "ImageDataset": "supernets.data",
+    "load_dataset": "supernets.data",
+    "SubnetEvaluation": "supernets.evaluate",
+    "calibrated_subnet": "supernets.evaluate",
+    "evaluate_accuracy": "supernets.evaluate",
+    "evaluate_subnet": "supernets.evaluate",
+    "recalibrate_bn": "supernets.evaluate",
+    "export_onnx": "supernets.export",
+    "export_subnet": "supernets.export",
+    "export_torchscript": "supernets.export",
+    "load_subnet": "supernets.export",
+    "save_subnet": "supernets.export",
+    "MobileNetV3Subnet": "supernets.networks",
+    "OFAMobileNetV3": "supernets.networks",
+    "build_supernet": "supernets.networks",
+    "extract_subnet": "supernets.networks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'supernets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
 __all__ = [
     "Arch",
+    "DatasetSpec",
+    "ImageDataset",
+    "MobileNetV3Subnet",
     "NB201Arch",
     "NB201Space",
     "OFAArch",
+    "OFAMobileNetV3",
     "OFAMobileNetV3Space",
     "SearchSpace",
+    "SubnetEvaluation",
     "available_spaces",
+    "build_supernet",
+    "calibrated_subnet",
+    "evaluate_accuracy",
+    "evaluate_subnet",
+    "export_onnx",
+    "export_subnet",
+    "export_torchscript",
+    "extract_subnet",
     "get_space",
+    "load_dataset",
+    "load_subnet",
+    "recalibrate_bn",
     "register_space",
+    "save_subnet",
     "space_from_config",
 ]

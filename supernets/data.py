@@ -1,0 +1,268 @@
+"""Image datasets for supernet training, by spec; nothing is ever downloaded.
+
+A dataset is named by a :class:`DatasetSpec` (or its string form):
+
+* ``digits`` -- scikit-learn's bundled 8x8 handwritten digits (1,797 images,
+  10 classes), the default demo data;
+* ``folder:/path`` -- an image folder with one sub-directory per class
+  (read with Pillow, resized to ``image_size``);
+* ``npz:/path/file.npz`` -- arrays ``x`` (N,H,W / N,H,W,C / N,C,H,W; uint8 in
+  0-255 or float) and ``y`` (N integer labels).
+
+Images are kept in memory as float tensors at their stored size and resized
+to each batch's resolution on the fly (bilinear), because an OFA subnet's
+resolution is part of its architecture. The train/holdout split is stratified
+with a fixed seed; holdout images are never used for training or BN
+recalibration.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "DATASET_KINDS",
+    "DatasetSpec",
+    "ImageDataset",
+    "load_dataset",
+    "resize_batch",
+]
+
+DATASET_KINDS = ("digits", "folder", "npz")
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Which data, and how it is split. JSON-able (stored in checkpoints and the DB)."""
+
+    kind: str = "digits"
+    path: str | None = None
+    holdout_fraction: float = 0.2
+    seed: int = 0
+    #: Stored image size for ``folder`` (images are resized to it on load);
+    #: ignored by ``digits`` (8x8) and ``npz`` (stored as given).
+    image_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.kind not in DATASET_KINDS:
+            raise ValueError(
+                f"dataset kind must be one of {list(DATASET_KINDS)}, got {self.kind!r}"
+            )
+        if self.kind == "digits" and self.path is not None:
+            raise ValueError("dataset kind 'digits' takes no path")
+        if self.kind != "digits" and not self.path:
+            raise ValueError(f"dataset kind {self.kind!r} needs a path ('{self.kind}:/some/path')")
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
+        if self.image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {self.image_size}")
+
+    @classmethod
+    def parse(cls, text: str, **overrides: Any) -> DatasetSpec:
+        """``"digits"``, ``"folder:/data/imgs"``, ``"npz:/data/x.npz"`` or a JSON object."""
+        text = text.strip()
+        if text.startswith("{"):
+            return cls.from_dict({**json.loads(text), **overrides})
+        kind, sep, path = text.partition(":")
+        return cls(kind=kind, path=path if sep else None, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DatasetSpec:
+        unknown = sorted(set(data) - {f for f in cls.__dataclass_fields__})
+        if unknown:
+            raise ValueError(f"dataset spec has unknown field(s) {unknown}")
+        return cls(**dict(data))
+
+    def __str__(self) -> str:
+        return self.kind if self.path is None else f"{self.kind}:{self.path}"
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """A loaded dataset: normalised float images ``(N, 3, H, W)`` and labels, split."""
+
+    spec: DatasetSpec
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    holdout_x: torch.Tensor
+    holdout_y: torch.Tensor
+    class_names: tuple[str, ...]
+    #: Positions of the split's images in the source (for audits: disjoint).
+    train_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    holdout_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: Per-channel mean/std of the training split (already applied to the images).
+    mean: tuple[float, ...] = field(default=(0.0, 0.0, 0.0))
+    std: tuple[float, ...] = field(default=(1.0, 1.0, 1.0))
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def n_train(self) -> int:
+        return int(self.train_y.shape[0])
+
+    @property
+    def n_holdout(self) -> int:
+        return int(self.holdout_y.shape[0])
+
+    def subset(self, n_train: int | None = None, n_holdout: int | None = None) -> ImageDataset:
+        """The first ``n`` images of each split (tests and smoke runs)."""
+        return replace(
+            self,
+            train_x=self.train_x[:n_train],
+            train_y=self.train_y[:n_train],
+            holdout_x=self.holdout_x[:n_holdout],
+            holdout_y=self.holdout_y[:n_holdout],
+            train_index=self.train_index[:n_train],
+            holdout_index=self.holdout_index[:n_holdout],
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec.to_dict(),
+            "n_train": self.n_train,
+            "n_holdout": self.n_holdout,
+            "n_classes": self.n_classes,
+            "class_names": list(self.class_names),
+            "image_size": list(self.train_x.shape[-2:]),
+        }
+
+
+def resize_batch(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Bilinear resize of an image batch to ``resolution`` x ``resolution``."""
+    if x.shape[-2:] == (resolution, resolution):
+        return x
+    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+
+
+def iterate_batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, resolution: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """In-order batches resized to ``resolution`` (evaluation, BN recalibration)."""
+    for start in range(0, int(y.shape[0]), batch_size):
+        yield resize_batch(x[start : start + batch_size], resolution), y[start : start + batch_size]
+
+
+def load_dataset(spec: DatasetSpec | str | Mapping[str, Any] = "digits") -> ImageDataset:
+    """Load and split the dataset named by ``spec`` (see the module docstring)."""
+    if isinstance(spec, str):
+        spec = DatasetSpec.parse(spec)
+    elif isinstance(spec, Mapping):
+        spec = DatasetSpec.from_dict(spec)
+    if spec.kind == "digits":
+        images, labels, names = _load_digits()
+    elif spec.kind == "folder":
+        images, labels, names = _load_folder(Path(str(spec.path)), spec.image_size)
+    else:
+        images, labels, names = _load_npz(Path(str(spec.path)))
+    return _split(spec, images, labels, names)
+
+
+def _load_digits() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = (bunch.images / 16.0).astype(np.float32)[:, None]  # (N, 1, 8, 8), 0..1
+    return images, bunch.target.astype(np.int64), tuple(str(n) for n in bunch.target_names)
+
+
+def _load_folder(root: Path, size: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    try:
+        from PIL import Image
+    except ImportError as exc:  # pragma: no cover - Pillow is a dependency
+        raise ImportError("loading an image folder needs Pillow (pip install pillow)") from exc
+    if not root.is_dir():
+        raise ValueError(f"image folder {str(root)!r} does not exist or is not a directory")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise ValueError(f"image folder {str(root)!r} needs >= 2 class sub-directories")
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
+        for path in files:
+            with Image.open(path) as img:
+                rgb = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+                images.append(np.asarray(rgb, dtype=np.uint8))
+            labels.append(label)
+    if not images:
+        raise ValueError(f"image folder {str(root)!r} contains no images")
+    arr = np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    return arr, np.asarray(labels, dtype=np.int64), tuple(classes)
+
+
+def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    if not path.is_file():
+        raise ValueError(f"npz file {str(path)!r} does not exist")
+    with np.load(path, allow_pickle=False) as data:
+        if "x" not in data or "y" not in data:
+            raise ValueError(f"npz file must hold arrays 'x' and 'y', found {sorted(data.files)}")
+        x, y = np.asarray(data["x"]), np.asarray(data["y"])
+        names = tuple(str(n) for n in data["class_names"]) if "class_names" in data else None
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        x = x.transpose(0, 3, 1, 2)
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(
+            f"npz 'x' must be (N,H,W), (N,H,W,C) or (N,C,H,W) with C 1 or 3, got {x.shape}"
+        )
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"npz 'y' must be 1-D with {x.shape[0]} labels, got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"npz 'y' must hold integer labels, got {y.dtype}")
+    xf = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    classes, labels = np.unique(y, return_inverse=True)
+    if names is None or len(names) != len(classes):
+        names = tuple(str(c) for c in classes)
+    return xf, labels.astype(np.int64), names
+
+
+def _split(
+    spec: DatasetSpec, images: np.ndarray, labels: np.ndarray, names: tuple[str, ...]
+) -> ImageDataset:
+    from sklearn.model_selection import train_test_split
+
+    if len(names) < 2:
+        raise ValueError("a dataset needs at least 2 classes")
+    idx = np.arange(labels.shape[0])
+    counts = np.bincount(labels)
+    stratify = labels if counts.min() >= 2 else None
+    train_idx, hold_idx = train_test_split(
+        idx, test_size=spec.holdout_fraction, random_state=spec.seed, stratify=stratify
+    )
+    train_idx, hold_idx = np.sort(train_idx), np.sort(hold_idx)
+    x = torch.from_numpy(images)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    x_train = x[torch.from_numpy(train_idx)].contiguous()
+    x_hold = x[torch.from_numpy(hold_idx)].contiguous()
+    mean = x_train.mean(dim=(0, 2, 3))
+    std = x_train.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    norm = (mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1))
+    y = torch.from_numpy(labels)
+    return ImageDataset(
+        spec=spec,
+        train_x=(x_train - norm[0]) / norm[1],
+        train_y=y[torch.from_numpy(train_idx)].contiguous(),
+        holdout_x=(x_hold - norm[0]) / norm[1],
+        holdout_y=y[torch.from_numpy(hold_idx)].contiguous(),
+        class_names=names,
+        train_index=train_idx,
+        holdout_index=hold_idx,
+        mean=tuple(float(v) for v in mean),
+        std=tuple(float(v) for v in std),
+    )

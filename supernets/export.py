@@ -1,0 +1,169 @@
+"""Saving and exporting static subnets.
+
+A subnet directory holds ``config.json`` (the :class:`MobileNetV3Subnet`
+config: block shapes, resolution, provenance) and ``weights.pt`` (its
+state_dict); :func:`load_subnet` rebuilds the network from those two files
+alone, without the supernet. TorchScript and ONNX files are written next to
+them by :func:`export_subnet`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from supernets.data import ImageDataset
+from supernets.evaluate import DEFAULT_CALIBRATION_IMAGES, calibrated_subnet
+from supernets.networks import MobileNetV3Subnet, OFAMobileNetV3, extract_subnet
+from supernets.spaces import OFAArch
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "export_onnx",
+    "export_subnet",
+    "export_torchscript",
+    "load_subnet",
+    "save_subnet",
+]
+
+EXPORT_FORMATS = ("state_dict", "torchscript", "onnx")
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.pt"
+TORCHSCRIPT_FILE = "subnet.torchscript.pt"
+ONNX_FILE = "subnet.onnx"
+
+
+def save_subnet(subnet: MobileNetV3Subnet, directory: str | os.PathLike[str]) -> Path:
+    """Write ``config.json`` + ``weights.pt`` into ``directory``; returns the directory."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG_FILE).write_text(json.dumps(subnet.config, indent=2) + "\n")
+    state = {k: v.detach().cpu() for k, v in subnet.state_dict().items()}
+    torch.save(state, out / WEIGHTS_FILE)
+    return out
+
+
+def load_subnet(
+    directory: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> MobileNetV3Subnet:
+    """Rebuild a subnet saved by :func:`save_subnet` (eval mode); no supernet needed."""
+    src = Path(directory)
+    config = json.loads((src / CONFIG_FILE).read_text())
+    subnet = MobileNetV3Subnet(config)
+    state = torch.load(src / WEIGHTS_FILE, map_location=map_location, weights_only=True)
+    subnet.load_state_dict(state, strict=True)
+    return subnet.to(map_location).eval()
+
+
+def _example_input(subnet: MobileNetV3Subnet, batch: int = 1) -> torch.Tensor:
+    device = next(subnet.parameters()).device
+    r = subnet.resolution
+    return torch.randn(batch, 3, r, r, device=device)
+
+
+def export_torchscript(subnet: MobileNetV3Subnet, path: str | os.PathLike[str]) -> Path:
+    """Trace the subnet (eval mode) to a TorchScript file. The network has no
+    data-dependent control flow, so tracing is exact; any batch size works."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subnet = subnet.eval()
+    with warnings.catch_warnings():
+        # torch.jit is deprecated in favour of torch.export, but TorchScript is
+        # still what many deployment runtimes (and this product's users) load.
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=FutureWarning)
+        with torch.no_grad():
+            traced = torch.jit.trace(subnet, _example_input(subnet, 2))
+        torch.jit.save(traced, str(out))
+    return out
+
+
+def export_onnx(
+    subnet: MobileNetV3Subnet,
+    path: str | os.PathLike[str],
+    *,
+    opset: int = 18,
+    dynamo: bool = True,
+) -> Path:
+    """Export to ONNX: input ``input`` of shape ``(batch, 3, r, r)`` with the
+    subnet's fixed resolution ``r`` and a dynamic batch size; output ``logits``.
+
+    ``dynamo=True`` uses the torch.export-based exporter (the default since
+    torch 2.9, needs onnxscript); ``dynamo=False`` the legacy TorchScript one.
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subnet = subnet.eval()
+    example = (_example_input(subnet, 2),)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=FutureWarning)
+        if dynamo:
+            torch.onnx.export(
+                subnet,
+                example,
+                str(out),
+                dynamo=True,
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                opset_version=opset,
+                external_data=False,
+                verbose=False,
+            )
+        else:
+            torch.onnx.export(
+                subnet,
+                example,
+                str(out),
+                dynamo=False,
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=min(opset, 17),
+            )
+    return out
+
+
+def export_subnet(
+    supernet: OFAMobileNetV3,
+    arch: OFAArch | Mapping[str, Any] | str,
+    directory: str | os.PathLike[str],
+    *,
+    dataset: ImageDataset | None = None,
+    n_calibration: int = DEFAULT_CALIBRATION_IMAGES,
+    formats: Sequence[str] = EXPORT_FORMATS,
+) -> dict[str, Path]:
+    """Extract ``arch`` and write it to ``directory`` in each of ``formats``.
+
+    With a ``dataset`` the subnet's BN statistics are recalibrated on
+    ``n_calibration`` of its training images first -- do this for any subnet
+    that will be deployed; without one the supernet's running statistics are
+    kept as they are. Returns ``{"config": ..., "state_dict": ..., "torchscript":
+    ..., "onnx": ...}`` (the requested ones).
+    """
+    unknown = sorted(set(formats) - set(EXPORT_FORMATS))
+    if unknown:
+        raise ValueError(f"unknown export format(s) {unknown}; known: {list(EXPORT_FORMATS)}")
+    if dataset is not None:
+        subnet = calibrated_subnet(supernet, arch, dataset, n_calibration=n_calibration)
+    else:
+        subnet = extract_subnet(supernet, arch).eval()
+    subnet = subnet.cpu()
+    out = Path(directory)
+    paths: dict[str, Path] = {}
+    if "state_dict" in formats:
+        save_subnet(subnet, out)
+        paths["config"] = out / CONFIG_FILE
+        paths["state_dict"] = out / WEIGHTS_FILE
+    if "torchscript" in formats:
+        paths["torchscript"] = export_torchscript(subnet, out / TORCHSCRIPT_FILE)
+    if "onnx" in formats:
+        paths["onnx"] = export_onnx(subnet, out / ONNX_FILE)
+    return paths

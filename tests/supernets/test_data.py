@@ -1,0 +1,87 @@
+"""Datasets by spec: digits, image folder, npz; the fixed-seed holdout split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from supernets import DatasetSpec, load_dataset
+from supernets.data import resize_batch
+
+
+def test_digits_split_is_fixed_stratified_and_disjoint() -> None:
+    a = load_dataset("digits")
+    b = load_dataset(DatasetSpec())
+    assert a.n_classes == 10 and a.n_train + a.n_holdout == 1797
+    assert a.n_holdout == pytest.approx(0.2 * 1797, abs=1)
+    assert np.array_equal(a.holdout_index, b.holdout_index)
+    assert torch.equal(a.train_x, b.train_x)
+    assert not set(a.train_index) & set(a.holdout_index)
+    # Stratified: every class is in the holdout split in proportion.
+    counts = np.bincount(a.holdout_y.numpy(), minlength=10)
+    assert counts.min() >= 30
+    assert a.train_x.shape[1:] == (3, 8, 8)
+    assert abs(float(a.train_x.mean())) < 1e-4  # normalised with train statistics
+    other = load_dataset(DatasetSpec(seed=1))
+    assert not np.array_equal(other.holdout_index, a.holdout_index)
+
+
+def test_spec_parse_and_round_trip(tmp_path: Path) -> None:
+    spec = DatasetSpec.parse(f"npz:{tmp_path}/x.npz", holdout_fraction=0.3)
+    assert spec.kind == "npz" and spec.path == f"{tmp_path}/x.npz"
+    assert DatasetSpec.from_dict(spec.to_dict()) == spec
+    assert DatasetSpec.parse('{"kind": "digits", "seed": 3}').seed == 3
+    assert str(DatasetSpec.parse("digits")) == "digits"
+    with pytest.raises(ValueError, match="kind"):
+        DatasetSpec.parse("imagenet")
+    with pytest.raises(ValueError, match="needs a path"):
+        DatasetSpec(kind="folder")
+    with pytest.raises(ValueError, match="holdout_fraction"):
+        DatasetSpec(holdout_fraction=1.5)
+    with pytest.raises(ValueError, match="unknown field"):
+        DatasetSpec.from_dict({"kind": "digits", "size": 3})
+
+
+def test_image_folder(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["cat", "dog", "emu"]):
+        (tmp_path / name).mkdir()
+        for i in range(5):
+            pixels = rng.integers(0, 255, size=(20 + i, 30, 3), dtype=np.uint8)
+            pixels[..., c] = 255
+            Image.fromarray(pixels).save(tmp_path / name / f"{i}.png")
+    (tmp_path / "notes.txt").write_text("not a class")
+    ds = load_dataset(DatasetSpec(kind="folder", path=str(tmp_path), image_size=16))
+    assert ds.class_names == ("cat", "dog", "emu")
+    assert ds.n_train + ds.n_holdout == 15
+    assert ds.train_x.shape[1:] == (3, 16, 16)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_dataset(f"folder:{tmp_path}/missing")
+
+
+def test_npz_layouts(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 10) * 7  # labels need not be 0..n-1
+    arrays: dict[str, np.ndarray] = {
+        "nhw": rng.integers(0, 255, size=(40, 12, 12), dtype=np.uint8),
+        "nhwc": rng.random((40, 12, 12, 3)).astype(np.float32),
+        "nchw": rng.random((40, 3, 12, 12)).astype(np.float32),
+    }
+    for name, x in arrays.items():
+        np.savez(tmp_path / f"{name}.npz", x=x, y=y)
+        ds = load_dataset(f"npz:{tmp_path}/{name}.npz")
+        assert ds.train_x.shape[1:] == (3, 12, 12)
+        assert ds.n_classes == 4 and set(ds.train_y.tolist()) == {0, 1, 2, 3}
+    np.savez(tmp_path / "bad.npz", images=y)
+    with pytest.raises(ValueError, match="'x' and 'y'"):
+        load_dataset(f"npz:{tmp_path}/bad.npz")
+
+
+def test_resize_batch() -> None:
+    x = torch.randn(2, 3, 8, 8)
+    assert resize_batch(x, 32).shape == (2, 3, 32, 32)
+    assert resize_batch(x, 8) is x
