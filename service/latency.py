@@ -59,7 +59,9 @@ def latency_source(session: Session, supernet: Supernet, device: Device) -> Any:
 
 
 def _device_model(blob: bytes, device_name: str) -> Any:
-    raise DomainError(f"stored latency models cannot be loaded by this build (device {device_name!r})")
+    raise DomainError(
+        f"stored latency models cannot be loaded by this build (device {device_name!r})"
+    )
 
 
 def check_latency_available(session: Session, supernet: Supernet, device: Device) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from service.cli import db, device, query, search, serve, supernet, token, worker
+from service.cli.quickstart import quickstart
 from service.cli.common import CliState
 
 __all__ = ["app", "main"]
@@ -41,6 +42,7 @@ def _global_options(
     ctx.obj = CliState(home=home, database_url=database_url, config=config, as_json=as_json)
 
 
+app.command("quickstart")(quickstart)
 app.add_typer(db.app, name="db")
 app.add_typer(supernet.app, name="supernet")
 app.add_typer(device.app, name="device")

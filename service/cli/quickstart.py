@@ -1,0 +1,32 @@
+"""``hwnas quickstart``: the main job, end to end."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import typer
+
+from service.cli.common import open_hwnas
+from service.quickstart import QuickstartOptions, run_quickstart
+
+
+def quickstart(
+    ctx: typer.Context,
+    seed: int = typer.Option(0, "--seed", help="Random seed of every step."),
+    tiny: bool = typer.Option(False, "--tiny", help="Smallest sizes (a smoke run, ~1 minute)."),
+) -> None:
+    """Run the main job end to end on the embedded database and bundled data:
+    search NAS-Bench-201, train a supernet, register this CPU, search it, export."""
+    import optuna
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    start = time.monotonic()
+    with open_hwnas(ctx) as hw:
+        typer.echo(f"hwnas home: {hw.settings.home}  database: {hw.settings.resolved_database_url}")
+        out = run_quickstart(hw, QuickstartOptions(seed=seed, tiny=tiny), typer.echo)
+        summary = hw.settings.home / "quickstart.json"
+        summary.write_text(json.dumps(out, indent=2, default=str))
+    typer.echo(f"done in {time.monotonic() - start:.0f} s; summary written to {summary}")
