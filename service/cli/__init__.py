@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from service.cli import db, device, query, search, serve, supernet, token, worker
-from service.cli.quickstart import quickstart
 from service.cli.common import CliState
+from service.cli.quickstart import quickstart
 
 __all__ = ["app", "main"]
 
