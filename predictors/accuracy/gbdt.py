@@ -11,12 +11,15 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import xgboost as xgb
+
+from predictors.accuracy.features import SumFeatures, auto_sum_features
 
 __all__ = ["GBDTAccuracyPredictor", "GBDTParams"]
 
@@ -65,7 +68,7 @@ class _Fitted:
     y_mean: float
     y_std: float
     calib: tuple[float, float]  # (slope, intercept) from booster output to target scale
-    extra: dict[str, Any] = field(default_factory=dict)
+    features: SumFeatures  # derived columns appended to X (resolved at fit time)
 
 
 class GBDTAccuracyPredictor:
@@ -90,11 +93,21 @@ class GBDTAccuracyPredictor:
         10%-accuracy cells that otherwise dominate a squared loss),
         ``"standardize"`` on z-scores.
     bootstrap:
-        Resample the training rows per member (otherwise only seeds differ).
+        Resample the training rows per member (otherwise members differ by
+        their seeds, i.e. by row/column subsampling only).
+    features:
+        Derived columns for the trees: ``"auto"`` appends choice counts over
+        the one-hot blocks found in the training ``X``
+        (:func:`~predictors.accuracy.features.auto_sum_features`), ``"raw"``
+        uses ``X`` as is, a :class:`SumFeatures` (e.g. from
+        :func:`~predictors.accuracy.features.space_sum_features`) is used as given.
     params:
         Booster hyper-parameters (:class:`GBDTParams` or a mapping of its fields).
     n_jobs:
-        Threads per booster; ``None`` lets XGBoost use every core.
+        Ensemble members trained at the same time (threads). Each booster runs
+        single-threaded: at these data sizes XGBoost's OpenMP threads mostly
+        spin-wait, and on a shared 2-core machine a 50-row fit took 10-25 s
+        with ``nthread=2`` against 0.3 s with one thread.
     """
 
     #: Fewer samples than this cannot be split into meaningful trees.
@@ -107,10 +120,13 @@ class GBDTAccuracyPredictor:
         n_models: int = 5,
         objective: Objective = "regression",
         target: Literal["rank", "standardize"] = "rank",
-        bootstrap: bool = True,
+        bootstrap: bool = False,
+        features: Literal["auto", "raw"] | SumFeatures | Mapping[str, Any] = "auto",
         params: GBDTParams | Mapping[str, Any] | None = None,
-        n_jobs: int | None = None,
+        n_jobs: int = 1,
     ) -> None:
+        if n_jobs < 1:
+            raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
         if n_models < 1:
             raise ValueError(f"n_models must be >= 1, got {n_models}")
         if objective not in ("regression", "pairwise"):
@@ -124,13 +140,18 @@ class GBDTAccuracyPredictor:
             if unknown:
                 raise ValueError(f"unknown GBDT parameter(s): {sorted(unknown)}")
             params = GBDTParams(**params)
+        if isinstance(features, Mapping):
+            features = SumFeatures.from_dict(dict(features))
+        elif not isinstance(features, SumFeatures) and features not in ("auto", "raw"):
+            raise ValueError(f"features must be 'auto', 'raw' or SumFeatures, got {features!r}")
         self.seed = int(seed)
         self.n_models = int(n_models)
         self.objective: Objective = objective
         self.target = target
         self.bootstrap = bool(bootstrap)
+        self.features = features
         self.params = params
-        self.n_jobs = n_jobs
+        self.n_jobs = int(n_jobs)
         self._fitted: _Fitted | None = None
 
     # -- configuration ----------------------------------------------------
@@ -142,6 +163,9 @@ class GBDTAccuracyPredictor:
             "objective": self.objective,
             "target": self.target,
             "bootstrap": self.bootstrap,
+            "features": (
+                self.features.to_dict() if isinstance(self.features, SumFeatures) else self.features
+            ),
             "params": asdict(self.params),
         }
 
@@ -161,18 +185,35 @@ class GBDTAccuracyPredictor:
     def fit(self, X: Any, y: Any) -> GBDTAccuracyPredictor:
         """Fit on encoded architectures ``X`` (n, d) and measured accuracies ``y`` (n,)."""
         X, y = check_training_data(X, y, min_samples=self.MIN_SAMPLES)
+        if isinstance(self.features, SumFeatures):
+            features = self.features
+        elif self.features == "auto":
+            features = auto_sum_features(X)
+        else:
+            features = SumFeatures((), ())
+        d = X.shape[1]
+        X = features.transform(X)
         z, y_mean, y_std = self._transform_target(y)
         rng = np.random.default_rng(self.seed)
         n = X.shape[0]
-        boosters = []
-        for member in range(self.n_models):
-            idx = rng.integers(n, size=n) if self.bootstrap and self.n_models > 1 else np.arange(n)
-            boosters.append(self._train_one(X[idx], z[idx], seed=self.seed * 1000 + member))
+        # Rows per member are drawn up front, in order, so the model does not
+        # depend on how many members train concurrently.
+        rows = [
+            rng.integers(n, size=n) if self.bootstrap and self.n_models > 1 else np.arange(n)
+            for _ in range(self.n_models)
+        ]
+        jobs = [(X[idx], z[idx], self.seed * 1000 + m) for m, idx in enumerate(rows)]
+        if self.n_jobs > 1:
+            # XGBoost releases the GIL while it trains: threads run in parallel.
+            with ThreadPoolExecutor(max_workers=self.n_jobs) as pool:
+                boosters = list(pool.map(lambda job: self._train_one(*job), jobs))
+        else:
+            boosters = [self._train_one(*job) for job in jobs]
         calib = (1.0, 0.0)
         if self.objective == "pairwise":
             raw = np.mean([b.inplace_predict(X) for b in boosters], axis=0)
             calib = _linear_fit(raw, z)
-        self._fitted = _Fitted(boosters, X.shape[1], np.sort(y), y_mean, y_std, calib)
+        self._fitted = _Fitted(boosters, d, np.sort(y), y_mean, y_std, calib, features)
         return self
 
     def _transform_target(self, y: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -186,13 +227,17 @@ class GBDTAccuracyPredictor:
             **self.params.xgb_params(),
             "tree_method": "hist",
             "seed": seed,
+            "nthread": 1,
             "verbosity": 0,
         }
-        if self.n_jobs is not None:
-            params["nthread"] = self.n_jobs
         dtrain = xgb.DMatrix(X, label=z)
         if self.objective == "pairwise":
             params["objective"] = "rank:pairwise"
+            # XGBoost's default pairs each sample with the top of its query
+            # (made for search-engine NDCG); a predictor for NAS must order the
+            # whole population, so draw pairs uniformly instead.
+            params["lambdarank_pair_method"] = "mean"
+            params["lambdarank_num_pair_per_sample"] = 32
             dtrain.set_group([X.shape[0]])  # one query: rank every arch against every other
         else:
             params["objective"] = "reg:squarederror"
@@ -206,12 +251,22 @@ class GBDTAccuracyPredictor:
 
     def predict_with_uncertainty(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(mean, std)``, each ``(m,)``: ensemble mean and spread, in accuracy units."""
-        fitted = self._require_fitted()
-        X = check_features(X, fitted.feature_dim)
+        X = self.design_matrix(X)
         if X.shape[0] == 0:
             return np.zeros(0), np.zeros(0)
+        fitted = self._require_fitted()
         members = np.stack([self._to_target_scale(b.inplace_predict(X)) for b in fitted.boosters])
         return members.mean(axis=0), members.std(axis=0)
+
+    def design_matrix(self, X: Any) -> np.ndarray:
+        """What the boosters see: checked ``X`` with the derived columns appended."""
+        fitted = self._require_fitted()
+        return fitted.features.transform(check_features(X, fitted.feature_dim))
+
+    @property
+    def derived_features(self) -> SumFeatures:
+        """The derived columns resolved at fit time (appended after ``X``'s own)."""
+        return self._require_fitted().features
 
     def _to_target_scale(self, raw: np.ndarray) -> np.ndarray:
         fitted = self._require_fitted()
@@ -245,6 +300,7 @@ class GBDTAccuracyPredictor:
             "y_mean": fitted.y_mean,
             "y_std": fitted.y_std,
             "calib": list(fitted.calib),
+            "derived_features": fitted.features.to_dict(),
             "boosters": [
                 base64.b64encode(bytes(b.save_raw(raw_format="ubj"))).decode("ascii")
                 for b in fitted.boosters
@@ -271,6 +327,7 @@ class GBDTAccuracyPredictor:
         for blob in payload["boosters"]:
             booster = xgb.Booster()
             booster.load_model(bytearray(base64.b64decode(blob)))
+            booster.set_param({"nthread": 1})  # see n_jobs: one thread per booster
             boosters.append(booster)
         predictor._fitted = _Fitted(
             boosters=boosters,
@@ -279,6 +336,7 @@ class GBDTAccuracyPredictor:
             y_mean=float(payload["y_mean"]),
             y_std=float(payload["y_std"]),
             calib=(float(payload["calib"][0]), float(payload["calib"][1])),
+            features=SumFeatures.from_dict(payload["derived_features"]),
         )
         return predictor
 
