@@ -41,7 +41,9 @@ from supernets.spaces import SearchSpace
 
 __all__ = ["AccuracyModel", "SearchResult", "SearchSettings", "run_search"]
 
-StopReason = Literal["n_evaluations", "time_budget", "converged", "exhausted", "infeasible"]
+StopReason = Literal[
+    "n_evaluations", "time_budget", "stopped", "converged", "exhausted", "infeasible"
+]
 
 
 class AccuracyModel(Protocol):
@@ -431,6 +433,7 @@ def run_search(
     storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str | None = None,
     on_evaluation: Callable[[Evaluation], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SearchResult:
     """Predictor-guided, hardware-aware search for accurate architectures under budgets.
 
@@ -462,7 +465,11 @@ def run_search(
         loaded, never re-evaluated. Several workers may share one study.
     on_evaluation:
         Called with each new :class:`Evaluation` right after its trial is
-        stored (the service writes its trial-table row there).
+        stored (the service writes its trial-table row there). An exception
+        raised there propagates (the trial itself is already complete).
+    should_stop:
+        Polled before every real evaluation; returning True ends the search
+        cleanly with ``stop_reason="stopped"`` (job cancellation, a lease lost).
     """
     if n_evaluations < 0:
         raise ValueError(f"n_evaluations must be >= 0, got {n_evaluations}")
@@ -510,6 +517,9 @@ def run_search(
         if deadline is not None and time.monotonic() >= deadline:
             stop = "time_budget"
             break
+        if should_stop is not None and should_stop():
+            stop = "stopped"
+            break
         k = min(settings.batch_size, remaining)
         pool: Pool | None = None
         source = "predictor"
@@ -536,6 +546,8 @@ def run_search(
             infeasible = 0
         for i in picked:
             if deadline is not None and time.monotonic() >= deadline:
+                break
+            if should_stop is not None and should_stop():
                 break
             search.run_one(cands, i, source, pool)
         score = search.score()
