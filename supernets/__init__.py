@@ -47,6 +47,20 @@ if TYPE_CHECKING:
         build_supernet,
         extract_subnet,
     )
+    from supernets.schedules import (
+        Phase,
+        available_schedules,
+        deps_schedule,
+        get_schedule,
+        progressive_shrinking,
+    )
+    from supernets.train import (
+        ProgressEvent,
+        TrainConfig,
+        load_supernet,
+        read_manifest,
+        train_supernet,
+    )
 
 _LAZY: dict[str, str] = {
     "DatasetSpec": "supernets.data",
@@ -66,6 +80,16 @@ _LAZY: dict[str, str] = {
     "OFAMobileNetV3": "supernets.networks",
     "build_supernet": "supernets.networks",
     "extract_subnet": "supernets.networks",
+    "Phase": "supernets.schedules",
+    "available_schedules": "supernets.schedules",
+    "deps_schedule": "supernets.schedules",
+    "get_schedule": "supernets.schedules",
+    "progressive_shrinking": "supernets.schedules",
+    "ProgressEvent": "supernets.train",
+    "TrainConfig": "supernets.train",
+    "load_supernet": "supernets.train",
+    "read_manifest": "supernets.train",
+    "train_supernet": "supernets.train",
 }
 
 
@@ -92,22 +116,32 @@ __all__ = [
     "OFAArch",
     "OFAMobileNetV3",
     "OFAMobileNetV3Space",
+    "Phase",
+    "ProgressEvent",
     "SearchSpace",
     "SubnetEvaluation",
+    "TrainConfig",
+    "available_schedules",
     "available_spaces",
     "build_supernet",
     "calibrated_subnet",
+    "deps_schedule",
     "evaluate_accuracy",
     "evaluate_subnet",
     "export_onnx",
     "export_subnet",
     "export_torchscript",
     "extract_subnet",
+    "get_schedule",
     "get_space",
     "load_dataset",
     "load_subnet",
+    "load_supernet",
+    "progressive_shrinking",
+    "read_manifest",
     "recalibrate_bn",
     "register_space",
     "save_subnet",
     "space_from_config",
+    "train_supernet",
 ]
