@@ -1,1 +1,58 @@
-"""hwnas package."""
+"""Latency predictors: meta-learned across source devices, adapted to a new
+device from <=10 measurements; real latency measurement on local hardware; the
+library side of device registration. Knows nothing of jobs, databases or HTTP.
+
+Quick use::
+
+    from predictors.latency import MetaLatencyPredictor
+    meta = MetaLatencyPredictor(seed=0).fit(X, Y)   # Y: device -> latencies (ms)
+    idx = meta.reference_indices                    # <=10 rows of X to measure
+    dev = meta.adapt(X[idx], y_new[idx])            # a new device's measurements
+    dev.predict(X_any)                              # latency in ms
+
+Shipped predictors (``load_pretrained("nb201" | "ofa-mbv3" | "ofa-mbv3-tiny")``)
+and the registration flow live in :mod:`predictors.latency.registration`.
+"""
+
+from predictors.latency.measure import (
+    BACKENDS,
+    DeviceSpec,
+    LatencyMeasurement,
+    available_backends,
+    measure_latency,
+    measure_onnx,
+)
+from predictors.latency.meta import (
+    DeviceLatencyPredictor,
+    MetaLatencyPredictor,
+    MetaParams,
+    latency_quality,
+)
+from predictors.latency.pretrained import load_pretrained, pretrained_spaces
+from predictors.latency.registration import (
+    DeviceAdaptation,
+    adapt_device,
+    export_reference_onnx,
+    measure_archs,
+    reference_archs,
+)
+
+__all__ = [
+    "BACKENDS",
+    "DeviceAdaptation",
+    "DeviceLatencyPredictor",
+    "DeviceSpec",
+    "LatencyMeasurement",
+    "MetaLatencyPredictor",
+    "MetaParams",
+    "adapt_device",
+    "available_backends",
+    "export_reference_onnx",
+    "latency_quality",
+    "load_pretrained",
+    "measure_archs",
+    "measure_latency",
+    "measure_onnx",
+    "pretrained_spaces",
+    "reference_archs",
+]

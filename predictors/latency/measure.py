@@ -1,0 +1,431 @@
+"""Real latency measurement on local hardware.
+
+A *device* is ``(host, backend, threads, batch)``: the same network on the
+same machine is a different latency target with 1 or 4 threads, in PyTorch
+eager or ONNX Runtime, at batch 1 or 32. :class:`DeviceSpec` names it;
+:func:`measure_latency` times a network on it and returns a
+:class:`LatencyMeasurement` that records how the number was obtained (what a
+database stores next to it).
+
+Method: warm up (first calls allocate, pick kernels, fill caches), then time
+``repeats`` single forward passes one by one with ``time.perf_counter`` (CUDA:
+synchronised before and after), and report the median with its spread (p10,
+p90, IQR). One call per sample rather than one timer around a loop: the
+spread is the point on a shared machine, and the median ignores the calls
+another process interrupted.
+
+Backends:
+
+* ``torch-cpu`` -- PyTorch eager on CPU, ``torch.set_num_threads(threads)``
+  for the duration of the measurement.
+* ``onnxruntime-cpu`` -- the module exported to ONNX (static shape), run by an
+  ONNX Runtime CPU session with ``threads`` intra-op threads; or an ``.onnx``
+  file given directly (what a remote device runs: this module imports only
+  numpy at the top, torch and onnxruntime on use, so
+  ``python -m predictors.latency.measure model.onnx`` needs neither torch nor
+  the rest of hwnas' dependencies beyond numpy and onnxruntime).
+* ``torch-cuda`` -- PyTorch eager on the current CUDA device (when present).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import socket
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BACKENDS",
+    "DeviceSpec",
+    "LatencyMeasurement",
+    "available_backends",
+    "host_name",
+    "measure_latency",
+    "measure_onnx",
+]
+
+BACKENDS = ("torch-cpu", "onnxruntime-cpu", "torch-cuda")
+
+
+def host_name() -> str:
+    """This machine's name (``HWNAS_HOST`` overrides it, e.g. inside containers)."""
+    return os.environ.get("HWNAS_HOST") or socket.gethostname() or "localhost"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform``)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """A latency target: where and how a network runs. ``name`` is its identity."""
+
+    backend: str = "torch-cpu"
+    threads: int = 1
+    batch: int = 1
+    host: str = field(default_factory=host_name)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; known backends: {list(BACKENDS)}")
+        if int(self.threads) < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if int(self.batch) < 1:
+            raise ValueError(f"batch must be >= 1, got {self.batch}")
+        if not self.host or "/" in self.host:
+            raise ValueError(f"host must be a non-empty name without '/', got {self.host!r}")
+        object.__setattr__(self, "threads", int(self.threads))
+        object.__setattr__(self, "batch", int(self.batch))
+
+    @property
+    def name(self) -> str:
+        """``host/backend/t<threads>/b<batch>``, e.g. ``lab-pc/onnxruntime-cpu/t1/b1``."""
+        return f"{self.host}/{self.backend}/t{self.threads}/b{self.batch}"
+
+    @classmethod
+    def parse(cls, name: str) -> DeviceSpec:
+        """Inverse of :attr:`name`."""
+        parts = name.split("/")
+        if (
+            len(parts) != 4
+            or not parts[2].startswith("t")
+            or not parts[3].startswith("b")
+            or not parts[2][1:].isdigit()
+            or not parts[3][1:].isdigit()
+        ):
+            raise ValueError(
+                f"device name must look like 'host/backend/t<threads>/b<batch>', got {name!r}"
+            )
+        return cls(
+            backend=parts[1], threads=int(parts[2][1:]), batch=int(parts[3][1:]), host=parts[0]
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "name": self.name}
+
+
+@dataclass(frozen=True)
+class LatencyMeasurement:
+    """One network's latency on one device, with how it was measured."""
+
+    device: str
+    host: str
+    backend: str
+    threads: int
+    batch: int
+    input_shape: tuple[int, ...]
+    warmup: int
+    repeats: int
+    median_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    p10_ms: float
+    p90_ms: float
+    q25_ms: float
+    q75_ms: float
+    samples_ms: tuple[float, ...]
+    torch_version: str | None
+    onnxruntime_version: str | None
+    python_version: str
+    cpu: str
+    gpu: str | None
+    measured_at: str
+
+    @property
+    def iqr_ms(self) -> float:
+        return self.q75_ms - self.q25_ms
+
+    @property
+    def relative_spread(self) -> float:
+        """IQR / median: above ~0.1 the machine was busy, measure again."""
+        return self.iqr_ms / self.median_ms if self.median_ms > 0 else float("inf")
+
+    def to_dict(self, *, samples: bool = True) -> dict[str, Any]:
+        out = asdict(self)
+        out["input_shape"] = list(self.input_shape)
+        out["iqr_ms"] = self.iqr_ms
+        out["samples_ms"] = list(self.samples_ms) if samples else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatencyMeasurement:
+        kwargs = {k: data[k] for k in cls.__dataclass_fields__}
+        kwargs["input_shape"] = tuple(int(v) for v in data["input_shape"])
+        kwargs["samples_ms"] = tuple(float(v) for v in (data.get("samples_ms") or ()))
+        return cls(**kwargs)
+
+
+def available_backends() -> list[str]:
+    """Backends usable on this machine."""
+    out = []
+    with contextlib.suppress(ImportError):
+        import torch
+
+        out.append("torch-cpu")
+        if torch.cuda.is_available():
+            out.append("torch-cuda")
+    with contextlib.suppress(ImportError):
+        import onnxruntime  # noqa: F401
+
+        out.append("onnxruntime-cpu")
+    return sorted(out, key=BACKENDS.index)
+
+
+def _versions() -> tuple[str | None, str | None]:
+    torch_v = ort_v = None
+    with contextlib.suppress(ImportError):
+        import torch
+
+        torch_v = str(torch.__version__)
+    with contextlib.suppress(ImportError):
+        import onnxruntime
+
+        ort_v = str(onnxruntime.__version__)
+    return torch_v, ort_v
+
+
+def _time_calls(
+    fn: Callable[[], Any], warmup: int, repeats: int, sync: Callable[[], None] | None = None
+) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    if sync is not None:
+        sync()
+    samples = np.empty(repeats)
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if sync is not None:
+            sync()
+        samples[i] = time.perf_counter() - t0
+    return samples * 1e3
+
+
+def _record(
+    spec: DeviceSpec,
+    input_shape: Sequence[int],
+    warmup: int,
+    repeats: int,
+    samples: np.ndarray,
+    gpu: str | None = None,
+) -> LatencyMeasurement:
+    torch_v, ort_v = _versions()
+    q10, q25, q50, q75, q90 = np.percentile(samples, [10, 25, 50, 75, 90])
+    return LatencyMeasurement(
+        device=spec.name,
+        host=spec.host,
+        backend=spec.backend,
+        threads=spec.threads,
+        batch=spec.batch,
+        input_shape=tuple(int(v) for v in input_shape),
+        warmup=warmup,
+        repeats=repeats,
+        median_ms=float(q50),
+        mean_ms=float(samples.mean()),
+        std_ms=float(samples.std()),
+        min_ms=float(samples.min()),
+        max_ms=float(samples.max()),
+        p10_ms=float(q10),
+        p90_ms=float(q90),
+        q25_ms=float(q25),
+        q75_ms=float(q75),
+        samples_ms=tuple(float(v) for v in samples),
+        torch_version=torch_v,
+        onnxruntime_version=ort_v,
+        python_version=platform.python_version(),
+        cpu=cpu_model(),
+        gpu=gpu,
+        measured_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _check_counts(warmup: int, repeats: int) -> None:
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {warmup}")
+    if repeats < 3:
+        raise ValueError(f"repeats must be >= 3 (a median and a spread), got {repeats}")
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def measure_latency(
+    model: Any,
+    input_shape: Sequence[int],
+    device: DeviceSpec | None = None,
+    *,
+    warmup: int = 10,
+    repeats: int = 50,
+) -> LatencyMeasurement:
+    """Time ``model`` (a ``torch.nn.Module``) on ``device`` (default: this host,
+    PyTorch eager on CPU, 1 thread, batch 1).
+
+    ``input_shape`` is one sample's shape, e.g. ``(3, 32, 32)``; the input is a
+    random ``(device.batch, *input_shape)`` float32 tensor. The module is put in
+    eval mode (it is the caller's; for CUDA it is moved to the GPU).
+    """
+    import torch
+
+    spec = device if device is not None else DeviceSpec()
+    _check_counts(warmup, repeats)
+    shape = tuple(int(v) for v in input_shape)
+    if not shape or min(shape) < 1:
+        raise ValueError(f"input_shape must be one sample's shape, e.g. (3, 32, 32), got {shape}")
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    model = model.eval()
+    full = (spec.batch, *shape)
+    if spec.backend == "onnxruntime-cpu":
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.onnx"
+            export_static_onnx(model, full, path)
+            return measure_onnx(path, spec, warmup=warmup, repeats=repeats)
+    if spec.backend == "torch-cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("backend 'torch-cuda' needs a CUDA device; none is available here")
+        model = model.to("cuda")
+        x = torch.randn(full, device="cuda")
+        with torch.inference_mode():
+            samples = _time_calls(lambda: model(x), warmup, repeats, torch.cuda.synchronize)
+        return _record(spec, full, warmup, repeats, samples, gpu=torch.cuda.get_device_name())
+    x = torch.randn(full)
+    with _torch_threads(spec.threads), torch.inference_mode():
+        samples = _time_calls(lambda: model(x), warmup, repeats)
+    return _record(spec, full, warmup, repeats, samples)
+
+
+def export_static_onnx(model: Any, full_shape: Sequence[int], path: str | Path) -> Path:
+    """Export ``model`` to ONNX with a fixed input shape (what latency is measured on).
+
+    The TorchScript-based exporter: several times faster than the dynamo one
+    for the many small exports a measurement run makes, and static shapes are
+    all it needs to handle.
+    """
+    import torch
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.randn(tuple(int(v) for v in full_shape))
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model.eval(),
+            (example,),
+            str(out),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            opset_version=17,
+        )
+    return out
+
+
+def measure_onnx(
+    path: str | Path,
+    device: DeviceSpec | None = None,
+    *,
+    warmup: int = 10,
+    repeats: int = 50,
+) -> LatencyMeasurement:
+    """Time an ONNX file with ONNX Runtime on CPU (``device.backend`` must be
+    ``onnxruntime-cpu``). A dynamic batch dimension is set to ``device.batch``;
+    other dynamic dimensions are an error (latency needs a concrete shape)."""
+    import onnxruntime as ort
+
+    spec = device if device is not None else DeviceSpec(backend="onnxruntime-cpu")
+    if spec.backend != "onnxruntime-cpu":
+        raise ValueError(f"an ONNX file runs on backend 'onnxruntime-cpu', not {spec.backend!r}")
+    _check_counts(warmup, repeats)
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no ONNX file at {str(path)!r}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = spec.threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise ValueError(f"expected an ONNX model with one input, {path.name} has {len(inputs)}")
+    dims = list(inputs[0].shape)
+    if dims and not isinstance(dims[0], int):
+        dims[0] = spec.batch
+    elif dims and dims[0] != spec.batch:
+        raise ValueError(
+            f"{path.name} has a fixed batch size {dims[0]} but the device measures batch "
+            f"{spec.batch}"
+        )
+    if not all(isinstance(v, int) and v > 0 for v in dims):
+        raise ValueError(
+            f"{path.name} has a dynamic input shape {inputs[0].shape}: need fixed sizes"
+        )
+    feed = {inputs[0].name: np.random.default_rng(0).standard_normal(dims).astype(np.float32)}
+    samples = _time_calls(lambda: session.run(None, feed), warmup, repeats)
+    return _record(spec, dims, warmup, repeats, samples)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m predictors.latency.measure FILE.onnx [...]``: print one JSON
+    record per file (for measuring reference architectures on a remote device)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m predictors.latency.measure",
+        description="Time ONNX files with ONNX Runtime on this machine's CPU; print JSON lines.",
+    )
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--host", default=None, help="device host name (default: this machine's)")
+    args = parser.parse_args(argv)
+    try:
+        spec = DeviceSpec(
+            backend="onnxruntime-cpu",
+            threads=args.threads,
+            batch=args.batch,
+            host=args.host or host_name(),
+        )
+        for f in args.files:
+            m = measure_onnx(f, spec, warmup=args.warmup, repeats=args.repeats)
+            print(json.dumps({"file": f.name, **m.to_dict(samples=False)}), flush=True)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
