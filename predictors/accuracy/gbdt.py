@@ -46,6 +46,8 @@ class GBDTParams:
     reg_lambda: float = 1.0
     reg_alpha: float = 0.0
     gamma: float = 0.0
+    #: Pairs drawn per sample by the ``"pairwise"`` objective (cost grows with it).
+    pairs_per_sample: int = 16
 
     def xgb_params(self) -> dict[str, Any]:
         return {
@@ -118,7 +120,7 @@ class GBDTAccuracyPredictor:
         seed: int = 0,
         *,
         n_models: int = 5,
-        objective: Objective = "regression",
+        objective: Objective = "pairwise",
         target: Literal["rank", "standardize"] = "rank",
         bootstrap: bool = False,
         features: Literal["auto", "raw"] | SumFeatures | Mapping[str, Any] = "auto",
@@ -237,7 +239,7 @@ class GBDTAccuracyPredictor:
             # (made for search-engine NDCG); a predictor for NAS must order the
             # whole population, so draw pairs uniformly instead.
             params["lambdarank_pair_method"] = "mean"
-            params["lambdarank_num_pair_per_sample"] = 32
+            params["lambdarank_num_pair_per_sample"] = self.params.pairs_per_sample
             dtrain.set_group([X.shape[0]])  # one query: rank every arch against every other
         else:
             params["objective"] = "reg:squarederror"
@@ -267,6 +269,21 @@ class GBDTAccuracyPredictor:
     def derived_features(self) -> SumFeatures:
         """The derived columns resolved at fit time (appended after ``X``'s own)."""
         return self._require_fitted().features
+
+    def accuracy_per_score(self) -> float:
+        """Accuracy points per unit of booster output, near the median accuracy.
+
+        Used to read SHAP values (booster units) as accuracy. With rank targets
+        a normal score of 1 is, around the median, one standard deviation of
+        the bulk of the accuracies: IQR / 1.349 (a plain standard deviation
+        would be inflated by the tails, e.g. NAS-Bench-201's 10% cells).
+        """
+        fitted = self._require_fitted()
+        slope = fitted.calib[0]
+        if self.target == "standardize":
+            return slope * fitted.y_std
+        q25, q75 = np.quantile(fitted.y_sorted, [0.25, 0.75])
+        return slope * float(q75 - q25) / 1.349
 
     def _to_target_scale(self, raw: np.ndarray) -> np.ndarray:
         fitted = self._require_fitted()

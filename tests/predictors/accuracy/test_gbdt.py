@@ -8,21 +8,8 @@ import numpy as np
 import pytest
 
 from predictors.accuracy import GBDTAccuracyPredictor
+from predictors.accuracy.gbdt import _from_normal_scores
 from predictors.metrics import kendall_tau
-from supernets import get_space
-from supernets.tables import nb201_accuracy
-
-
-@pytest.fixture(scope="module")
-def nb201_data() -> tuple[np.ndarray, np.ndarray]:
-    space = get_space("nb201")
-    acc = nb201_accuracy()
-    strs = sorted(acc)
-    rng = np.random.default_rng(0)
-    pick = rng.choice(len(strs), size=1200, replace=False)
-    X = space.encode_many(space.validate(strs[i]) for i in pick)
-    y = np.array([acc[strs[i]] for i in pick])
-    return X, y
 
 
 def test_fit_predict_shapes_and_ranking(nb201_data: tuple[np.ndarray, np.ndarray]) -> None:
@@ -88,3 +75,48 @@ def test_bad_prediction_input(nb201_data: tuple[np.ndarray, np.ndarray]) -> None
     p = GBDTAccuracyPredictor(n_models=2).fit(X[:50], y[:50])
     with pytest.raises(ValueError, match="unknown encoding"):
         p.predict(np.zeros((4, X.shape[1] + 1)))
+
+
+def test_regression_objective_and_standardized_target(
+    nb201_data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, y = nb201_data
+    p = GBDTAccuracyPredictor(seed=0, objective="regression", target="standardize")
+    mean = p.fit(X[:200], y[:200]).predict(X[200:])
+    assert kendall_tau(y[200:], mean) > 0.4
+
+
+def test_scores_beyond_training_range_stay_ordered() -> None:
+    # The best architectures are often better than every training sample: the
+    # map from normal scores back to accuracy must not clip them into one tie.
+    y_sorted = np.array([10.0, 80.0, 85.0, 90.0, 92.0, 93.0])
+    out = _from_normal_scores(np.array([-4.0, -3.0, 0.0, 3.0, 4.0]), y_sorted)
+    assert np.all(np.diff(out) > 0)
+    assert out[0] < 10.0 and out[-1] > 93.0
+
+
+def test_parallel_members_give_the_same_model(nb201_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = nb201_data
+    a = GBDTAccuracyPredictor(seed=2, n_models=3).fit(X[:100], y[:100]).predict(X[100:200])
+    b = (
+        GBDTAccuracyPredictor(seed=2, n_models=3, n_jobs=2)
+        .fit(X[:100], y[:100])
+        .predict(X[100:200])
+    )
+    np.testing.assert_allclose(a, b)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "msg"),
+    [
+        ({"n_models": 0}, "n_models"),
+        ({"objective": "lambdamart"}, "objective"),
+        ({"target": "log"}, "target"),
+        ({"features": "pairs"}, "features"),
+        ({"params": {"depth": 3}}, "unknown GBDT parameter"),
+        ({"n_jobs": 0}, "n_jobs"),
+    ],
+)
+def test_bad_configuration(kwargs: dict, msg: str) -> None:
+    with pytest.raises(ValueError, match=msg):
+        GBDTAccuracyPredictor(**kwargs)
