@@ -6,7 +6,8 @@ return plain floats, so results serialise straight to JSON / the database.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -37,10 +38,16 @@ def _pair(
     return t, p
 
 
-def _rank_corr(value: float) -> float:
-    # A constant prediction has no ranking: scipy returns NaN; report 0 (no
-    # information) so that callers can average and compare without NaN checks.
-    return 0.0 if np.isnan(value) else float(value)
+def _rank_corr(
+    statistic: Callable[[np.ndarray, np.ndarray], Any], t: np.ndarray, p: np.ndarray
+) -> float:
+    # A constant prediction has no ranking: scipy warns and returns NaN; report
+    # 0 (no information) so that callers can average and compare without NaN
+    # checks, and without a warning for a case this function defines.
+    if np.ptp(t) == 0 or np.ptp(p) == 0:
+        return 0.0
+    value = float(statistic(t, p).statistic)
+    return 0.0 if np.isnan(value) else value
 
 
 def kendall_tau(
@@ -48,7 +55,7 @@ def kendall_tau(
 ) -> float:
     """Kendall rank correlation (tau-b, ties handled)."""
     t, p = _pair(y_true, y_pred)
-    return _rank_corr(stats.kendalltau(t, p).statistic)
+    return _rank_corr(stats.kendalltau, t, p)
 
 
 def spearman_rho(
@@ -56,7 +63,7 @@ def spearman_rho(
 ) -> float:
     """Spearman rank correlation."""
     t, p = _pair(y_true, y_pred)
-    return _rank_corr(stats.spearmanr(t, p).statistic)
+    return _rank_corr(stats.spearmanr, t, p)
 
 
 def rmse(y_true: Sequence[float] | np.ndarray, y_pred: Sequence[float] | np.ndarray) -> float:

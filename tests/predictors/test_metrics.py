@@ -22,6 +22,16 @@ def test_rank_correlations_perfect_and_reversed() -> None:
     assert kendall_tau(y, np.ones(10)) == 0.0  # constant prediction carries no ranking
 
 
+def test_constant_input_is_zero_without_warning() -> None:
+    import warnings
+
+    y = np.arange(10.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's ConstantInputWarning would fail here
+        assert spearman_rho(y, np.ones(10)) == 0.0
+        assert kendall_tau(np.ones(10), y) == 0.0
+
+
 def test_rmse_and_tolerance() -> None:
     assert rmse([1, 2, 3], [1, 2, 5]) == pytest.approx(np.sqrt(4 / 3))
     assert within_tolerance([10, 10, 10, 10], [10.5, 11.5, 9.2, 10]) == pytest.approx(0.75)
