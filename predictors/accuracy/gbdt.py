@@ -71,6 +71,7 @@ class _Fitted:
     y_std: float
     calib: tuple[float, float]  # (slope, intercept) from booster output to target scale
     features: SumFeatures  # derived columns appended to X (resolved at fit time)
+    binary: np.ndarray  # columns that were 0/1 in every training row (one-hot bits)
 
 
 class GBDTAccuracyPredictor:
@@ -87,9 +88,11 @@ class GBDTAccuracyPredictor:
         Ensemble size (>= 1). ``predict_with_uncertainty``'s std is the spread
         of the members; with 1 member it is zero.
     objective:
-        ``"regression"`` (squared error on transformed targets) or
-        ``"pairwise"`` (XGBoost ``rank:pairwise``; scores are mapped back to
-        the accuracy scale by a linear fit on the training data).
+        ``"pairwise"`` (XGBoost ``rank:pairwise`` with uniformly drawn pairs;
+        scores are mapped back to the accuracy scale by a linear fit on the
+        training data) or ``"regression"`` (squared error on transformed
+        targets). Pairwise ranks better on NAS-Bench-201 at every n measured
+        (benchmarks/results/accuracy_predictor.md) and costs ~3x the CPU.
     target:
         ``"rank"`` fits on the targets' normal scores (robust to the degenerate
         10%-accuracy cells that otherwise dominate a squared loss),
@@ -194,6 +197,7 @@ class GBDTAccuracyPredictor:
         else:
             features = SumFeatures((), ())
         d = X.shape[1]
+        binary = ((X == 0) | (X == 1)).all(axis=0)
         X = features.transform(X)
         z, y_mean, y_std = self._transform_target(y)
         rng = np.random.default_rng(self.seed)
@@ -215,7 +219,7 @@ class GBDTAccuracyPredictor:
         if self.objective == "pairwise":
             raw = np.mean([b.inplace_predict(X) for b in boosters], axis=0)
             calib = _linear_fit(raw, z)
-        self._fitted = _Fitted(boosters, d, np.sort(y), y_mean, y_std, calib, features)
+        self._fitted = _Fitted(boosters, d, np.sort(y), y_mean, y_std, calib, features, binary)
         return self
 
     def _transform_target(self, y: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -263,7 +267,17 @@ class GBDTAccuracyPredictor:
     def design_matrix(self, X: Any) -> np.ndarray:
         """What the boosters see: checked ``X`` with the derived columns appended."""
         fitted = self._require_fitted()
-        return fitted.features.transform(check_features(X, fitted.feature_dim))
+        X = check_features(X, fitted.feature_dim)
+        # A one-hot bit that is not 0/1 means X is not the encoding the model
+        # was fitted on (raw parameter values, another space's layout...).
+        bad = fitted.binary & ~((X == 0) | (X == 1)).all(axis=0)
+        if bad.any():
+            cols = np.flatnonzero(bad)[:5].tolist()
+            raise ValueError(
+                f"unknown encoding: column(s) {cols} were 0/1 in every training row "
+                "but X has other values there"
+            )
+        return fitted.features.transform(X)
 
     @property
     def derived_features(self) -> SumFeatures:
@@ -318,6 +332,7 @@ class GBDTAccuracyPredictor:
             "y_std": fitted.y_std,
             "calib": list(fitted.calib),
             "derived_features": fitted.features.to_dict(),
+            "binary_columns": np.flatnonzero(fitted.binary).tolist(),
             "boosters": [
                 base64.b64encode(bytes(b.save_raw(raw_format="ubj"))).decode("ascii")
                 for b in fitted.boosters
@@ -354,6 +369,7 @@ class GBDTAccuracyPredictor:
             y_std=float(payload["y_std"]),
             calib=(float(payload["calib"][0]), float(payload["calib"][1])),
             features=SumFeatures.from_dict(payload["derived_features"]),
+            binary=np.isin(np.arange(int(payload["feature_dim"])), payload["binary_columns"]),
         )
         return predictor
 

@@ -75,6 +75,14 @@ def test_bad_prediction_input(nb201_data: tuple[np.ndarray, np.ndarray]) -> None
     p = GBDTAccuracyPredictor(n_models=2).fit(X[:50], y[:50])
     with pytest.raises(ValueError, match="unknown encoding"):
         p.predict(np.zeros((4, X.shape[1] + 1)))
+    not_one_hot = X[:4].copy()
+    not_one_hot[:, 7] = 3.0
+    with pytest.raises(ValueError, match=r"unknown encoding: column\(s\) \[7\]"):
+        p.predict(not_one_hot)
+    # The same check survives a save/load round trip.
+    with pytest.raises(ValueError, match="unknown encoding"):
+        GBDTAccuracyPredictor.from_bytes(p.to_bytes()).predict(not_one_hot)
+    assert p.predict(X[0]).shape == (1,)  # one encoded architecture as a 1-D vector
 
 
 def test_regression_objective_and_standardized_target(
