@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from service.cli import db, device, query, search, serve, supernet, token, worker
+from service.cli import db, device, export, query, search, serve, supernet, token, worker
 from service.cli.common import CliState
 from service.cli.quickstart import quickstart
 
@@ -48,6 +48,7 @@ app.add_typer(supernet.app, name="supernet")
 app.add_typer(device.app, name="device")
 app.add_typer(search.app, name="search")
 app.add_typer(query.app, name="query")
+app.add_typer(export.app, name="export")
 app.add_typer(serve.app, name="serve")
 app.add_typer(worker.app, name="worker")
 app.add_typer(token.app, name="token")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
 
-from service.cli.common import emit, open_hwnas
+from service.cli.common import emit, fail, open_hwnas
 from service.db import Supernet
 from service.domain import supernets
 
@@ -75,5 +78,162 @@ def register_benchmark_cmd(
             [
                 f"{reg.supernet.name}: {'registered' if reg.created else 'already registered'} "
                 f"with {len(reg.devices)} devices (nb201-<device>)"
+            ],
+        )
+
+
+@app.command("train")
+def train_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Name to register the trained supernet under."),
+    space: str = typer.Option("ofa-mbv3-tiny", "--space", help="ofa-mbv3-tiny or ofa-mbv3."),
+    dataset: str = typer.Option(
+        "digits", "--dataset", help="digits | folder:PATH (class per sub-directory) | npz:PATH."
+    ),
+    schedule: str = typer.Option(
+        "progressive-shrinking", "--schedule", help="progressive-shrinking | deps."
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", help="Total epochs over all phases."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Global batch size."),
+    seed: int = typer.Option(0, "--seed", help="Seed of data split, sampling and init."),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps-per-epoch", help="Cap steps (smoke runs)."
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads per process."),
+    nproc: int = typer.Option(1, "--nproc", help="Processes (torchrun + DDP; gloo on CPU)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Run directory (default <home>/supernets/NAME)."
+    ),
+) -> None:
+    """Train a once-for-all supernet with progressive shrinking and register it.
+    Interrupted? Run the same command again: it resumes after the last finished epoch."""
+    from tqdm import tqdm
+
+    from service.supernet_ops import TrainRequest, train_and_register
+
+    bars: dict[str, Any] = {}
+
+    def progress(event: Any) -> None:
+        if event.kind == "phase_start":
+            bars["bar"] = tqdm(
+                total=event.total_steps,
+                initial=event.step,
+                desc=f"[{event.phase_index + 1}/{event.n_phases}] {event.phase}",
+                unit="step",
+                leave=True,
+            )
+        elif event.kind == "step" and "bar" in bars:
+            bars["bar"].update(1)
+            if event.loss is not None:
+                bars["bar"].set_postfix(loss=f"{event.loss:.3f}", lr=f"{event.lr:.4f}")
+        elif event.kind == "phase_end" and "bar" in bars:
+            bars.pop("bar").close()
+
+    req = TrainRequest(
+        name=name, space=space, dataset=dataset, schedule=schedule, epochs=epochs, lr=lr,
+        batch_size=batch_size, seed=seed, max_steps_per_epoch=max_steps, threads=threads,
+        nproc=nproc, out_dir=out,
+    )  # fmt: skip
+    with open_hwnas(ctx) as hw:
+        row = train_and_register(hw, req, progress)
+        last = row.metrics["phases"][-1]
+        accs = {k: v for k, v in last.items() if k.startswith("accuracy_")}
+        emit(
+            ctx,
+            supernet_dict(row),
+            [
+                f"supernet {row.name} ready: {row.checkpoint_path}",
+                f"holdout accuracy after the last phase: {accs}",
+            ],
+        )
+
+
+@app.command("register")
+def register_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Supernet name."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A finished run directory."),
+    description: str = typer.Option("", "--description", help="Free text."),
+) -> None:
+    """Register a supernet trained outside hwnas (e.g. torchrun -m supernets.launch)."""
+    from service.supernet_ops import register_checkpoint
+
+    with open_hwnas(ctx) as hw:
+        row = register_checkpoint(hw, name, checkpoint, description=description)
+        emit(
+            ctx, supernet_dict(row), [f"supernet {row.name} registered from {row.checkpoint_path}"]
+        )
+
+
+@app.command("eval")
+def eval_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Supernet name."),
+    arch: list[str] = typer.Option([], "--arch", help="Arch config as JSON (repeatable)."),
+    sample: int = typer.Option(0, "--sample", help="Also evaluate N random subnets."),
+    extremes: bool = typer.Option(
+        False, "--extremes", help="Also the smallest and largest subnet."
+    ),
+    bn_images: int = typer.Option(
+        2000, "--bn-images", help="Training images for BN recalibration."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random subnets."),
+) -> None:
+    """Measure subnets for real (BN-recalibrated, holdout accuracy); each result is
+    stored as a measured trial, the training data of the accuracy predictor."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from service.supernet_ops import evaluate_subnets
+    from supernets import OFAMobileNetV3Space, space_from_config
+
+    with open_hwnas(ctx) as hw:
+        with hw.session() as s:
+            row = supernets.get_supernet(s, name)
+            space = space_from_config(row.space_name, row.space_config)
+        archs: list[Any] = [space.validate(a) for a in arch]
+        if extremes:
+            if not isinstance(space, OFAMobileNetV3Space):
+                raise fail(f"--extremes needs an OFA space, {name} is {space.name}")
+            archs += [space.min_arch(), space.max_arch()]
+        rng = np.random.default_rng(seed)
+        archs += [space.sample(rng) for _ in range(sample)]
+        if not archs:
+            raise fail("nothing to evaluate: give --arch, --sample N or --extremes")
+        with tqdm(total=len(archs), desc="evaluating", unit="subnet") as bar:
+            results = evaluate_subnets(
+                hw, name, archs, n_bn_images=bn_images, seed=seed, progress=lambda i: bar.update(1)
+            )
+        emit(
+            ctx,
+            results,
+            [
+                f"trial {r['trial_id']:>6}  accuracy {r['accuracy']:.4f}  r={r['resolution']}"
+                for r in results
+            ],
+        )
+
+
+@app.command("fit-predictor")
+def fit_predictor_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Supernet name."),
+    seed: int = typer.Option(0, "--seed", help="Seed."),
+    tune: bool = typer.Option(False, "--tune", help="Tune hyper-parameters with Optuna (CV)."),
+) -> None:
+    """Fit the GBDT accuracy predictor on the supernet's measured subnets and store
+    it as a new version with its cross-validated quality (Kendall tau, Spearman...)."""
+    from service.supernet_ops import fit_accuracy_predictor
+
+    with open_hwnas(ctx) as hw:
+        out = fit_accuracy_predictor(hw, name, seed=seed, tune=True if tune else "auto")
+        m = out["metrics"].get("metrics", out["metrics"])
+        emit(
+            ctx,
+            out,
+            [
+                f"accuracy predictor v{out['version']} on {out['n_train']} subnets: "
+                f"tau {m.get('kendall_tau', float('nan')):.3f}, rho {m.get('spearman_rho', float('nan')):.3f}"
             ],
         )

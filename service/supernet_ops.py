@@ -1,0 +1,297 @@
+"""Supernet work the service does for its users, over the ``supernets`` and
+``predictors`` libraries: train and register, evaluate subnets into measured
+trials, fit and version the accuracy predictor, export a chosen subnet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from service.app import Hwnas
+from service.db import Supernet
+from service.domain import predictors, subnets, supernets
+from service.domain.errors import ConflictError, DomainError
+
+__all__ = [
+    "TrainRequest",
+    "evaluate_subnets",
+    "export_subnet",
+    "fit_accuracy_predictor",
+    "register_checkpoint",
+    "train_and_register",
+]
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    name: str
+    space: str = "ofa-mbv3-tiny"
+    dataset: str = "digits"
+    schedule: str = "progressive-shrinking"
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int = 64
+    seed: int = 0
+    max_steps_per_epoch: int | None = None
+    threads: int | None = None
+    nproc: int = 1
+    out_dir: Path | None = None
+
+
+def _require_trainable(row: Supernet) -> Path:
+    if row.checkpoint_path is None:
+        raise DomainError(f"{row.name!r} is a tabular benchmark space: it has no weights")
+    if row.status != "ready":
+        raise ConflictError(f"supernet {row.name!r} is {row.status}, not ready")
+    return Path(row.checkpoint_path)
+
+
+def register_checkpoint(
+    hw: Hwnas, name: str, checkpoint: Path, *, description: str = ""
+) -> Supernet:
+    """Register (or finish registering) a trained run directory under ``name``."""
+    from supernets.train import load_supernet, read_manifest
+
+    manifest = read_manifest(checkpoint)
+    if not manifest.get("complete", False):
+        done = len(manifest.get("phases", []))
+        raise DomainError(f"training run {checkpoint} is not complete ({done} phase(s) done)")
+    space, _, meta = load_supernet(checkpoint)
+    with hw.session() as s:
+        existing = s.query(Supernet).filter(Supernet.name == name).one_or_none()
+        if existing is not None and existing.status == "ready":
+            raise ConflictError(f"supernet {name!r} already exists")
+        if existing is None:
+            existing = supernets.register_supernet(
+                s, name, space_name=space.name, space_config=space.config(), status="training"
+            )
+        existing.space_config = space.config()
+        existing.dataset = meta["dataset"]
+        existing.n_classes = int(meta["n_classes"])
+        existing.checkpoint_path = str(Path(checkpoint).resolve())
+        existing.schedule = {
+            "phases": meta["schedule"],
+            "train_config": meta.get("train_config", {}),
+        }
+        existing.metrics = {
+            "phases": manifest["phases"],
+            "world_size": manifest.get("world_size", 1),
+        }
+        existing.status = "ready"
+        existing.description = description or existing.description
+        return existing
+
+
+def train_and_register(
+    hw: Hwnas, req: TrainRequest, progress: Callable[[Any], None] | None = None
+) -> Supernet:
+    """Train a supernet (resuming an interrupted run of the same name) and register it.
+
+    The row is created up front with status ``training`` and the run directory,
+    so a killed run is visible and the same command resumes it.
+    """
+    out = Path(req.out_dir or hw.settings.home / "supernets" / req.name).resolve()
+    with hw.session() as s:
+        row = s.query(Supernet).filter(Supernet.name == req.name).one_or_none()
+        if row is not None and row.status == "ready":
+            raise ConflictError(f"supernet {req.name!r} already exists")
+        if row is not None and row.checkpoint_path and Path(row.checkpoint_path) != out:
+            raise ConflictError(
+                f"supernet {req.name!r} is being trained in {row.checkpoint_path}; "
+                "use the same output directory to resume it"
+            )
+        from supernets import get_space
+
+        space = get_space(req.space)
+        if row is None:
+            supernets.register_supernet(
+                s,
+                req.name,
+                space_name=space.name,
+                space_config=space.config(),
+                dataset={"spec": req.dataset},
+                checkpoint_path=str(out),
+                status="training",
+            )
+    if req.nproc > 1:
+        _train_distributed(req, out)
+    else:
+        _train_local(req, out, progress)
+    return register_checkpoint(hw, req.name, out)
+
+
+def _schedule_and_config(req: TrainRequest) -> tuple[Any, Any, Any, Any]:
+    from supernets import get_space
+    from supernets.data import DatasetSpec, load_dataset
+    from supernets.schedules import get_schedule
+    from supernets.train import TrainConfig
+
+    space = get_space(req.space)
+    dataset = load_dataset(DatasetSpec.parse(req.dataset, seed=req.seed))
+    overrides = {k: v for k, v in (("epochs", req.epochs), ("lr", req.lr)) if v is not None}
+    schedule = get_schedule(req.schedule, space, **overrides)
+    config = TrainConfig(
+        batch_size=req.batch_size,
+        seed=req.seed,
+        max_steps_per_epoch=req.max_steps_per_epoch,
+        num_threads=req.threads,
+    )
+    return space, dataset, schedule, config
+
+
+def _train_local(req: TrainRequest, out: Path, progress: Callable[[Any], None] | None) -> None:
+    from supernets.train import train_supernet
+
+    space, dataset, schedule, config = _schedule_and_config(req)
+    train_supernet(space, dataset, schedule, out, config=config, progress=progress)
+
+
+def _train_distributed(req: TrainRequest, out: Path) -> None:
+    """Launch ``torchrun`` with ``req.nproc`` processes (DDP; gloo on CPU)."""
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc_per_node={req.nproc}", "-m", "supernets.launch",
+        "--space", req.space, "--dataset", req.dataset, "--schedule", req.schedule,
+        "--batch-size", str(req.batch_size), "--seed", str(req.seed), "--out", str(out),
+    ]  # fmt: skip
+    for flag, value in (
+        ("--epochs", req.epochs),
+        ("--lr", req.lr),
+        ("--max-steps-per-epoch", req.max_steps_per_epoch),
+        ("--threads", req.threads),
+    ):
+        if value is not None:
+            cmd += [flag, str(value)]
+    done = subprocess.run(cmd, env=dict(os.environ), check=False)
+    if done.returncode != 0:
+        raise DomainError(
+            f"distributed training exited with code {done.returncode}; rerun to resume"
+        )
+
+
+def _load(row: Supernet) -> tuple[Any, Any, Any]:
+    from supernets.data import load_dataset
+    from supernets.train import load_supernet
+
+    space, net, meta = load_supernet(_require_trainable(row))
+    return space, net, load_dataset(meta["dataset"])
+
+
+def evaluate_subnets(
+    hw: Hwnas,
+    name: str,
+    archs: Sequence[Any],
+    *,
+    n_bn_images: int = 2000,
+    seed: int = 0,
+    purpose: str = "evaluation",
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Really evaluate ``archs`` (BN-recalibrated holdout accuracy) and store
+    each as a measured trial of the supernet (no job)."""
+    from supernets.evaluate import evaluate_subnet
+
+    with hw.session() as s:
+        row = supernets.get_supernet(s, name)
+        row_id, space_name = row.id, row.space_name
+        space, net, dataset = _load(row)
+    archs = [space.validate(a) for a in archs]
+    out = []
+    for i, arch in enumerate(archs, start=1):
+        result = evaluate_subnet(net, arch, dataset, n_calibration=n_bn_images, seed=seed)
+        with hw.session() as s:
+            trial = subnets.record_trial(
+                s,
+                subnets.TrialIn(
+                    space_name=space_name,
+                    arch=arch.to_dict(),
+                    arch_hash=space.arch_hash(arch),
+                    accuracy=result.accuracy,
+                    supernet_id=row_id,
+                    details={"purpose": purpose, **result.to_dict()},
+                ),
+            )
+            out.append({"trial_id": trial.id, **result.to_dict()})
+        if progress is not None:
+            progress(i)
+    return out
+
+
+def fit_accuracy_predictor(
+    hw: Hwnas, name: str, *, seed: int = 0, tune: bool | str = "auto"
+) -> dict[str, Any]:
+    """Fit the GBDT accuracy predictor on every measured trial of the supernet,
+    report its cross-validated quality, and store it as a new version."""
+    from predictors.accuracy import GBDTAccuracyPredictor
+    from predictors.accuracy.training import fit_with_report
+    from supernets import space_from_config
+
+    with hw.session() as s:
+        row = supernets.get_supernet(s, name)
+        space = space_from_config(row.space_name, row.space_config)
+        trials = subnets.list_trials(s, supernet_id=row.id, limit=10_000)
+        measured = {
+            t.arch_hash: t
+            for t in trials
+            if t.accuracy is not None and t.accuracy_source == "measured"
+        }
+        row_id = row.id
+    if len(measured) < 10:
+        raise DomainError(
+            f"supernet {name!r} has {len(measured)} measured subnets; at least 10 are needed "
+            f"(`hwnas supernet eval {name} --sample 50`)"
+        )
+    X = space.encode_many([space.validate(t.arch) for t in measured.values()])
+    y = [float(t.accuracy) for t in measured.values()]  # type: ignore[arg-type]
+    predictor, report = fit_with_report(X, y, seed=seed, tune=tune)
+    assert isinstance(predictor, GBDTAccuracyPredictor)
+    metrics = report.to_dict()
+    with hw.session() as s:
+        stored = predictors.store_predictor(
+            s,
+            kind="accuracy",
+            space_name=space.name,
+            blob=predictor.to_bytes(),
+            metrics=metrics,
+            n_train=len(y),
+            supernet_id=row_id,
+        )
+        return {"version": stored.version, "n_train": len(y), "metrics": metrics}
+
+
+def export_subnet(
+    hw: Hwnas,
+    name: str,
+    arch: Any,
+    out_dir: Path,
+    *,
+    formats: Sequence[str] = ("state_dict", "torchscript", "onnx"),
+    n_bn_images: int = 2000,
+    provenance: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """Export ``arch`` of supernet ``name`` (BN recalibrated on its training data)
+    and write ``hwnas-export.json`` describing where it came from."""
+    from supernets.export import export_subnet as _export
+
+    with hw.session() as s:
+        row = supernets.get_supernet(s, name)
+        space, net, dataset = _load(row)
+    arch = space.validate(arch)
+    paths = _export(net, arch, out_dir, dataset=dataset, n_calibration=n_bn_images, formats=formats)
+    manifest = {
+        "supernet": name,
+        "space": space.name,
+        "arch": arch.to_dict(),
+        "input_shape": [1, 3, arch.r, arch.r],
+        "files": {k: str(Path(p).name) for k, p in paths.items()},
+        **(provenance or {}),
+    }
+    (out_dir / "hwnas-export.json").write_text(json.dumps(manifest, indent=2, default=str))
+    return {k: str(p) for k, p in paths.items()}
