@@ -51,7 +51,8 @@ class ChoiceEffect:
             "value": self.value,
             "name": self.name,
             "effect": self.effect,
-            "stderr": self.stderr,
+            # One sample has no standard error (inf here); JSON has no inf.
+            "stderr": self.stderr if np.isfinite(self.stderr) else None,
             "n_samples": self.n_samples,
         }
 
@@ -188,7 +189,7 @@ def prune_space(
                 _key(value) in must_keep
                 or e is None
                 or e.n_samples < min_samples
-                or e.effect + confidence * e.stderr >= -threshold
+                or e.effect + (confidence * e.stderr if confidence else 0.0) >= -threshold
             ):
                 allowed.append(value)
             else:

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from predictors.accuracy import GBDTAccuracyPredictor
+from predictors.accuracy import GBDTAccuracyPredictor, space_sum_features
 from predictors.accuracy.gbdt import _from_normal_scores
 from predictors.metrics import kendall_tau
+from supernets import get_space
 
 
 def test_fit_predict_shapes_and_ranking(nb201_data: tuple[np.ndarray, np.ndarray]) -> None:
@@ -128,3 +129,12 @@ def test_parallel_members_give_the_same_model(nb201_data: tuple[np.ndarray, np.n
 def test_bad_configuration(kwargs: dict, msg: str) -> None:
     with pytest.raises(ValueError, match=msg):
         GBDTAccuracyPredictor(**kwargs)
+
+
+def test_space_features_survive_save_load(nb201_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = nb201_data
+    feats = space_sum_features(get_space("nb201"))
+    p = GBDTAccuracyPredictor(seed=0, n_models=2, features=feats).fit(X[:80], y[:80])
+    q = GBDTAccuracyPredictor.from_bytes(p.to_bytes())
+    assert q.derived_features == feats and q.features == feats
+    np.testing.assert_allclose(q.predict(X[80:120]), p.predict(X[80:120]))
