@@ -195,7 +195,7 @@ def _evolution(
         return None
 
     pop = [int(i) for i in rng.choice(feasible, size=population)]
-    n_parents = int(round(parent_ratio * population))
+    n_parents = round(parent_ratio * population)
     n_mut = (population - n_parents) // 2
     all_archs = _all_archs(p)
     X_all = _X_all(p)

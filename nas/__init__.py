@@ -9,7 +9,7 @@ on the records it stored.
 from nas.candidates import CandidateSet, Featurizer
 from nas.constraints import Constraints
 from nas.costs import ArchCosts, has_cost_model, macs_and_params
-from nas.evaluators import TabularEvaluator, TabularLatency
+from nas.evaluators import SupernetEvaluator, TabularEvaluator, TabularLatency
 from nas.latency import BatchLatency, LatencyModel
 from nas.loop import AccuracyModel, SearchResult, SearchSettings, run_search
 from nas.pareto import (
@@ -36,6 +36,7 @@ __all__ = [
     "SearchResult",
     "SearchSettings",
     "SearchStudy",
+    "SupernetEvaluator",
     "TabularEvaluator",
     "TabularLatency",
     "best_under_budget",

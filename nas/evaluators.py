@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 
 from supernets.spaces import NB201Space, SearchSpace
 
-__all__ = ["TabularEvaluator", "TabularLatency"]
+__all__ = ["SupernetEvaluator", "TabularEvaluator", "TabularLatency"]
 
 
 def _nb201(space: SearchSpace[Any] | str) -> NB201Space:
@@ -104,3 +105,59 @@ class TabularEvaluator:
             raise ValueError(f"no cell runs within {budget_ms} ms on {device!r}")
         best = int(feasible[np.argmax(self.all_accuracy[feasible])])
         return self.space.from_index(best), float(self.all_accuracy[best])
+
+
+class SupernetEvaluator:
+    """Real evaluation with a trained weight-sharing supernet.
+
+    ``evaluator(arch)`` extracts the subnet, recalibrates its BatchNorm on
+    ``n_calibration`` training images at the subnet's resolution and returns
+    its holdout accuracy in percent (the same scale as the tabular evaluator).
+    All the work is :func:`supernets.evaluate_subnet`; this class only binds
+    the supernet, the dataset and the settings, and keeps the last details.
+    """
+
+    def __init__(
+        self,
+        supernet: Any,
+        dataset: Any,
+        *,
+        n_calibration: int | None = None,
+        batch_size: int = 200,
+        seed: int = 0,
+    ) -> None:
+        from supernets.evaluate import DEFAULT_CALIBRATION_IMAGES
+
+        self.supernet = supernet
+        self.dataset = dataset
+        self.space = supernet.space
+        self.n_calibration = DEFAULT_CALIBRATION_IMAGES if n_calibration is None else n_calibration
+        self.batch_size = batch_size
+        self.seed = seed
+        #: The last :class:`supernets.evaluate.SubnetEvaluation` (holdout size, resolution).
+        self.last: Any = None
+
+    @classmethod
+    def from_checkpoint(
+        cls, checkpoint: str | os.PathLike[str], map_location: str = "cpu", **kwargs: Any
+    ) -> SupernetEvaluator:
+        """Evaluator for a trained run (directory or ``.pt`` file) on the dataset
+        split it was trained with (:func:`supernets.train.load_supernet`)."""
+        from supernets.data import load_dataset
+        from supernets.train import load_supernet
+
+        _, supernet, metadata = load_supernet(checkpoint, map_location=map_location)
+        return cls(supernet, load_dataset(metadata["dataset"]), **kwargs)
+
+    def __call__(self, arch: Any) -> float:
+        from supernets.evaluate import evaluate_subnet
+
+        self.last = evaluate_subnet(
+            self.supernet,
+            arch,
+            self.dataset,
+            n_calibration=self.n_calibration,
+            batch_size=self.batch_size,
+            seed=self.seed,
+        )
+        return 100.0 * float(self.last.accuracy)

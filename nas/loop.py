@@ -269,7 +269,7 @@ class _Search:
         duration = time.perf_counter() - start
         latency = {d: float(cands.latency[i, j]) for j, d in enumerate(self.featurizer.devices)}
         violations = self._violations(cands, i)
-        frozen = self.study.finish(trial, accuracy, latency, violations)
+        frozen = self.study.finish(trial, accuracy, latency, violations, duration)
         record = Evaluation(
             arch=arch,
             arch_hash=cands.hashes[i],

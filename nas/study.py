@@ -7,7 +7,7 @@ Layout of a study created here (what the service and other workers can rely on):
 * params: the space's flat categorical view (``space.choices()``), so Optuna's
   own samplers and visualisations understand the trials;
 * trial user attrs: ``arch`` (config dict), ``arch_hash``, ``macs``, ``params``,
-  ``latency_measured`` ({device: bool}), ``source``, ``predicted_accuracy`` /
+  ``latency_measured`` ({device: bool}), ``source``, ``duration_s``, ``predicted_accuracy`` /
   ``predicted_std`` (the predictor's estimate at proposal time, labelled);
 * constraints via ``trial.set_constraint`` (relative violation, <= 0 feasible),
   so ``study.best_trials`` is the feasible Pareto front;
@@ -161,7 +161,7 @@ class SearchStudy:
             source=attrs.get("source", "external"),
             predicted_accuracy=attrs.get("predicted_accuracy"),
             predicted_std=attrs.get("predicted_std"),
-            duration_s=trial.duration.total_seconds() if trial.duration else None,
+            duration_s=attrs.get("duration_s"),
         )
 
     def pending_hashes(self, stale_after_s: float | None) -> set[str]:
@@ -204,7 +204,10 @@ class SearchStudy:
         accuracy: float,
         latency_ms: Mapping[str, float],
         violations: Mapping[str, float],
+        duration_s: float | None = None,
     ) -> FrozenTrial:
+        if duration_s is not None:  # the evaluation alone, not the trial's bookkeeping
+            trial.set_user_attr("duration_s", duration_s)
         for name, value in violations.items():
             trial.set_constraint(name, float(value))
         values = [float(accuracy)] + [float(latency_ms[d]) for d in self.devices]

@@ -1,0 +1,334 @@
+"""run_search end to end on the tabular NB201 space and on small synthetic spaces."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+
+from nas import (
+    Evaluation,
+    SearchSettings,
+    TabularEvaluator,
+    best_under_budget,
+    macs_and_params,
+    run_search,
+)
+from supernets import get_space
+from supernets.spaces import SearchSpace
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+EV = TabularEvaluator()
+SPACE = EV.space
+LAT = EV.latency("pixel3")
+BUDGET = float(np.percentile(LAT.values, 25))
+FAST = SearchSettings(batch_size=10, n_initial=10)
+
+
+class Counting:
+    """An evaluate() that counts its calls (real evaluations)."""
+
+    def __init__(self, fn: Any = EV) -> None:
+        self.fn = fn
+        self.calls: list[str] = []
+
+    def __call__(self, arch: Any) -> float:
+        self.calls.append(str(arch))
+        return float(self.fn(arch))
+
+
+def test_entry_point_contract() -> None:
+    evaluate = Counting()
+    result = run_search(SPACE, evaluate, LAT, BUDGET, 30, seed=0)
+    assert len(result.history) == 30 == len(evaluate.calls)
+    hashes = [SPACE.arch_hash(a) for a, _, _ in result.history]
+    assert len(set(hashes)) == 30  # never evaluates an architecture twice
+    for arch, acc, lat in result.history:
+        assert acc == EV(arch) and lat == LAT(arch)
+    assert [str(a) for a, _, _ in result.history] == evaluate.calls  # in evaluation order
+    feasible = [(acc, a) for a, acc, lat in result.history if lat <= BUDGET]
+    assert result.best is not None and result.feasible
+    assert EV(result.best) == max(acc for acc, _ in feasible)
+    assert LAT(result.best) <= BUDGET
+    assert result.stop_reason == "n_evaluations"
+    # The predictor-guided rounds propose only predicted-feasible architectures:
+    # with an exact latency model every evaluation meets the budget.
+    assert all(lat <= BUDGET for _, _, lat in result.history)
+    assert all(e.predicted_accuracy is not None for e in result.evaluations[10:])
+    assert {e.source for e in result.evaluations} == {"initial", "predictor"}
+    assert result.proposals and all(p.arch_hash not in hashes for p in result.proposals)
+
+
+def test_plain_callables_and_determinism() -> None:
+    def latency(arch: Any) -> float:  # no batch form: called per architecture
+        return LAT(arch)
+
+    def evaluate(arch: Any) -> float:
+        return EV(arch)
+
+    a = run_search(SPACE, evaluate, latency, BUDGET, 20, seed=3, settings=FAST)
+    b = run_search(SPACE, evaluate, latency, BUDGET, 20, seed=3, settings=FAST)
+    assert [str(x) for x, _, _ in a.history] == [str(x) for x, _, _ in b.history]
+    assert a.devices == ["latency"]
+
+
+def test_finds_good_architectures_quickly() -> None:
+    budget = float(np.percentile(LAT.values, 75))
+    _, oracle = EV.oracle("pixel3", budget)
+    result = run_search(SPACE, EV, LAT, budget, 60, seed=0)
+    assert result.best_evaluation is not None
+    assert oracle - result.best_evaluation.accuracy < 1.0  # random search: ~1.5 at 60
+
+
+def test_infeasible_budget_stops_and_reports_closest() -> None:
+    evaluate = Counting()
+    tiny = float(LAT.values.min()) / 2
+    result = run_search(SPACE, evaluate, LAT, tiny, 100, seed=0, settings=FAST)
+    assert result.stop_reason == "infeasible"
+    assert result.best is None and not result.feasible
+    assert result.closest and all(not e.feasible for e in result.closest)
+    assert result.closest[0].latency_ms["pixel3"] == pytest.approx(LAT.values.min())
+    assert "no architecture" in result.message
+    assert len(evaluate.calls) <= FAST.n_initial * FAST.infeasible_rounds  # bounded, no hang
+
+
+def test_macs_and_params_constraints() -> None:
+    max_macs, max_params = 60e6, 0.5e6
+    result = run_search(
+        SPACE, EV, LAT, None, 30, seed=1, max_macs=max_macs, max_params=max_params, settings=FAST
+    )
+    assert result.best_evaluation is not None
+    for e in result.evaluations:
+        assert e.macs == pytest.approx(macs_and_params(SPACE, [e.arch]).macs[0])
+        assert e.feasible == (e.macs <= max_macs and e.params <= max_params)
+    assert all(e.feasible for e in result.evaluations)
+    impossible = run_search(SPACE, EV, LAT, None, 30, seed=1, max_macs=1e6, settings=FAST)
+    assert impossible.stop_reason == "infeasible" and impossible.best is None
+
+
+def test_several_devices_and_budgets() -> None:
+    fpga = EV.latency("fpga")
+    budgets = {"pixel3": float(np.median(LAT.values)), "fpga": float(np.median(fpga.values))}
+    result = run_search(
+        SPACE, EV, {"pixel3": LAT, "fpga": fpga}, budgets, 25, seed=0, settings=FAST
+    )
+    assert result.devices == ["pixel3", "fpga"]
+    for e in result.evaluations:
+        assert e.latency_ms == {"pixel3": LAT(e.arch), "fpga": fpga(e.arch)}
+        assert e.latency_measured == {"pixel3": True, "fpga": True}
+    best = result.best_evaluation
+    assert best is not None and all(best.latency_ms[d] <= b for d, b in budgets.items())
+    with pytest.raises(ValueError, match="without a latency model"):
+        run_search(SPACE, EV, LAT, {"gpu": 1.0}, 10)
+
+
+def test_pareto_mode_spreads_over_the_front() -> None:
+    result = run_search(SPACE, EV, LAT, None, 40, seed=0, settings=FAST)
+    front = result.pareto_front()
+    assert len(front) >= 4
+    lats = [e.latency_ms["pixel3"] for e in front]
+    assert lats == sorted(lats)
+    assert max(lats) > 2 * min(lats)  # not collapsed on one point
+
+
+def test_hooks_and_optuna_trials(tmp_path: Path) -> None:
+    seen: list[Evaluation] = []
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    result = run_search(
+        SPACE,
+        EV,
+        LAT,
+        BUDGET,
+        15,
+        storage=url,
+        study_name="s",
+        on_evaluation=seen.append,
+        settings=FAST,
+    )
+    assert [e.trial_number for e in seen] == list(range(15))
+    assert seen == result.evaluations
+    study = optuna.load_study(study_name="s", storage=url)
+    trials = study.get_trials()
+    assert len(trials) == 15 and all(t.state.name == "COMPLETE" for t in trials)
+    t = trials[-1]
+    assert t.values[0] == EV(SPACE.validate(t.user_attrs["arch"]))
+    assert t.values[1] == LAT(SPACE.validate(t.user_attrs["arch"]))
+    assert SPACE.from_params(t.params) == SPACE.validate(t.user_attrs["arch"])
+    assert set(t.constraints) == {"latency_ms:pixel3"}
+    assert t.user_attrs["predicted_accuracy"] is not None  # labelled as predicted
+    feasible_front = study.best_trials
+    assert feasible_front and all(tr.values[1] <= BUDGET for tr in feasible_front)
+    # The JSON view is what the service stores.
+    row = seen[0].to_dict()
+    assert row["arch_str"] == str(seen[0].arch) and row["feasible"] is True
+
+
+def test_resume_and_extend_without_re_evaluating(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    first = Counting()
+    r1 = run_search(SPACE, first, LAT, BUDGET, 20, storage=url, study_name="job-1", settings=FAST)
+    second = Counting()
+    r2 = run_search(SPACE, second, LAT, BUDGET, 30, storage=url, study_name="job-1", settings=FAST)
+    assert len(first.calls) == 20 and len(second.calls) == 10
+    assert r2.n_new == 10 and len(r2.history) == 30
+    assert [str(a) for a, _, _ in r2.history[:20]] == [str(a) for a, _, _ in r1.history]
+    assert not set(second.calls) & set(first.calls)
+    # Same target again: nothing left to do.
+    third = Counting()
+    r3 = run_search(SPACE, third, LAT, BUDGET, 30, storage=url, study_name="job-1", settings=FAST)
+    assert third.calls == [] and r3.n_new == 0 and r3.stop_reason == "n_evaluations"
+    assert r3.best_evaluation == r2.best_evaluation
+    # A study of another problem is refused.
+    with pytest.raises(ValueError, match="another search problem"):
+        run_search(SPACE, EV, EV.latency("fpga"), 3.0, 5, storage=url, study_name="job-1")
+
+
+def test_running_trials_of_live_workers_are_not_repeated(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    run_search(SPACE, EV, LAT, BUDGET, 10, storage=url, study_name="w", settings=FAST)
+    # Another worker is evaluating an architecture right now.
+    from nas import SearchStudy
+
+    other = SearchStudy(SPACE, ["pixel3"], storage=url, study_name="w")
+    busy = SPACE.sample(np.random.default_rng(123))
+    other.start(busy, {"arch": busy.to_dict(), "arch_hash": SPACE.arch_hash(busy)})
+    evaluate = Counting()
+    result = run_search(
+        SPACE, evaluate, LAT, BUDGET, 20, storage=url, study_name="w", settings=FAST
+    )
+    assert str(busy) not in evaluate.calls
+    assert len(evaluate.calls) == 9  # 20 wanted: 10 stored + 1 running elsewhere
+    assert len(result.history) == 19
+
+
+def test_failed_evaluation_marks_the_trial_and_propagates() -> None:
+    def broken(arch: Any) -> float:
+        raise RuntimeError("GPU fell off")
+
+    storage = optuna.storages.InMemoryStorage()
+    with pytest.raises(RuntimeError, match="GPU fell off"):
+        run_search(SPACE, broken, LAT, BUDGET, 5, storage=storage, study_name="f")
+    trial = optuna.load_study(study_name="f", storage=storage).get_trials()[0]
+    assert trial.state.name == "FAIL" and "GPU fell off" in trial.user_attrs["error"]
+
+
+def test_time_budget_should_stop_and_patience() -> None:
+    evaluate = Counting()
+    result = run_search(SPACE, evaluate, LAT, BUDGET, 50, time_budget_s=0.0)
+    assert result.stop_reason == "time_budget" and evaluate.calls == []
+    assert result.best is None and result.message == "no architecture was evaluated"
+    stopped = run_search(SPACE, EV, LAT, BUDGET, 50, should_stop=lambda: True)
+    assert stopped.stop_reason == "stopped" and stopped.n_new == 0
+
+    flat = run_search(
+        SPACE,
+        lambda arch: 50.0,  # nothing ever improves
+        LAT,
+        BUDGET,
+        100,
+        settings=SearchSettings(batch_size=5, n_initial=5, patience=2),
+    )
+    assert flat.stop_reason == "converged" and len(flat.history) < 100
+
+
+def test_settings_validation() -> None:
+    with pytest.raises(ValueError, match="n_initial"):
+        SearchSettings(n_initial=2)
+    with pytest.raises(ValueError, match="batch_size"):
+        SearchSettings(batch_size=0)
+    with pytest.raises(ValueError, match="mode"):
+        run_search(SPACE, EV, LAT, BUDGET, 5, mode="fast")  # type: ignore[arg-type]
+
+
+# -- a space small enough to exhaust ------------------------------------------------------
+@dataclass(frozen=True)
+class Bits:
+    bits: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bits": list(self.bits)}
+
+    def __str__(self) -> str:
+        return "".join(map(str, self.bits))
+
+
+@dataclass(frozen=True)
+class BitSpace(SearchSpace[Bits]):
+    name: str = "bits"
+    n: int = 3
+
+    def sample(self, rng: np.random.Generator) -> Bits:
+        return Bits(tuple(int(b) for b in rng.integers(2, size=self.n)))
+
+    def validate(self, arch: Bits | Mapping[str, Any] | str) -> Bits:
+        if isinstance(arch, Mapping):
+            arch = Bits(tuple(int(b) for b in arch["bits"]))
+        elif isinstance(arch, str):
+            arch = Bits(tuple(int(c) for c in arch))
+        if len(arch.bits) != self.n or set(arch.bits) - {0, 1}:
+            raise ValueError(f"field 'bits' must be {self.n} zeros/ones")
+        return arch
+
+    def encode(self, arch: Bits) -> np.ndarray:
+        return np.eye(2, dtype=np.float32)[list(arch.bits)].reshape(-1)
+
+    def decode(self, vector: np.ndarray) -> Bits:
+        return Bits(tuple(int(np.argmax(r)) for r in np.asarray(vector).reshape(self.n, 2)))
+
+    @property
+    def feature_dim(self) -> int:
+        return 2 * self.n
+
+    def choices(self) -> dict[str, list[Any]]:
+        return {f"b{i}": [0, 1] for i in range(self.n)}
+
+    def to_params(self, arch: Bits) -> dict[str, Any]:
+        return {f"b{i}": b for i, b in enumerate(arch.bits)}
+
+    def from_params(self, params: Mapping[str, Any]) -> Bits:
+        return self.validate(Bits(tuple(int(params[f"b{i}"]) for i in range(self.n))))
+
+    def config(self) -> dict[str, Any]:
+        return {"n": self.n}
+
+    def all_archs(self) -> list[Bits]:
+        return [Bits(tuple((i >> k) & 1 for k in range(self.n))) for i in range(2**self.n)]
+
+
+def test_exhausting_a_small_space_stops() -> None:
+    space = BitSpace()
+    evaluate = Counting(lambda a: 60.0 + 10 * sum(a.bits))
+    result = run_search(
+        space,
+        evaluate,
+        lambda a: 1.0 + sum(a.bits),
+        None,
+        50,
+        settings=SearchSettings(batch_size=2, n_initial=5),
+    )
+    assert result.stop_reason == "exhausted"
+    assert sorted(evaluate.calls) == sorted(str(a) for a in space.all_archs())
+
+
+def test_optuna_inner_search_on_the_ofa_space() -> None:
+    space = get_space("ofa-mbv3-tiny")
+
+    def evaluate(arch: Any) -> float:  # synthetic: bigger is better, with diminishing returns
+        return float(60 + 5 * np.log(macs_and_params(space, [arch], n_classes=10).macs[0]))
+
+    def latency(arch: Any) -> float:
+        return float(macs_and_params(space, [arch], n_classes=10).macs[0] / 1e6)
+
+    budget = 6.0
+    settings = SearchSettings(batch_size=5, n_initial=5, inner_population=20, inner_generations=3)
+    result = run_search(space, evaluate, latency, budget, 15, seed=0, settings=settings)
+    assert len(result.history) == 15
+    assert result.best is not None and latency(result.best) <= budget
+    assert all(lat <= budget for _, _, lat in result.history[5:])
+    assert best_under_budget(result.evaluations, "latency", budget).best == result.best_evaluation
