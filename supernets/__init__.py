@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from supernets.networks import (
         MobileNetV3Subnet,
         OFAMobileNetV3,
+        build_subnet,
         build_supernet,
         extract_subnet,
     )
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
         TrainConfig,
         load_supernet,
         read_manifest,
+        train_subnet,
         train_supernet,
     )
 
@@ -78,6 +80,7 @@ _LAZY: dict[str, str] = {
     "save_subnet": "supernets.export",
     "MobileNetV3Subnet": "supernets.networks",
     "OFAMobileNetV3": "supernets.networks",
+    "build_subnet": "supernets.networks",
     "build_supernet": "supernets.networks",
     "extract_subnet": "supernets.networks",
     "Phase": "supernets.schedules",
@@ -89,6 +92,7 @@ _LAZY: dict[str, str] = {
     "TrainConfig": "supernets.train",
     "load_supernet": "supernets.train",
     "read_manifest": "supernets.train",
+    "train_subnet": "supernets.train",
     "train_supernet": "supernets.train",
 }
 
@@ -123,6 +127,7 @@ __all__ = [
     "TrainConfig",
     "available_schedules",
     "available_spaces",
+    "build_subnet",
     "build_supernet",
     "calibrated_subnet",
     "deps_schedule",
@@ -143,5 +148,6 @@ __all__ = [
     "register_space",
     "save_subnet",
     "space_from_config",
+    "train_subnet",
     "train_supernet",
 ]

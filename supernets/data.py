@@ -19,6 +19,7 @@ recalibration.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -65,6 +66,9 @@ class DatasetSpec:
             raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
         if self.image_size < 8:
             raise ValueError(f"image_size must be >= 8, got {self.image_size}")
+        if self.path is not None:
+            # Stored specs (checkpoints, the database) outlive the working directory.
+            object.__setattr__(self, "path", os.path.abspath(os.path.expanduser(self.path)))
 
     @classmethod
     def parse(cls, text: str, **overrides: Any) -> DatasetSpec:

@@ -24,6 +24,7 @@ __all__ = [
     "SUBNET_FORMAT",
     "MobileNetV3Subnet",
     "OFAMobileNetV3",
+    "build_subnet",
     "build_supernet",
     "extract_subnet",
 ]
@@ -197,6 +198,17 @@ class MobileNetV3Subnet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(self.stem(x)))
+
+
+def build_subnet(
+    space: SearchSpace[Any], arch: OFAArch | Mapping[str, Any] | str, n_classes: int
+) -> MobileNetV3Subnet:
+    """A freshly initialised static subnet ``arch`` of ``space`` (to train from
+    scratch); same shape and config as ``extract_subnet`` would give."""
+    with torch.no_grad():
+        subnet = extract_subnet(build_supernet(space, n_classes), arch)
+    _init_weights(subnet)  # fan-out init for the subnet's own kernel sizes
+    return subnet
 
 
 @torch.no_grad()

@@ -58,6 +58,7 @@ __all__ = [
     "TrainConfig",
     "load_supernet",
     "read_manifest",
+    "train_subnet",
     "train_supernet",
 ]
 
@@ -216,14 +217,33 @@ def _run_identity(
 
 
 # -- the loop ---------------------------------------------------------------------
-def _lr_at(phase: Phase, step: int, steps_per_epoch: int) -> float:
-    total = phase.epochs * steps_per_epoch
-    warmup = round(phase.warmup_epochs * steps_per_epoch)
+def _cosine_lr(
+    lr: float,
+    epochs: int,
+    warmup_epochs: float,
+    step: int,
+    steps_per_epoch: int,
+    cosine: tuple[float, float] = (0.0, 1.0),
+) -> float:
+    """Linear warm-up to ``lr``, then the ``cosine`` segment of a cosine decay to 0."""
+    total = epochs * steps_per_epoch
+    warmup = round(warmup_epochs * steps_per_epoch)
     if step < warmup:
-        return phase.lr * (step + 1) / warmup
+        return lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
-    point = phase.cosine_start + (phase.cosine_end - phase.cosine_start) * progress
-    return phase.lr * 0.5 * (1.0 + math.cos(math.pi * point))
+    point = cosine[0] + (cosine[1] - cosine[0]) * progress
+    return lr * 0.5 * (1.0 + math.cos(math.pi * point))
+
+
+def _lr_at(phase: Phase, step: int, steps_per_epoch: int) -> float:
+    return _cosine_lr(
+        phase.lr,
+        phase.epochs,
+        phase.warmup_epochs,
+        step,
+        steps_per_epoch,
+        (phase.cosine_start, phase.cosine_end),
+    )
 
 
 def _optimizer(net: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
@@ -416,7 +436,7 @@ def _train_phase(
         # Global batch images per second of training (teacher and all subnets
         # of a step included); subnet-images also count each subnet's pass.
         "images_per_s": None if rate is None else round(rate, 2),
-        "subnet_images_per_s": None if rate is None else round(rate * len(archs), 2),
+        "subnet_images_per_s": None if rate is None else round(rate * phase.subnets_per_step, 2),
     }
 
 
@@ -587,9 +607,9 @@ def _train(run: _Run) -> Path:
 def _replicas_in_sync(net: nn.Module, d: _Dist) -> bool:
     if d.world == 1:
         return True
-    local = torch.tensor([_params_checksum(net)], dtype=torch.float64)
-    gathered = [torch.zeros(1, dtype=torch.float64) for _ in range(d.world)]
-    dist.all_gather(gathered, local.to(d.device) if d.device.type == "cuda" else local)
+    local = torch.tensor([_params_checksum(net)], dtype=torch.float64, device=d.device)
+    gathered = [torch.zeros_like(local) for _ in range(d.world)]
+    dist.all_gather(gathered, local)
     values = [float(g) for g in gathered]
     return max(values) - min(values) <= 1e-6 * max(1.0, abs(values[0]))
 
@@ -615,14 +635,68 @@ def _channels_last(module: nn.Module) -> None:
 def _resume_state(path: Path, index: int, device: torch.device) -> dict[str, Any] | None:
     if not path.is_file():
         return None
-    state: dict[str, Any] = torch.load(path, map_location=device, weights_only=False)
+    state: dict[str, Any] = torch.load(path, map_location=device, weights_only=True)
     return state if state.get("phase_index") == index else None
 
 
 def _load_weights(net: nn.Module, path: Path, device: torch.device) -> dict[str, Any]:
-    payload: dict[str, Any] = torch.load(path, map_location=device, weights_only=False)
+    payload: dict[str, Any] = torch.load(path, map_location=device, weights_only=True)
     net.load_state_dict(payload["state_dict"])
     return payload
+
+
+def train_subnet(
+    subnet: MobileNetV3Subnet,
+    dataset: ImageDataset,
+    *,
+    epochs: int,
+    lr: float = 0.1,
+    warmup_epochs: float = 0.0,
+    config: TrainConfig | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> MobileNetV3Subnet:
+    """Train a static subnet on its own, at its own resolution (in place).
+
+    The from-scratch baseline of the supernet benchmark, and fine-tuning of an
+    extracted subnet: the same optimiser, label smoothing, warm-up + cosine
+    learning rate and seeding as a supernet phase, without distillation.
+    ``progress(step, total_steps, loss)`` is called after every step. Single
+    process (no DDP); returns the subnet in eval mode.
+    """
+    config = config or TrainConfig()
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if config.num_threads is not None:
+        torch.set_num_threads(config.num_threads)
+    device = next(subnet.parameters()).device
+    if device.type == "cpu":
+        _channels_last(subnet)
+    spe = max(1, dataset.n_train // config.batch_size)
+    if config.max_steps_per_epoch is not None:
+        spe = min(spe, config.max_steps_per_epoch)
+    optimizer = _optimizer(subnet, config, lr)
+    r = subnet.resolution
+    for epoch in range(epochs):
+        subnet.train()
+        rng = np.random.default_rng([config.seed, epoch])
+        torch.manual_seed(int(rng.integers(2**62)))
+        perm = rng.permutation(dataset.n_train)
+        for step in range(spe):
+            global_step = epoch * spe + step
+            for group in optimizer.param_groups:
+                group["lr"] = _cosine_lr(lr, epochs, warmup_epochs, global_step, spe)
+            idx = torch.from_numpy(perm[step * config.batch_size : (step + 1) * config.batch_size])
+            x = resize_batch(dataset.train_x[idx], r).to(device)
+            if device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = dataset.train_y[idx].to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(subnet(x), y, label_smoothing=config.label_smoothing)
+            loss.backward()
+            optimizer.step()
+            if progress is not None:
+                progress(global_step + 1, epochs * spe, float(loss.detach()))
+    return subnet.eval()
 
 
 def load_supernet(
@@ -645,7 +719,7 @@ def load_supernet(
         path = path / manifest["phases"][-1]["checkpoint"]
     if not path.is_file():
         raise ValueError(f"no supernet checkpoint at {str(path)!r}")
-    payload: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=False)
+    payload: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=True)
     if payload.get("format") != CHECKPOINT_FORMAT or "state_dict" not in payload:
         raise ValueError(f"{str(path)!r} is not a {CHECKPOINT_FORMAT} checkpoint")
     space = space_from_config(payload["space"]["name"], payload["space"]["config"])

@@ -85,3 +85,9 @@ def test_resize_batch() -> None:
     x = torch.randn(2, 3, 8, 8)
     assert resize_batch(x, 32).shape == (2, 3, 32, 32)
     assert resize_batch(x, 8) is x
+
+
+def test_spec_paths_are_made_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = DatasetSpec.parse("npz:data/x.npz")
+    assert spec.path == str(tmp_path / "data" / "x.npz")

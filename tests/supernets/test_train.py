@@ -13,10 +13,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from supernets import ImageDataset, evaluate_subnet, load_dataset
+from supernets import ImageDataset, build_subnet, evaluate_subnet, load_dataset
 from supernets.schedules import deps_schedule, get_schedule, progressive_shrinking
 from supernets.spaces import OFAMobileNetV3Space
-from supernets.train import ProgressEvent, TrainConfig, load_supernet, read_manifest, train_supernet
+from supernets.train import (
+    ProgressEvent,
+    TrainConfig,
+    load_supernet,
+    read_manifest,
+    train_subnet,
+    train_supernet,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = TrainConfig(batch_size=16, max_steps_per_epoch=2, eval_after_phase=False)
@@ -143,3 +150,23 @@ def test_torchrun_two_processes(tmp_path: Path) -> None:
     assert manifest["complete"] and manifest["world_size"] == 2
     # Both ranks ended every phase with identical weights.
     assert all(p["replicas_in_sync"] for p in manifest["phases"])
+
+
+def test_train_subnet_from_scratch(
+    tiny_space: OFAMobileNetV3Space, small_digits: ImageDataset
+) -> None:
+    arch = tiny_space.min_arch()
+    torch.manual_seed(0)
+    sub = build_subnet(tiny_space, arch, small_digits.n_classes)
+    assert sub.config["arch"] == arch.to_dict() and sub.resolution == arch.r
+    before = [p.detach().clone() for p in sub.parameters()]
+    losses: list[float] = []
+    out = train_subnet(
+        sub, small_digits, epochs=2, lr=0.05, config=FAST,
+        progress=lambda step, total, loss: losses.append(loss),
+    )  # fmt: skip
+    assert out is sub and not sub.training
+    assert len(losses) == 4
+    assert any(not torch.equal(a, b) for a, b in zip(before, sub.parameters(), strict=True))
+    with pytest.raises(ValueError, match="epochs"):
+        train_subnet(sub, small_digits, epochs=0)

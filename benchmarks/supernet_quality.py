@@ -1,0 +1,309 @@
+"""Supernet quality: inherited subnets vs the same subnets trained from scratch.
+
+On scikit-learn's digits (8x8, upsampled to the subnet's resolution) with the
+``ofa-mbv3-tiny`` space, for the smallest, a middle and the largest subnet:
+
+* holdout accuracy with weights inherited from a supernet trained with
+  progressive shrinking, and from one trained with the DεpS-style schedule
+  (both BN-recalibrated on training images before measuring);
+* holdout accuracy of the same subnet trained alone from scratch for the same
+  number of epochs as the supernet's whole schedule (also BN-recalibrated);
+* training throughput (images/s) of each, on this machine's CPU.
+
+Target: every inherited subnet within 1 point of its from-scratch accuracy.
+
+    python benchmarks/supernet_quality.py                 # full run (~40 min on 2 CPU cores)
+    python benchmarks/supernet_quality.py --epochs 6 --max-steps-per-epoch 2 --tag smoke
+
+Writes ``benchmarks/results/supernet_quality[-TAG].json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from supernets import (
+    OFAArch,
+    OFAMobileNetV3Space,
+    TrainConfig,
+    build_subnet,
+    evaluate_accuracy,
+    evaluate_subnet,
+    get_schedule,
+    get_space,
+    load_dataset,
+    load_supernet,
+    read_manifest,
+    recalibrate_bn,
+    train_subnet,
+    train_supernet,
+)
+from supernets.evaluate import calibration_images
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SCHEDULES = {"progressive-shrinking": "progressive shrinking (OFA)", "deps": "DεpS-style"}
+
+
+def subnets(space: OFAMobileNetV3Space) -> dict[str, OFAArch]:
+    n = space.n_slots
+
+    def mid(values: tuple[int, ...]) -> int:
+        return values[len(values) // 2]
+
+    middle = OFAArch(
+        (mid(space.kernel_sizes),) * n,
+        (mid(space.expand_ratios),) * n,
+        (mid(space.depths),) * space.n_stages,
+        mid(space.resolutions),
+    )
+    return {"smallest": space.min_arch(), "middle": middle, "largest": space.max_arch()}
+
+
+def _std_err_points(acc: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on ``n`` images, in points."""
+    return 100 * math.sqrt(max(acc * (1 - acc), 1e-12) / n)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(args.threads)
+    space = get_space("ofa-mbv3-tiny")
+    assert isinstance(space, OFAMobileNetV3Space)
+    dataset = load_dataset("digits")
+    config = TrainConfig(
+        batch_size=args.batch_size,
+        seed=args.seed,
+        num_threads=args.threads,
+        eval_after_phase=False,
+        max_steps_per_epoch=args.max_steps_per_epoch,
+    )
+    archs = subnets(space)
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="supernet-quality-"))
+    result: dict[str, Any] = {
+        "dataset": dataset.summary(),
+        "space": {"name": space.name, "config": space.config()},
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "train_config": config.to_dict(),
+        "subnets": {k: a.to_dict() for k, a in archs.items()},
+        "bn_calibration_images": min(2000, dataset.n_train),
+        "environment": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": args.threads,
+            "gpu": torch.cuda.is_available(),
+            "note": "CPU only: no GPU was available in this session. The machine was "
+            "shared with other jobs, so throughput numbers are lower bounds.",
+            "load_average_start": os.getloadavg(),
+        },
+        "schedules": {},
+        "scratch": {},
+    }
+
+    for name in SCHEDULES:
+        schedule = get_schedule(name, space, epochs=args.epochs, lr=args.lr)
+        out = workdir / name
+        t0 = time.perf_counter()
+        train_supernet(
+            space, dataset, schedule, out, config=config, progress=_printer(name, args.verbose)
+        )
+        seconds = time.perf_counter() - t0
+        manifest = read_manifest(out)
+        _, net, _ = load_supernet(out)
+        images = sum(
+            p["steps"] * config.batch_size for p in manifest["phases"]
+        )  # images fed, all phases
+        train_seconds = sum(p["seconds"] for p in manifest["phases"])
+        entry: dict[str, Any] = {
+            "phases": [
+                {k: p[k] for k in ("name", "seconds", "images_per_s", "subnet_images_per_s")}
+                | {"epochs": s.epochs, "subnets_per_step": s.subnets_per_step}
+                for p, s in zip(manifest["phases"], schedule, strict=True)
+            ],
+            "wall_seconds": round(seconds, 1),
+            "train_seconds": round(train_seconds, 1),
+            "images_per_s": round(images / train_seconds, 1),
+            "accuracy": {},
+        }
+        for label, arch in archs.items():
+            ev = evaluate_subnet(net, arch, dataset, seed=args.seed)
+            entry["accuracy"][label] = ev.accuracy
+            print(f"[{name}] {label}: inherited accuracy {100 * ev.accuracy:.2f}%", flush=True)
+        result["schedules"][name] = entry
+
+    for label, arch in archs.items():
+        torch.manual_seed(args.seed)
+        subnet = build_subnet(space, arch, dataset.n_classes)
+        t0 = time.perf_counter()
+        train_subnet(
+            subnet,
+            dataset,
+            epochs=args.epochs,
+            lr=args.lr,
+            warmup_epochs=round(args.epochs * 0.05, 2),
+            config=config,
+        )
+        seconds = time.perf_counter() - t0
+        spe = max(1, dataset.n_train // config.batch_size)
+        if config.max_steps_per_epoch is not None:
+            spe = min(spe, config.max_steps_per_epoch)
+        raw = evaluate_accuracy(subnet, dataset.holdout_x, dataset.holdout_y, arch.r)
+        recalibrate_bn(subnet, calibration_images(dataset, arch.r, seed=args.seed))
+        acc = evaluate_accuracy(subnet, dataset.holdout_x, dataset.holdout_y, arch.r)
+        result["scratch"][label] = {
+            "accuracy": acc,
+            "accuracy_without_recalibration": raw,
+            "train_seconds": round(seconds, 1),
+            "images_per_s": round(args.epochs * spe * config.batch_size / seconds, 1),
+        }
+        print(f"[scratch] {label}: accuracy {100 * acc:.2f}% in {seconds:.0f}s", flush=True)
+
+    n_hold = dataset.n_holdout
+    for entry in result["schedules"].values():
+        entry["gap_points"] = {
+            label: round(100 * (entry["accuracy"][label] - result["scratch"][label]["accuracy"]), 2)
+            for label in archs
+        }
+        entry["within_1_point"] = all(g >= -1.0 for g in entry["gap_points"].values())
+    result["holdout_std_err_points"] = {
+        label: round(_std_err_points(result["scratch"][label]["accuracy"], n_hold), 2)
+        for label in archs
+    }
+    result["environment"]["load_average_end"] = os.getloadavg()
+    return result
+
+
+def _printer(name: str, verbose: bool) -> Any:
+    def show(event: Any) -> None:
+        if event.kind == "phase_end":
+            m = event.metrics
+            print(
+                f"[{name}] phase {event.phase_index + 1}/{event.n_phases} {event.phase}: "
+                f"{m['seconds']:.0f}s, {m['images_per_s']} img/s, loss {m['final_loss']:.3f}",
+                flush=True,
+            )
+        elif verbose and event.kind == "step" and event.step % 20 == 0:
+            print(f"[{name}] {event.phase} step {event.step}/{event.total_steps}", flush=True)
+
+    return show
+
+
+def markdown(result: dict[str, Any]) -> str:
+    labels = list(result["subnets"])
+    scratch = result["scratch"]
+    env = result["environment"]
+    lines = [
+        "# Supernet quality: inherited vs from-scratch subnets",
+        "",
+        f"Dataset: scikit-learn digits ({result['dataset']['n_train']} training / "
+        f"{result['dataset']['n_holdout']} holdout images, 10 classes), upsampled to the "
+        f"subnet's resolution. Space `{result['space']['name']}`. Budget: {result['epochs']} "
+        f"epochs for each supernet schedule and for each from-scratch subnet; batch "
+        f"{result['train_config']['batch_size']}, peak LR {result['lr']}, SGD Nesterov. "
+        f"Accuracy on the holdout split after BN recalibration on "
+        f"{result['bn_calibration_images']} training images.",
+        "",
+        "| subnet | arch | from scratch | "
+        + " | ".join(f"{SCHEDULES[s]} (gap)" for s in result["schedules"])
+        + " |",
+        "|---|---|---|" + "---|" * len(result["schedules"]),
+    ]
+    for label in labels:
+        a = result["subnets"][label]
+        desc = f"k{a['ks'][0]} e{a['e'][0]} d{a['d'][0]} r{a['r']}"
+        cells = [
+            f"{100 * e['accuracy'][label]:.2f}% ({e['gap_points'][label]:+.2f})"
+            for e in result["schedules"].values()
+        ]
+        lines.append(
+            f"| {label} | {desc} | {100 * scratch[label]['accuracy']:.2f}% | "
+            + " | ".join(cells)
+            + " |"
+        )
+    se = ", ".join(f"{k} ±{v}" for k, v in result["holdout_std_err_points"].items())
+    lines += [
+        "",
+        f"Gap = inherited minus from-scratch, in points. One holdout image is "
+        f"{100 / result['dataset']['n_holdout']:.2f} points; binomial standard error of the "
+        f"from-scratch accuracies: {se} points.",
+        "",
+        "Target (every inherited subnet within 1 point of its from-scratch accuracy): "
+        + ", ".join(
+            f"{SCHEDULES[s]} **{'met' if e['within_1_point'] else 'not met'}**"
+            for s, e in result["schedules"].items()
+        )
+        + ".",
+        "",
+        "## Training cost and throughput (CPU)",
+        "",
+        f"{env['note']} torch {env['torch']}, {env['cpu_count']} CPU cores, "
+        f"{env['torch_threads']} torch thread(s); load average at start "
+        f"{env['load_average_start'][0]:.1f}, at end {env['load_average_end'][0]:.1f}.",
+        "",
+        "| what | training time | images/s |",
+        "|---|---|---|",
+    ]
+    for s, e in result["schedules"].items():
+        lines.append(
+            f"| supernet, {SCHEDULES[s]} ({result['epochs']} epochs, one supernet) | "
+            f"{e['train_seconds']:.0f} s | {e['images_per_s']:.0f} |"
+        )
+    total_scratch = sum(v["train_seconds"] for v in scratch.values())
+    for label in labels:
+        lines.append(
+            f"| {label} subnet alone ({result['epochs']} epochs) | "
+            f"{scratch[label]['train_seconds']:.0f} s | {scratch[label]['images_per_s']:.0f} |"
+        )
+    lines += [
+        f"| the three subnets alone, together | {total_scratch:.0f} s | |",
+        "",
+        "Images/s counts each training image once per step, although a supernet step "
+        "trains several subnets on it (and runs the teacher). Per phase:",
+        "",
+        "| schedule | phase | epochs | subnets/step | time | images/s | subnet-images/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s, e in result["schedules"].items():
+        for p in e["phases"]:
+            lines.append(
+                f"| {SCHEDULES[s]} | {p['name']} | {p['epochs']} | {p['subnets_per_step']} | "
+                f"{p['seconds']:.0f} s | {p['images_per_s']:.0f} | {p['subnet_images_per_s']:.0f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--epochs", type=int, default=24)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--max-steps-per-epoch", type=int, default=None, help="smoke runs only")
+    p.add_argument("--workdir", default=None, help="where supernet runs go (default: a temp dir)")
+    p.add_argument("--tag", default="", help="suffix of the results files")
+    p.add_argument("--verbose", action="store_true")
+    args = p.parse_args()
+    result = run(args)
+    stem = "supernet_quality" + (f"-{args.tag}" if args.tag else "")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
