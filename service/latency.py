@@ -59,9 +59,12 @@ def latency_source(session: Session, supernet: Supernet, device: Device) -> Any:
 
 
 def _device_model(blob: bytes, device_name: str) -> Any:
-    raise DomainError(
-        f"stored latency models cannot be loaded by this build (device {device_name!r})"
-    )
+    from predictors.latency import DeviceLatencyPredictor
+
+    model = DeviceLatencyPredictor.from_bytes(blob)
+    # The search names devices by the model's ``device`` attribute.
+    model.device = device_name
+    return model
 
 
 def check_latency_available(session: Session, supernet: Supernet, device: Device) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
 
-from service.cli.common import emit, open_hwnas
+from service.cli.common import emit, fail, open_hwnas
 from service.db import Device
 from service.domain import devices
 
@@ -80,3 +81,127 @@ def remove_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Device 
     with open_hwnas(ctx) as hw, hw.session() as s:
         devices.remove_device(s, name)
         emit(ctx, {"removed": name}, [f"device {name} removed"])
+
+
+@app.command("measure")
+def measure_cmd(
+    ctx: typer.Context,
+    space: str = typer.Option(
+        "ofa-mbv3-tiny", "--space", help="Search space to model latency for."
+    ),
+    backend: str = typer.Option(
+        "torch-cpu", "--backend", help="torch-cpu, onnxruntime-cpu or torch-cuda."
+    ),
+    threads: int = typer.Option(1, "--threads", help="Threads (part of the device identity)."),
+    batch: int = typer.Option(1, "--batch", help="Batch size (part of the device identity)."),
+    name: str | None = typer.Option(
+        None, "--name", help="Device name (default <host>-<backend>-t<n>-b<n>)."
+    ),
+    extra: int = typer.Option(
+        10, "--extra", help="Extra random subnets measured to report quality."
+    ),
+    repeats: int = typer.Option(30, "--repeats", help="Timed runs per subnet (after warm-up)."),
+) -> None:
+    """Register this machine as a device: measure the reference subnets for real,
+    adapt the meta-learned latency predictor, store model and measurements."""
+    from service.device_ops import measure_local
+
+    with open_hwnas(ctx) as hw:
+        reg = measure_local(
+            hw,
+            space,
+            backend=backend,
+            threads=threads,
+            batch=batch,
+            name=name,
+            n_extra=extra,
+            repeats=repeats,
+        )
+        q = reg.quality
+        lines = [
+            f"device {reg.device}: latency model v{reg.version} for {reg.space} from {int(q['n_references'])} references"
+        ]
+        if "spearman_rho" in q:
+            lines.append(
+                f"on {int(q['n_extra'])} extra measured subnets: Spearman {q['spearman_rho']:.3f}, "
+                f"within ±10%: {q.get('within_10pct', float('nan')):.0%}"
+            )
+        emit(ctx, reg.to_dict(), lines)
+
+
+@app.command("references")
+def references_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(
+        ..., help="Device name (register it first with `hwnas device add`)."
+    ),
+    space: str = typer.Option("ofa-mbv3-tiny", "--space", help="Search space."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for the ONNX files and runner."),
+    batch: int | None = typer.Option(None, "--batch", help="Batch size (default: the device's)."),
+) -> None:
+    """Write the reference subnets to measure on a remote device (ONNX + measure.py)."""
+    from service.device_ops import reference_package
+
+    with open_hwnas(ctx) as hw:
+        info = reference_package(hw, name, space, out, batch=batch)
+        emit(ctx, info, [f"wrote {len(info['files'])} reference subnets to {out}", info["next"]])
+
+
+@app.command("submit")
+def submit_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Device name."),
+    space: str = typer.Option("ofa-mbv3-tiny", "--space", help="Search space."),
+    file: Path = typer.Option(
+        ..., "--file", "-f", help="measure.py's JSON lines, or {reference_ms, extra}."
+    ),
+) -> None:
+    """Submit latencies measured on the device; adapts and stores its latency model."""
+    from predictors.latency import reference_archs
+    from service.device_ops import parse_latency_file, submit_latencies
+    from supernets import get_space
+
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc}") from None
+    with open_hwnas(ctx) as hw:
+        n_refs = len(reference_archs(get_space(space)))
+        refs, extra, details = parse_latency_file(text, n_refs)
+        reg = submit_latencies(hw, name, space, refs, extra=extra, details=details)
+        emit(
+            ctx,
+            reg.to_dict(),
+            [
+                f"device {reg.device}: latency model v{reg.version} for {reg.space} ({reg.n_measurements} measurements)"
+            ],
+        )
+
+
+@app.command("models")
+def models_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Device name.")) -> None:
+    """List the device's stored latency models (versions and quality)."""
+    from service.domain import predictors
+
+    with open_hwnas(ctx) as hw, hw.session() as s:
+        device = devices.get_device(s, name)
+        rows = predictors.list_predictors(s, kind="latency", device_id=device.id)
+        data = [
+            {
+                "version": r.version,
+                "space": r.space_name,
+                "n_train": r.n_train,
+                "metrics": r.metrics,
+                "created_at": r.created_at,
+            }
+            for r in rows
+        ]
+        emit(
+            ctx,
+            data,
+            [
+                f"v{d['version']:<3} {d['space']:<16} refs={d['n_train']:<3} {d['metrics']}"
+                for d in data
+            ]
+            or ["no latency models"],
+        )

@@ -1,0 +1,294 @@
+"""Device registration, service side: measure or receive latencies, store them
+with how they were taken, adapt the meta-learned latency predictor, and store
+the adapted model as a new version with its quality.
+
+The flow (``predictors.latency.registration`` does the ML):
+
+* this machine: :func:`measure_local` measures the space's reference subnets
+  (and a few extra ones for an honest quality figure) with the chosen backend,
+  threads and batch;
+* any other device: :func:`reference_package` writes the reference subnets as
+  ONNX files plus a standalone runner; the user runs it there and hands the
+  output to :func:`submit_latencies`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from service.app import Hwnas
+from service.db import Device
+from service.domain import devices, predictors
+from service.domain.devices import MeasurementIn
+from service.domain.errors import DomainError
+
+__all__ = [
+    "Registered",
+    "local_device_name",
+    "measure_local",
+    "parse_latency_file",
+    "reference_package",
+    "submit_latencies",
+]
+
+_KIND_OF_BACKEND = {
+    "torch-cpu": "local-cpu",
+    "onnxruntime-cpu": "local-onnxruntime",
+    "torch-cuda": "local-cuda",
+}
+
+
+@dataclass(frozen=True)
+class Registered:
+    device: str
+    space: str
+    version: int
+    quality: dict[str, float]
+    n_measurements: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "space": self.space,
+            "version": self.version,
+            "quality": self.quality,
+            "n_measurements": self.n_measurements,
+        }
+
+
+def _space(space_name: str) -> Any:
+    from predictors.latency import pretrained_spaces
+    from supernets import get_space
+
+    if space_name not in pretrained_spaces():
+        raise DomainError(
+            f"no meta-learned latency predictor ships for space {space_name!r}; "
+            f"available: {', '.join(pretrained_spaces())}"
+        )
+    return get_space(space_name)
+
+
+def local_device_name(backend: str, threads: int, batch: int) -> str:
+    """Default name of this machine with a backend: ``<host>-<backend>-t<threads>-b<batch>``."""
+    from predictors.latency.measure import host_name
+
+    host = "".join(c if c.isalnum() or c in "._-" else "-" for c in host_name())
+    return f"{host}-{backend}-t{threads}-b{batch}"
+
+
+def _store(
+    hw: Hwnas,
+    device_name: str,
+    space: Any,
+    references: Sequence[tuple[dict[str, Any], float, dict[str, Any]]],
+    extra: Sequence[tuple[dict[str, Any], float, dict[str, Any]]],
+    method: str,
+) -> Registered:
+    """Store every measurement, adapt, and store the adapted model (one transaction)."""
+    from predictors.latency import adapt_device
+
+    adaptation = adapt_device(
+        space,
+        [ms for _, ms, _ in references],
+        extra=[(arch, ms) for arch, ms, _ in extra],
+        device=device_name,
+    )
+    with hw.session() as s:
+        device = devices.get_device(s, device_name)
+        rows = [
+            MeasurementIn(
+                space_name=space.name,
+                arch=arch,
+                arch_hash=space.arch_hash(space.validate(arch)),
+                latency_ms=float(ms),
+                method=method,
+                spread_ms=details.get("iqr_ms"),
+                details=details,
+                is_reference=is_ref,
+            )
+            for group, is_ref in ((references, True), (extra, False))
+            for arch, ms, details in group
+        ]
+        devices.add_measurements(s, device, rows)
+        stored = predictors.store_predictor(
+            s,
+            kind="latency",
+            space_name=space.name,
+            blob=adaptation.model.to_bytes(),
+            metrics={**adaptation.quality, "outliers": list(adaptation.outliers)},
+            n_train=len(references),
+            device_id=device.id,
+        )
+        return Registered(
+            device.name, space.name, stored.version, dict(adaptation.quality), len(rows)
+        )
+
+
+def measure_local(
+    hw: Hwnas,
+    space_name: str,
+    *,
+    backend: str = "torch-cpu",
+    threads: int = 1,
+    batch: int = 1,
+    name: str | None = None,
+    n_extra: int = 10,
+    repeats: int = 30,
+    seed: int = 0,
+    description: str = "",
+) -> Registered:
+    """Register this machine (with ``backend``/``threads``/``batch``) for
+    ``space_name``: measure the reference subnets and ``n_extra`` random ones for
+    real, adapt the latency predictor, store everything."""
+    import numpy as np
+
+    from predictors.latency import DeviceSpec, measure_archs, reference_archs
+    from predictors.latency.measure import host_name
+
+    space = _space(space_name)
+    spec = DeviceSpec(backend=backend, threads=threads, batch=batch)
+    device_name = name or local_device_name(backend, threads, batch)
+    with hw.session() as s:
+        existing = s.scalar(select(Device).where(Device.name == device_name))
+        if existing is None:
+            devices.create_device(
+                s,
+                device_name,
+                kind=_KIND_OF_BACKEND.get(backend, "local-cpu"),
+                description=description or f"{spec.name} (measured by hwnas)",
+                host=host_name(),
+                backend=backend,
+                threads=threads,
+                batch_size=batch,
+                properties={"device_spec": spec.to_dict()},
+            )
+        elif (
+            existing.backend != backend
+            or existing.threads != threads
+            or existing.batch_size != batch
+        ):
+            raise DomainError(
+                f"device {device_name!r} is {existing.backend}/t{existing.threads}/b{existing.batch_size}; "
+                "a different backend, thread count or batch is a different device: give another name"
+            )
+    refs = reference_archs(space)
+    rng = np.random.default_rng(seed)
+    extras = [space.sample(rng).to_dict() for _ in range(n_extra)]
+    measured = measure_archs(space, [*refs, *extras], spec, repeats=repeats)
+    rows = [
+        (arch, m.median_ms, m.to_dict(samples=False))
+        for arch, m in zip([*refs, *extras], measured, strict=True)
+    ]
+    return _store(hw, device_name, space, rows[: len(refs)], rows[len(refs) :], backend)
+
+
+def reference_package(
+    hw: Hwnas, device_name: str, space_name: str, out_dir: Path, *, batch: int | None = None
+) -> dict[str, Any]:
+    """Write the reference subnets of ``space_name`` as ONNX files, a manifest and
+    a standalone ``measure.py`` for ``device_name`` to run."""
+    from predictors.latency import export_reference_onnx, reference_archs
+
+    space = _space(space_name)
+    with hw.session() as s:
+        device = devices.get_device(s, device_name)
+        batch = batch or device.batch_size
+    paths = export_reference_onnx(space, out_dir, batch=batch)
+    return {
+        "device": device_name,
+        "space": space.name,
+        "out_dir": str(out_dir),
+        "files": [p.name for p in paths],
+        "references": reference_archs(space),
+        "next": (
+            f"on the device: python measure.py ref_*.onnx --threads N --batch {batch} > latencies.jsonl; "
+            f"then: hwnas device submit {device_name} --space {space.name} --file latencies.jsonl"
+        ),
+    }
+
+
+def parse_latency_file(
+    text: str, n_references: int
+) -> tuple[list[float], list[tuple[dict[str, Any], float]], list[dict[str, Any]]]:
+    """Read submitted latencies.
+
+    Accepts the JSON lines printed by the reference package's ``measure.py``
+    (one record per ``ref_NN.onnx``, in any order; ``median_ms`` is used), or a
+    JSON object ``{"reference_ms": [...], "extra": [{"arch": {...}, "ms": ...}]}``.
+    Returns reference latencies in reference order, extra pairs and per-reference details.
+    """
+    text = text.strip()
+    if not text:
+        raise DomainError("the latency file is empty")
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = None  # JSON lines, or garbage: decided line by line below
+    if isinstance(whole, dict) and "file" not in whole:
+        refs = whole.get("reference_ms")
+        if not isinstance(refs, list):
+            raise DomainError(
+                "latency JSON needs a 'reference_ms' list (one latency per reference arch)"
+            )
+        extra = []
+        for i, item in enumerate(whole.get("extra", [])):
+            if not isinstance(item, dict) or "arch" not in item or "ms" not in item:
+                raise DomainError(f"extra[{i}] must be an object with 'arch' and 'ms'")
+            extra.append((item["arch"], float(item["ms"])))
+        return [float(v) for v in refs], extra, [{} for _ in refs]
+    records: dict[int, dict[str, Any]] = {}
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DomainError(f"line {line_no} of the latency file is not JSON: {exc}") from None
+        name = str(record.get("file", ""))
+        if not (name.startswith("ref_") and name.endswith(".onnx") and name[4:-5].isdigit()):
+            raise DomainError(f"line {line_no}: 'file' must be ref_NN.onnx, got {name!r}")
+        if "median_ms" not in record:
+            raise DomainError(f"line {line_no}: no 'median_ms'")
+        records[int(name[4:-5])] = record
+    missing = sorted(set(range(n_references)) - set(records))
+    if missing:
+        raise DomainError(f"latencies missing for reference(s) {missing}; expected {n_references}")
+    ordered = [records[i] for i in range(n_references)]
+    return [float(r["median_ms"]) for r in ordered], [], ordered
+
+
+def submit_latencies(
+    hw: Hwnas,
+    device_name: str,
+    space_name: str,
+    reference_ms: Sequence[float],
+    *,
+    extra: Sequence[tuple[dict[str, Any], float]] = (),
+    details: Sequence[dict[str, Any]] | None = None,
+) -> Registered:
+    """Adapt ``device_name``'s latency model from latencies measured elsewhere."""
+    from predictors.latency import reference_archs
+
+    space = _space(space_name)
+    refs = reference_archs(space)
+    if len(reference_ms) != len(refs):
+        raise DomainError(
+            f"wrong number of reference latencies: got {len(reference_ms)}, "
+            f"space {space.name!r} has {len(refs)} reference architectures"
+        )
+    with hw.session() as s:
+        devices.get_device(s, device_name)
+    info = list(details) if details is not None else [{} for _ in refs]
+    references = [
+        (arch, float(ms), d) for arch, ms, d in zip(refs, reference_ms, info, strict=True)
+    ]
+    extras: list[tuple[dict[str, Any], float, dict[str, Any]]] = [
+        (space.validate(arch).to_dict(), float(ms), {}) for arch, ms in extra
+    ]
+    return _store(hw, device_name, space, references, extras, "submitted")

@@ -1,0 +1,155 @@
+"""Device registration: real local measurement, remote reference packages,
+submitted latencies, versioned latency models, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from service.app import Hwnas
+from service.cli import app
+from service.device_ops import measure_local, parse_latency_file, submit_latencies
+from service.domain import devices, predictors
+from service.domain.errors import DomainError
+from service.latency import latency_source
+from service.settings import load_settings
+
+runner = CliRunner()
+SPACE = "ofa-mbv3-tiny"
+
+
+@pytest.fixture
+def hw(sqlite_url: str):
+    with Hwnas.open(load_settings(database_url=sqlite_url)) as handle:
+        yield handle
+
+
+def test_measure_this_machine_stores_measurements_and_versions(hw: Hwnas) -> None:
+    reg = measure_local(hw, SPACE, threads=1, n_extra=3, repeats=3, name="here")
+    assert (reg.device, reg.space, reg.version, reg.n_measurements) == ("here", SPACE, 1, 13)
+    assert reg.quality["n_references"] == 10 and reg.quality["n_extra"] == 3
+    with hw.session() as s:
+        device = devices.get_device(s, "here")
+        assert (device.kind, device.backend, device.threads, device.batch_size) == (
+            "local-cpu",
+            "torch-cpu",
+            1,
+            1,
+        )
+        rows = devices.list_measurements(s, device)
+        assert sum(r.is_reference for r in rows) == 10
+        assert all(r.latency_ms > 0 and r.method == "torch-cpu" for r in rows)
+        assert all(r.details["repeats"] == 3 and r.details["threads"] == 1 for r in rows)
+    again = measure_local(hw, SPACE, threads=1, n_extra=0, repeats=3, name="here")
+    assert again.version == 2
+    with pytest.raises(DomainError, match="different device"):
+        measure_local(hw, SPACE, threads=2, n_extra=0, repeats=3, name="here")
+
+
+def test_remote_device_flow_through_the_cli(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    base = ["--database-url", url]
+    assert runner.invoke(app, [*base, "device", "add", "edge-box"]).exit_code == 0
+    out = tmp_path / "refs"
+    result = runner.invoke(
+        app, [*base, "device", "references", "edge-box", "--space", SPACE, "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    files = sorted(p.name for p in out.glob("ref_*.onnx"))
+    assert len(files) == 10
+    # "On the device": the standalone runner from the package, in its own process.
+    measured = subprocess.run(
+        [sys.executable, "measure.py", *files, "--repeats", "3", "--warmup", "1"],
+        cwd=out, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    latencies = tmp_path / "latencies.jsonl"
+    latencies.write_text(measured.stdout)
+    result = runner.invoke(
+        app,
+        [*base, "--json", "device", "submit", "edge-box", "--space", SPACE, "-f", str(latencies)],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["version"] == 1
+    models = json.loads(
+        runner.invoke(app, [*base, "--json", "device", "models", "edge-box"]).output
+    )
+    assert [m["version"] for m in models] == [1] and models[0]["space"] == SPACE
+
+
+def test_submitted_model_predicts_positive_latencies(hw: Hwnas) -> None:
+    from service.domain import supernets
+    from supernets import get_space
+
+    with hw.session() as s:
+        devices.create_device(s, "phone", kind="remote")
+    refs = [3.0 + i for i in range(10)]
+    reg = submit_latencies(hw, "phone", SPACE, refs)
+    assert reg.version == 1
+    with hw.session() as s:
+        sn = supernets.register_supernet(
+            s,
+            "fake",
+            space_name=SPACE,
+            space_config=get_space(SPACE).config(),
+            checkpoint_path="/nowhere",
+        )
+        model = latency_source(s, sn, devices.get_device(s, "phone"))
+        stored = predictors.latest_predictor(
+            s, kind="latency", device_id=devices.get_device(s, "phone").id
+        )
+        assert stored.metrics["n_references"] == 10
+    space = get_space(SPACE)
+    import numpy as np
+
+    X = space.encode_many([space.sample(np.random.default_rng(i)) for i in range(20)])
+    pred = model.predict(X)
+    assert pred.shape == (20,) and (pred > 0).all() and model.device == "phone"
+
+
+@pytest.mark.parametrize(
+    ("refs", "message"),
+    [
+        ([1.0] * 9, "wrong number of reference latencies"),
+        ([1.0] * 9 + [math.nan], "NaN|finite"),
+        ([1.0] * 9 + [-2.0], "positive"),
+    ],
+)
+def test_bad_latencies_are_refused_and_nothing_is_stored(
+    hw: Hwnas, refs: list[float], message: str
+) -> None:
+    with hw.session() as s:
+        devices.create_device(s, "phone", kind="remote")
+    with pytest.raises(ValueError, match=message):
+        submit_latencies(hw, "phone", SPACE, refs)
+    with hw.session() as s:
+        device = devices.get_device(s, "phone")
+        assert devices.list_measurements(s, device) == []
+        assert predictors.list_predictors(s, kind="latency", device_id=device.id) == []
+
+
+def test_unknown_device_and_space(hw: Hwnas) -> None:
+    with pytest.raises(DomainError, match="does not exist"):
+        submit_latencies(hw, "ghost", SPACE, [1.0] * 10)
+    with pytest.raises(DomainError, match="no meta-learned latency predictor"):
+        submit_latencies(hw, "ghost", "resnet", [1.0] * 10)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ('{"extra": []}', "reference_ms"),
+        ('{"file": "model.onnx", "median_ms": 1}', "ref_NN.onnx"),
+        ('{"file": "ref_00.onnx", "median_ms": 1}', r"missing for reference\(s\) \[1, 2"),
+        ("not json", "not JSON"),
+    ],
+)
+def test_latency_file_errors(text: str, message: str) -> None:
+    with pytest.raises(DomainError, match=message):
+        parse_latency_file(text, 10)
