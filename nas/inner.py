@@ -68,8 +68,12 @@ def space_size(space: SearchSpace[Any]) -> float:
 
 
 def _pool(cands: CandidateSet, predict: PredictFn, exclude: Collection[str]) -> Pool:
-    keep = [i for i, h in enumerate(cands.hashes) if h not in exclude]
-    cands = cands.take(keep)
+    """Unmeasured candidates with predictions. Only the predicted-feasible ones
+    are kept when there are any (nothing else can be picked, and prediction is
+    the cost here); otherwise all, so that the closest can be reported."""
+    fresh = np.array([h not in exclude for h in cands.hashes], dtype=bool)
+    feasible = fresh & cands.feasible
+    cands = cands.take(np.flatnonzero(feasible if feasible.any() else fresh))
     if len(cands) == 0:
         return Pool(cands, np.zeros(0), np.zeros(0))
     mean, std = predict(cands.X)

@@ -233,6 +233,15 @@ class _Search:
         self.failed = self.study.failed_hashes()
         self.pending = self.study.pending_hashes(self.settings.pending_timeout_s)
 
+    def taken(self, arch_hash: str) -> bool:
+        """Re-read the study just before starting an evaluation: with a shared study
+        the window in which two workers can pick the same architecture shrinks from
+        a round to one storage round-trip (it cannot close: trials have no unique
+        key on params; a duplicate costs one evaluation, never a wrong record)."""
+        if self.study.is_shared:
+            self.sync()
+        return arch_hash in self.seen()
+
     @property
     def evaluations(self) -> list[Evaluation]:
         return [self.records[n] for n in sorted(self.records)]
@@ -549,6 +558,10 @@ def run_search(
                 break
             if should_stop is not None and should_stop():
                 break
+            if search.taken(cands.hashes[i]):
+                continue  # another worker started it since this round's sync
+            if len(search.records) + len(search.pending) >= n_evaluations:
+                break  # other workers filled the study meanwhile
             search.run_one(cands, i, source, pool)
         score = search.score()
         stalled = 0 if score != last_score else stalled + 1

@@ -40,6 +40,7 @@ __all__ = ["SearchStudy"]
 SPACE_ATTR = "hwnas:space"
 SPACE_CONFIG_ATTR = "hwnas:space_config"
 DEVICES_ATTR = "hwnas:devices"
+_SCHEMA_RETRIES = 5
 
 
 class _ChosenParamsSampler(BaseSampler):
@@ -75,10 +76,21 @@ def make_storage(
     workers wait for the write lock instead of failing with "database is locked"."""
     if storage is None or not isinstance(storage, str):
         return storage
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if storage.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 60}}
-    return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
+    # Workers starting together on a fresh database race to create Optuna's
+    # schema (both insert its version row); the loser retries and finds it made.
+    for attempt in range(_SCHEMA_RETRIES):
+        try:
+            return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
+        except (IntegrityError, OperationalError):
+            if attempt == _SCHEMA_RETRIES - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class SearchStudy:
@@ -95,6 +107,10 @@ class SearchStudy:
         self.space = space
         self.devices = list(devices)
         self._sampler = _ChosenParamsSampler()
+        #: In-memory studies live in this process only: nobody else can add trials.
+        self.is_shared = storage is not None and not isinstance(
+            storage, optuna.storages.InMemoryStorage
+        )
         self.distributions: dict[str, BaseDistribution] = {
             name: CategoricalDistribution(values) for name, values in space.choices().items()
         }
