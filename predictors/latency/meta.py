@@ -81,8 +81,11 @@ class MetaParams:
     #: (the extremes of a space are often degenerate, e.g. a cell of only "none").
     candidate_quantiles: tuple[float, float] = (0.05, 0.95)
     #: A measurement whose leave-one-out residual is this many predictive standard
-    #: deviations off is treated as a failed measurement and left out.
+    #: deviations off ...
     outlier_z: float = 8.0
+    #: ... and off by more than this factor from what the other measurements
+    #: predict is treated as a failed measurement and left out.
+    outlier_ratio: float = 2.0
     #: Rows and held-out devices per leave-one-device-out pass (subsampled for speed).
     episode_rows: int = 3000
     episode_devices: int = 12
@@ -427,7 +430,8 @@ class MetaLatencyPredictor:
             float(prior.intercepts[j]),
             prior.weights[j],
             float(prior.scales[j]),
-            floor=0.0,
+            # lin: 0.1% of the device's median latency keeps predictions positive
+            floor=1e-3 * float(prior.scales[j]),
             n=0,
             outliers=(),
         )
@@ -593,9 +597,17 @@ def _adapt_standardised(
     keep = np.arange(len(y))
     mean_c, cov_c = _full_prior(b0, mu, base, prior.jitter)
     for _ in range(len(y) // 4 if len(y) >= 4 else 0):
+        # Leave-one-out residuals of a Gaussian model in closed form:
+        # e_i = [K^-1 r]_i / [K^-1]_ii with predictive variance 1 / [K^-1]_ii.
         r = t[keep] - Za[keep] @ mean_c
         _, K_inv = _posterior(Za[keep], t[keep], mean_c, cov_c, p.design_noise)
-        z = np.abs(K_inv @ r) / np.sqrt(np.diag(K_inv))
+        alpha, diag = K_inv @ r, np.diag(K_inv)
+        z = np.abs(alpha) / np.sqrt(diag)
+        loo = t[keep] - alpha / diag  # each point's prediction from the others
+        ratio = np.exp(np.abs(t[keep] - loo)) if space == "log" else _ratio(t[keep], loo)
+        # Gross failures only (e.g. 0.01 ms for a 7 ms network): far off in
+        # both senses, so that a merely noisy device keeps all its data.
+        z[ratio < p.outlier_ratio] = 0.0
         worst = int(np.argmax(z))
         if z[worst] <= p.outlier_z:
             break
@@ -610,6 +622,14 @@ def _adapt_standardised(
     w /= len(p.jitter_spread) * len(p.noise)
     floor = 0.01 * float(y[keep].min())
     return _Standardised(space, float(w[0]), w[1:], scale, floor, len(y), outliers)
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """max(a/b, b/a) for positive pairs; infinite when either is not positive."""
+    ok = (a > 0) & (b > 0)
+    out = np.full(a.shape, np.inf)
+    out[ok] = np.maximum(a[ok] / b[ok], b[ok] / a[ok])
+    return out
 
 
 def latency_quality(y_true: Any, y_pred: Any) -> dict[str, float]:

@@ -180,7 +180,7 @@ class DeviceAdaptation:
 
 def adapt_device(
     space: str | SearchSpace[Any],
-    reference_latencies_ms: Sequence[float],
+    reference_latencies_ms: Sequence[float] | np.ndarray,
     *,
     extra: Sequence[tuple[Any, float]] | Mapping[str, float] | None = None,
     predictor: MetaLatencyPredictor | None = None,

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from predictors.latency import (
+    BACKENDS,
+    DeviceSpec,
+    available_backends,
+    measure_latency,
+    measure_onnx,
+)
+from predictors.latency.measure import export_static_onnx, main
+
+
+def small_net() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
+    )
+
+
+def test_device_spec_names_the_device() -> None:
+    spec = DeviceSpec(backend="onnxruntime-cpu", threads=2, batch=8, host="lab")
+    assert spec.name == "lab/onnxruntime-cpu/t2/b8"
+    assert DeviceSpec.parse(spec.name) == spec
+    assert spec.to_dict()["name"] == spec.name
+    with pytest.raises(ValueError, match="unknown backend 'tpu'"):
+        DeviceSpec(backend="tpu")
+    with pytest.raises(ValueError, match="threads"):
+        DeviceSpec(threads=0)
+    with pytest.raises(ValueError, match="batch"):
+        DeviceSpec(batch=0)
+    with pytest.raises(ValueError, match="host/backend"):
+        DeviceSpec.parse("just-a-name")
+
+
+def test_torch_cpu_measurement_records_how_it_was_taken() -> None:
+    threads_before = torch.get_num_threads()
+    m = measure_latency(
+        small_net(), (3, 16, 16), DeviceSpec(threads=1, batch=2), warmup=2, repeats=7
+    )
+    assert torch.get_num_threads() == threads_before
+    assert m.backend == "torch-cpu" and m.threads == 1 and m.batch == 2
+    assert m.input_shape == (2, 3, 16, 16)
+    assert m.repeats == 7 and m.warmup == 2 and len(m.samples_ms) == 7
+    assert 0 < m.min_ms <= m.p10_ms <= m.median_ms <= m.p90_ms <= m.max_ms
+    assert m.iqr_ms >= 0 and m.relative_spread >= 0
+    assert m.torch_version == torch.__version__ and m.cpu
+    record = m.to_dict()
+    assert record["device"] == m.device and record["iqr_ms"] == m.iqr_ms
+    assert type(m).from_dict(json.loads(json.dumps(record))) == m
+
+
+def test_onnxruntime_backend_and_onnx_files(tmp_path: Path) -> None:
+    m = measure_latency(small_net(), (3, 16, 16), DeviceSpec(backend="onnxruntime-cpu"), repeats=5)
+    assert m.backend == "onnxruntime-cpu" and m.onnxruntime_version
+    path = export_static_onnx(small_net(), (1, 3, 16, 16), tmp_path / "net.onnx")
+    m2 = measure_onnx(path, DeviceSpec(backend="onnxruntime-cpu", threads=1, batch=1), repeats=5)
+    assert m2.input_shape == (1, 3, 16, 16) and m2.median_ms > 0
+    with pytest.raises(ValueError, match="fixed batch size 1"):
+        measure_onnx(path, DeviceSpec(backend="onnxruntime-cpu", batch=4), repeats=5)
+    with pytest.raises(ValueError, match="runs on backend 'onnxruntime-cpu'"):
+        measure_onnx(path, DeviceSpec(backend="torch-cpu"))
+    with pytest.raises(ValueError, match="no ONNX file"):
+        measure_onnx(tmp_path / "missing.onnx")
+
+
+def test_cli_prints_one_json_record_per_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = export_static_onnx(small_net(), (1, 3, 8, 8), tmp_path / "a.onnx")
+    assert main([str(path), "--repeats", "3", "--warmup", "1", "--host", "phone"]) == 0
+    record = json.loads(capsys.readouterr().out.strip())
+    assert record["file"] == "a.onnx" and record["device"] == "phone/onnxruntime-cpu/t1/b1"
+    assert main([str(tmp_path / "nope.onnx")]) == 2
+
+
+def test_bad_measurement_requests() -> None:
+    with pytest.raises(ValueError, match="repeats must be >= 3"):
+        measure_latency(small_net(), (3, 8, 8), repeats=2)
+    with pytest.raises(ValueError, match="input_shape"):
+        measure_latency(small_net(), ())
+    with pytest.raises(ValueError, match=r"torch\.nn\.Module"):
+        measure_latency("not a model", (3, 8, 8))
+
+
+def test_backends() -> None:
+    found = available_backends()
+    assert {"torch-cpu", "onnxruntime-cpu"} <= set(found) <= set(BACKENDS)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_backend_without_cuda_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        measure_latency(small_net(), (3, 8, 8), DeviceSpec(backend="torch-cuda"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_backend() -> None:
+    m = measure_latency(small_net(), (3, 16, 16), DeviceSpec(backend="torch-cuda"), repeats=5)
+    assert m.gpu and m.median_ms > 0

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from predictors.latency import (
+    DeviceSpec,
+    MetaLatencyPredictor,
+    MetaParams,
+    adapt_device,
+    export_reference_onnx,
+    load_pretrained,
+    measure_archs,
+    pretrained_spaces,
+    reference_archs,
+)
+from supernets import tables
+from supernets.spaces import NB201Space, OFAMobileNetV3Space, get_space
+
+
+@pytest.mark.parametrize("name", ["nb201", "ofa-mbv3", "ofa-mbv3-tiny"])
+def test_shipped_predictors_match_their_space(name: str) -> None:
+    assert name in pretrained_spaces()
+    meta = load_pretrained(name)
+    space = get_space(name)
+    assert meta.feature_dim == space.feature_dim
+    assert meta.metadata["space"] == name and meta.metadata["space_config"] == space.config()
+    configs = reference_archs(name)
+    assert 1 <= len(configs) <= 10
+    X_ref = space.encode_many([space.validate(c) for c in configs])
+    np.testing.assert_array_equal(X_ref, meta.reference_features)
+    assert set(meta.source_devices) == set(
+        (tables.nb201_split() if name == "nb201" else tables.ofa_mbv3_split()).train
+    )
+
+
+def test_unknown_space_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="no shipped latency predictor for search space 'x'"):
+        load_pretrained("x")
+
+
+def test_adapt_device_from_table_measurements() -> None:
+    space = NB201Space()
+    latency = tables.nb201_latency().latency["gold_6226"]  # a meta-test device
+    refs = [space.index(space.validate(c)) for c in reference_archs("nb201")]
+    rng = np.random.default_rng(0)
+    extra_idx = rng.choice(15625, 200, replace=False)
+    extra = [(space.from_index(i).to_dict(), float(latency[i])) for i in extra_idx]
+    result = adapt_device("nb201", latency[refs], extra=extra, device="gold")
+    q = result.quality
+    assert q["n_references"] == len(refs) and q["n_extra"] == 200
+    assert q["spearman_rho"] > 0.95 and q["within_10pct"] > 0.7 and q["reference_mape"] < 0.2
+    assert result.model.device == "gold" and result.model.metadata["quality"] == q
+    one = adapt_device("nb201", latency[refs], extra=extra[:1])
+    assert set(one.quality) >= {"within_10pct", "mape"} and "spearman_rho" not in one.quality
+    assert json.loads(json.dumps(result.to_dict()))["space"] == "nb201"
+
+
+def test_adapt_device_rejects_bad_submissions() -> None:
+    n = len(reference_archs("nb201"))
+    with pytest.raises(ValueError, match=f"wrong number of reference latencies: got {n - 1}"):
+        adapt_device("nb201", [5.0] * (n - 1))
+    bad = [5.0] * n
+    bad[3] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        adapt_device("nb201", bad)
+    bad[3] = 0.0
+    with pytest.raises(ValueError, match="positive"):
+        adapt_device("nb201", bad)
+    with pytest.raises(ValueError, match="positive"):
+        adapt_device("nb201", [5.0] * n, extra=[({"ops": ["none"] * 6}, -1.0)])
+    with pytest.raises(ValueError, match="feature width mismatch"):
+        adapt_device("ofa-mbv3-tiny", [5.0] * n, predictor=load_pretrained("nb201"))
+
+
+@pytest.fixture(scope="module")
+def tiny_meta() -> MetaLatencyPredictor:
+    """A two-reference predictor for the tiny space (keeps ONNX exports few),
+    fitted on synthetic additive devices."""
+    space = get_space("ofa-mbv3-tiny")
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(120)]
+    X = space.encode_many(archs)
+    Y = {f"d{i}": 1.0 + X @ rng.uniform(0.01, 0.1, X.shape[1]) for i in range(3)}
+    meta = MetaLatencyPredictor(seed=0, params=MetaParams(n_references=2)).fit(X, Y)
+    meta.metadata["reference_archs"] = [archs[i].to_dict() for i in meta.reference_indices]
+    return meta
+
+
+def test_reference_onnx_files_run_on_a_remote_device(
+    tmp_path: Path, tiny_meta: MetaLatencyPredictor
+) -> None:
+    paths = export_reference_onnx("ofa-mbv3-tiny", tmp_path, predictor=tiny_meta)
+    assert [p.name for p in paths] == ["ref_00.onnx", "ref_01.onnx"]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["space"] == "ofa-mbv3-tiny"
+    assert [r["arch"] for r in manifest["references"]] == reference_archs(
+        "ofa-mbv3-tiny", tiny_meta
+    )
+    # The runner is standalone: run it as a plain script, outside the repository.
+    out = subprocess.run(
+        [sys.executable, str(tmp_path / "measure.py"), *map(str, paths), "--repeats", "3"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+        env={"PATH": "", "PYTHONPATH": ""},
+    ).stdout
+    records = [json.loads(line) for line in out.splitlines()]
+    latencies = [r["median_ms"] for r in records]
+    assert len(latencies) == 2 and min(latencies) > 0
+    result = adapt_device("ofa-mbv3-tiny", latencies, predictor=tiny_meta)
+    assert result.model.predict(tiny_meta.reference_features).shape == (2,)
+
+
+def test_measure_archs_locally(tiny_meta: MetaLatencyPredictor) -> None:
+    space = get_space("ofa-mbv3-tiny")
+    assert isinstance(space, OFAMobileNetV3Space)
+    configs = reference_archs(space, tiny_meta)
+    records = measure_archs(space, configs, DeviceSpec(threads=1), warmup=1, repeats=3)
+    assert [r.input_shape for r in records] == [(1, 3, c["r"], c["r"]) for c in configs]
+    with pytest.raises(ValueError, match="no network builder for search space 'nb201'"):
+        measure_archs("nb201", reference_archs("nb201"))
