@@ -20,6 +20,7 @@ from predictors.latency.measure import (
     LatencyMeasurement,
     available_backends,
     measure_latency,
+    measure_many,
     measure_onnx,
 )
 from predictors.latency.meta import (
@@ -52,6 +53,7 @@ __all__ = [
     "load_pretrained",
     "measure_archs",
     "measure_latency",
+    "measure_many",
     "measure_onnx",
     "pretrained_spaces",
     "reference_archs",

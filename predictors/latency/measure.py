@@ -52,8 +52,10 @@ __all__ = [
     "DeviceSpec",
     "LatencyMeasurement",
     "available_backends",
+    "export_static_onnx",
     "host_name",
     "measure_latency",
+    "measure_many",
     "measure_onnx",
 ]
 
@@ -281,6 +283,101 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+@dataclass
+class _Runner:
+    """One network ready to run on a device: ``call()`` runs one forward pass."""
+
+    call: Callable[[], Any]
+    shape: tuple[int, ...]
+    sync: Callable[[], None] | None = None
+    gpu: str | None = None
+
+
+def _torch_runner(model: Any, input_shape: Sequence[int], spec: DeviceSpec) -> _Runner:
+    import torch
+
+    shape = tuple(int(v) for v in input_shape)
+    if not shape or min(shape) < 1:
+        raise ValueError(f"input_shape must be one sample's shape, e.g. (3, 32, 32), got {shape}")
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    model = model.eval()
+    full = (spec.batch, *shape)
+    if spec.backend == "onnxruntime-cpu":
+        with tempfile.TemporaryDirectory() as tmp:
+            # the session holds the model in memory: the file can go
+            return _onnx_runner(export_static_onnx(model, full, Path(tmp) / "m.onnx"), spec)
+    if spec.backend == "torch-cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("backend 'torch-cuda' needs a CUDA device; none is available here")
+        model = model.to("cuda")
+        x = torch.randn(full, device="cuda")
+        return _Runner(lambda: model(x), full, torch.cuda.synchronize, torch.cuda.get_device_name())
+    x = torch.randn(full)
+    return _Runner(lambda: model(x), full)
+
+
+def _onnx_runner(path: str | Path, spec: DeviceSpec) -> _Runner:
+    import onnxruntime as ort
+
+    if spec.backend != "onnxruntime-cpu":
+        raise ValueError(f"an ONNX file runs on backend 'onnxruntime-cpu', not {spec.backend!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no ONNX file at {str(path)!r}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = spec.threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise ValueError(f"expected an ONNX model with one input, {path.name} has {len(inputs)}")
+    dims = list(inputs[0].shape)
+    if dims and not isinstance(dims[0], int):
+        dims[0] = spec.batch
+    elif dims and dims[0] != spec.batch:
+        raise ValueError(
+            f"{path.name} has a fixed batch size {dims[0]} but the device measures batch "
+            f"{spec.batch}"
+        )
+    if not all(isinstance(v, int) and v > 0 for v in dims):
+        raise ValueError(
+            f"{path.name} has a dynamic input shape {inputs[0].shape}: need fixed sizes"
+        )
+    feed = {inputs[0].name: np.random.default_rng(0).standard_normal(dims).astype(np.float32)}
+    return _Runner(lambda: session.run(None, feed), tuple(dims))
+
+
+def _run(
+    runners: Sequence[_Runner], spec: DeviceSpec, warmup: int, repeats: int, rounds: int
+) -> list[LatencyMeasurement]:
+    """Time every runner, interleaved over ``rounds`` (see :func:`measure_many`)."""
+    _check_counts(warmup, repeats)
+    if not 1 <= rounds <= repeats:
+        raise ValueError(f"rounds must be in [1, repeats={repeats}], got {rounds}")
+    per_round = [len(part) for part in np.array_split(np.arange(repeats), rounds)]
+    samples: list[list[np.ndarray]] = [[] for _ in runners]
+    context: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if spec.backend.startswith("torch"):
+        import torch
+
+        context = contextlib.ExitStack()
+        context.enter_context(_torch_threads(spec.threads))
+        context.enter_context(torch.inference_mode())
+    with context:
+        for r, n in enumerate(per_round):
+            for i, runner in enumerate(runners):
+                # after the first round, one untimed call refills the caches
+                # that the other networks evicted
+                samples[i].append(_time_calls(runner.call, warmup if r == 0 else 1, n, runner.sync))
+    return [
+        _record(spec, runner.shape, warmup, repeats, np.concatenate(s), gpu=runner.gpu)
+        for runner, s in zip(runners, samples, strict=True)
+    ]
+
+
 def measure_latency(
     model: Any,
     input_shape: Sequence[int],
@@ -296,34 +393,43 @@ def measure_latency(
     random ``(device.batch, *input_shape)`` float32 tensor. The module is put in
     eval mode (it is the caller's; for CUDA it is moved to the GPU).
     """
-    import torch
+    return measure_many([(model, input_shape)], device, warmup=warmup, repeats=repeats)[0]
 
+
+def measure_many(
+    models: Sequence[tuple[Any, Sequence[int]]],
+    device: DeviceSpec | None = None,
+    *,
+    warmup: int = 10,
+    repeats: int = 50,
+    rounds: int = 1,
+) -> list[LatencyMeasurement]:
+    """Time several ``(module, input_shape)`` pairs on ``device``, one record each.
+
+    With ``rounds > 1`` the repeats are split into rounds and the networks are
+    timed in turn within each round, so that a burst of load from another
+    process spreads over all of them instead of inflating the few that were
+    running at the time: what makes rankings measured on a shared machine
+    trustworthy.
+    """
     spec = device if device is not None else DeviceSpec()
+    runners = [_torch_runner(m, shape, spec) for m, shape in models]
+    return _run(runners, spec, warmup, repeats, rounds)
+
+
+def measure_onnx(
+    path: str | Path,
+    device: DeviceSpec | None = None,
+    *,
+    warmup: int = 10,
+    repeats: int = 50,
+) -> LatencyMeasurement:
+    """Time an ONNX file with ONNX Runtime on CPU (``device.backend`` must be
+    ``onnxruntime-cpu``). A dynamic batch dimension is set to ``device.batch``;
+    other dynamic dimensions are an error (latency needs a concrete shape)."""
+    spec = device if device is not None else DeviceSpec(backend="onnxruntime-cpu")
     _check_counts(warmup, repeats)
-    shape = tuple(int(v) for v in input_shape)
-    if not shape or min(shape) < 1:
-        raise ValueError(f"input_shape must be one sample's shape, e.g. (3, 32, 32), got {shape}")
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    model = model.eval()
-    full = (spec.batch, *shape)
-    if spec.backend == "onnxruntime-cpu":
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.onnx"
-            export_static_onnx(model, full, path)
-            return measure_onnx(path, spec, warmup=warmup, repeats=repeats)
-    if spec.backend == "torch-cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("backend 'torch-cuda' needs a CUDA device; none is available here")
-        model = model.to("cuda")
-        x = torch.randn(full, device="cuda")
-        with torch.inference_mode():
-            samples = _time_calls(lambda: model(x), warmup, repeats, torch.cuda.synchronize)
-        return _record(spec, full, warmup, repeats, samples, gpu=torch.cuda.get_device_name())
-    x = torch.randn(full)
-    with _torch_threads(spec.threads), torch.inference_mode():
-        samples = _time_calls(lambda: model(x), warmup, repeats)
-    return _record(spec, full, warmup, repeats, samples)
+    return _run([_onnx_runner(path, spec)], spec, warmup, repeats, 1)[0]
 
 
 def export_static_onnx(model: Any, full_shape: Sequence[int], path: str | Path) -> Path:
@@ -350,51 +456,6 @@ def export_static_onnx(model: Any, full_shape: Sequence[int], path: str | Path) 
             opset_version=17,
         )
     return out
-
-
-def measure_onnx(
-    path: str | Path,
-    device: DeviceSpec | None = None,
-    *,
-    warmup: int = 10,
-    repeats: int = 50,
-) -> LatencyMeasurement:
-    """Time an ONNX file with ONNX Runtime on CPU (``device.backend`` must be
-    ``onnxruntime-cpu``). A dynamic batch dimension is set to ``device.batch``;
-    other dynamic dimensions are an error (latency needs a concrete shape)."""
-    import onnxruntime as ort
-
-    spec = device if device is not None else DeviceSpec(backend="onnxruntime-cpu")
-    if spec.backend != "onnxruntime-cpu":
-        raise ValueError(f"an ONNX file runs on backend 'onnxruntime-cpu', not {spec.backend!r}")
-    _check_counts(warmup, repeats)
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no ONNX file at {str(path)!r}")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = spec.threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    inputs = session.get_inputs()
-    if len(inputs) != 1:
-        raise ValueError(f"expected an ONNX model with one input, {path.name} has {len(inputs)}")
-    dims = list(inputs[0].shape)
-    if dims and not isinstance(dims[0], int):
-        dims[0] = spec.batch
-    elif dims and dims[0] != spec.batch:
-        raise ValueError(
-            f"{path.name} has a fixed batch size {dims[0]} but the device measures batch "
-            f"{spec.batch}"
-        )
-    if not all(isinstance(v, int) and v > 0 for v in dims):
-        raise ValueError(
-            f"{path.name} has a dynamic input shape {inputs[0].shape}: need fixed sizes"
-        )
-    feed = {inputs[0].name: np.random.default_rng(0).standard_normal(dims).astype(np.float32)}
-    samples = _time_calls(lambda: session.run(None, feed), warmup, repeats)
-    return _record(spec, dims, warmup, repeats, samples)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from predictors.latency._checks import check_latencies
-from predictors.latency.measure import DeviceSpec, LatencyMeasurement, measure_latency
+from predictors.latency.measure import DeviceSpec, LatencyMeasurement, measure_many
 from predictors.latency.meta import DeviceLatencyPredictor, MetaLatencyPredictor, latency_quality
 from predictors.latency.pretrained import load_pretrained
 from supernets.spaces import OFAMobileNetV3Space, SearchSpace, get_space
@@ -95,23 +95,22 @@ def measure_archs(
     n_classes: int | None = None,
     warmup: int = 10,
     repeats: int = 50,
+    rounds: int = 1,
 ) -> list[LatencyMeasurement]:
     """Measure each architecture of ``space`` on this machine (``device`` gives
-    backend, threads and batch); one record per architecture, in order."""
+    backend, threads and batch); one record per architecture, in order.
+    ``rounds > 1`` interleaves the architectures (see :func:`measure_many`)."""
     space_obj = get_space(space) if isinstance(space, str) else space
     if not isinstance(space_obj, OFAMobileNetV3Space):
         build_network(space_obj, None)  # raises the explanatory error
     from supernets.networks import build_supernet, extract_subnet
 
     supernet = build_supernet(space_obj, n_classes or default_n_classes(space_obj)).eval()
-    out = []
+    nets = []
     for arch in archs:
         arch = space_obj.validate(arch)
-        net = extract_subnet(supernet, arch).eval()
-        out.append(
-            measure_latency(net, (3, arch.r, arch.r), device, warmup=warmup, repeats=repeats)
-        )
-    return out
+        nets.append((extract_subnet(supernet, arch).eval(), (3, arch.r, arch.r)))
+    return measure_many(nets, device, warmup=warmup, repeats=repeats, rounds=rounds)
 
 
 def export_reference_onnx(

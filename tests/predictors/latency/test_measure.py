@@ -73,6 +73,17 @@ def test_onnxruntime_backend_and_onnx_files(tmp_path: Path) -> None:
         measure_onnx(tmp_path / "missing.onnx")
 
 
+def test_interleaved_rounds_measure_every_network() -> None:
+    from predictors.latency import measure_many
+
+    nets = [(small_net(), (3, 8, 8)), (nn.Sequential(small_net()), (3, 16, 16))]
+    records = measure_many(nets, DeviceSpec(), warmup=1, repeats=6, rounds=3)
+    assert [r.input_shape for r in records] == [(1, 3, 8, 8), (1, 3, 16, 16)]
+    assert all(len(r.samples_ms) == 6 for r in records)
+    with pytest.raises(ValueError, match="rounds"):
+        measure_many(nets, repeats=3, rounds=4)
+
+
 def test_cli_prints_one_json_record_per_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
