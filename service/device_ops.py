@@ -30,11 +30,13 @@ from service.domain.errors import DomainError
 
 __all__ = [
     "Registered",
+    "is_local",
     "local_device_name",
     "measure_local",
     "parse_latency_file",
     "reference_package",
     "submit_latencies",
+    "verify_latency",
 ]
 
 _KIND_OF_BACKEND = {
@@ -292,3 +294,54 @@ def submit_latencies(
         (space.validate(arch).to_dict(), float(ms), {}) for arch, ms in extra
     ]
     return _store(hw, device_name, space, references, extras, "submitted")
+
+
+def is_local(device: Device) -> bool:
+    """True when ``device`` is this machine (measured by hwnas, same host)."""
+    from predictors.latency.measure import host_name
+
+    return (
+        device.kind.startswith("local-")
+        and device.host == host_name()
+        and device.backend is not None
+    )
+
+
+def verify_latency(
+    hw: Hwnas, device_name: str, space: Any, archs: Sequence[Any], *, repeats: int = 30
+) -> list[dict[str, Any]]:
+    """Measure ``archs`` for real on ``device_name`` if it is this machine, and
+    store the measurements (they then take precedence over predictions in every
+    answer). Returns ``[{arch_hash, measured_ms}]``; empty for other devices."""
+    from predictors.latency import DeviceSpec, measure_archs
+
+    with hw.session() as s:
+        device = devices.get_device(s, device_name)
+        if not is_local(device) or not archs:
+            return []
+        assert device.backend is not None
+        spec = DeviceSpec(
+            backend=device.backend, threads=device.threads or 1, batch=device.batch_size
+        )
+    archs = [space.validate(a) for a in archs]
+    measured = measure_archs(space, archs, spec, repeats=repeats)
+    out = []
+    with hw.session() as s:
+        device = devices.get_device(s, device_name)
+        rows = []
+        for arch, m in zip(archs, measured, strict=True):
+            arch_hash = space.arch_hash(arch)
+            rows.append(
+                MeasurementIn(
+                    space_name=space.name,
+                    arch=arch.to_dict(),
+                    arch_hash=arch_hash,
+                    latency_ms=m.median_ms,
+                    method=spec.backend,
+                    spread_ms=m.iqr_ms,
+                    details=m.to_dict(samples=False),
+                )
+            )
+            out.append({"arch_hash": arch_hash, "measured_ms": m.median_ms})
+        devices.add_measurements(s, device, rows)
+    return out

@@ -67,7 +67,7 @@ def _evaluator(hw: Hwnas, supernet: Supernet, spec: SearchSpec) -> Callable[[Any
     from nas.evaluators import SupernetEvaluator
 
     return SupernetEvaluator.from_checkpoint(
-        supernet.checkpoint_path, n_bn_images=spec.bn_images, seed=spec.seed
+        supernet.checkpoint_path, n_calibration=spec.bn_images, seed=spec.seed
     )
 
 
@@ -150,8 +150,6 @@ def execute_search(
             subnets.record_trial(s, _trial_in(job, supernet, devs[0], evaluation))
         count += 1
         on_progress(count)
-        if should_stop():
-            raise JobAborted(f"search job {job_id} was cancelled or lost its lease")
 
     try:
         result = run_search(
@@ -167,7 +165,10 @@ def execute_search(
             storage=storage,
             study_name=study_name,
             on_evaluation=record,
+            should_stop=should_stop,
         )
+        if result.stop_reason == "stopped":
+            raise JobAborted(f"search job {job_id} was cancelled or lost its lease")
         # Reconcile: evaluations a previous (dead) worker stored in the study
         # but not in our table.
         with hw.session() as s:
@@ -175,7 +176,23 @@ def execute_search(
                 subnets.record_trial(s, _trial_in(job, supernet, devs[0], evaluation))
     finally:
         storage.engine.dispose()
-    return _summary(result, spec)
+    summary = _summary(result, spec)
+    summary["verified_latency"] = _verify(hw, space, spec, result)
+    return summary
+
+
+def _verify(hw: Hwnas, space: Any, spec: SearchSpec, result: Any) -> list[dict[str, Any]]:
+    """Check the promising subnets' latency for real where the device is this
+    machine: the best one and the fastest members of the front."""
+    from service.device_ops import verify_latency
+
+    chosen = [] if result.best_evaluation is None else [result.best_evaluation]
+    chosen += [e for e in result.pareto_front(spec.device) if e not in chosen][:4]
+    if not chosen:
+        chosen = list(result.closest[:3])
+    predicted = {e.arch_hash: float(e.latency_ms[spec.device]) for e in chosen}
+    checked = verify_latency(hw, spec.device, space, [e.arch for e in chosen])
+    return [{**c, "predicted_ms": predicted[c["arch_hash"]]} for c in checked]
 
 
 def _clean(value: float | None) -> float | None:
