@@ -26,7 +26,8 @@ __all__ = ["GBDTAccuracyPredictor", "GBDTParams"]
 _FORMAT = "hwnas-gbdt-accuracy"
 _FORMAT_VERSION = 1
 
-Objective = Literal["regression", "pairwise"]
+Objective = Literal["mixed", "pairwise", "regression"]
+_OBJECTIVES = ("mixed", "pairwise", "regression")
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,9 @@ class _Fitted:
     y_sorted: np.ndarray  # training targets, sorted: maps rank-space predictions back
     y_mean: float
     y_std: float
-    calib: tuple[float, float]  # (slope, intercept) from booster output to target scale
+    # Per member: (slope, intercept) from booster output to the target's score
+    # scale (identity for regression members; fitted for ranking members).
+    calib: list[tuple[float, float]]
     features: SumFeatures  # derived columns appended to X (resolved at fit time)
     binary: np.ndarray  # columns that were 0/1 in every training row (one-hot bits)
 
@@ -88,11 +91,15 @@ class GBDTAccuracyPredictor:
         Ensemble size (>= 1). ``predict_with_uncertainty``'s std is the spread
         of the members; with 1 member it is zero.
     objective:
-        ``"pairwise"`` (XGBoost ``rank:pairwise`` with uniformly drawn pairs;
-        scores are mapped back to the accuracy scale by a linear fit on the
-        training data) or ``"regression"`` (squared error on transformed
-        targets). Pairwise ranks better on NAS-Bench-201 at every n measured
-        (benchmarks/results/accuracy_predictor.md) and costs ~3x the CPU.
+        ``"pairwise"``: XGBoost ``rank:pairwise`` with uniformly drawn pairs
+        (scores are mapped to the target scale by a linear fit on the training
+        data); ``"regression"``: squared error on the transformed targets;
+        ``"mixed"`` (default): members alternate, regression first (5 members:
+        3 regression, 2 pairwise). On NAS-Bench-201 pairwise gives the best
+        Kendall tau, regression the best top-1% precision (the squared loss
+        weighs the tails, where the best cells are); mixed keeps nearly all of
+        pairwise's tau, most of regression's top-k, and costs less than
+        pairwise (benchmarks/results/accuracy_predictor.md).
     target:
         ``"rank"`` fits on the targets' normal scores (robust to the degenerate
         10%-accuracy cells that otherwise dominate a squared loss),
@@ -123,7 +130,7 @@ class GBDTAccuracyPredictor:
         seed: int = 0,
         *,
         n_models: int = 5,
-        objective: Objective = "pairwise",
+        objective: Objective = "mixed",
         target: Literal["rank", "standardize"] = "rank",
         bootstrap: bool = False,
         features: Literal["auto", "raw"] | SumFeatures | Mapping[str, Any] = "auto",
@@ -134,8 +141,8 @@ class GBDTAccuracyPredictor:
             raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
         if n_models < 1:
             raise ValueError(f"n_models must be >= 1, got {n_models}")
-        if objective not in ("regression", "pairwise"):
-            raise ValueError(f"objective must be 'regression' or 'pairwise', got {objective!r}")
+        if objective not in _OBJECTIVES:
+            raise ValueError(f"objective must be one of {list(_OBJECTIVES)}, got {objective!r}")
         if target not in ("rank", "standardize"):
             raise ValueError(f"target must be 'rank' or 'standardize', got {target!r}")
         if params is None:
@@ -208,17 +215,18 @@ class GBDTAccuracyPredictor:
             rng.integers(n, size=n) if self.bootstrap and self.n_models > 1 else np.arange(n)
             for _ in range(self.n_models)
         ]
-        jobs = [(X[idx], z[idx], self.seed * 1000 + m) for m, idx in enumerate(rows)]
+        objectives = self.member_objectives()
+        jobs = [(X[idx], z[idx], self.seed * 1000 + m, objectives[m]) for m, idx in enumerate(rows)]
         if self.n_jobs > 1:
             # XGBoost releases the GIL while it trains: threads run in parallel.
             with ThreadPoolExecutor(max_workers=self.n_jobs) as pool:
                 boosters = list(pool.map(lambda job: self._train_one(*job), jobs))
         else:
             boosters = [self._train_one(*job) for job in jobs]
-        calib = (1.0, 0.0)
-        if self.objective == "pairwise":
-            raw = np.mean([b.inplace_predict(X) for b in boosters], axis=0)
-            calib = _linear_fit(raw, z)
+        calib = [
+            _linear_fit(b.inplace_predict(X), z) if obj == "pairwise" else (1.0, 0.0)
+            for b, obj in zip(boosters, objectives, strict=True)
+        ]
         self._fitted = _Fitted(boosters, d, np.sort(y), y_mean, y_std, calib, features, binary)
         return self
 
@@ -228,7 +236,13 @@ class GBDTAccuracyPredictor:
             return _normal_scores(y), y_mean, y_std
         return (y - y_mean) / (y_std if y_std > 0 else 1.0), y_mean, y_std
 
-    def _train_one(self, X: np.ndarray, z: np.ndarray, seed: int) -> xgb.Booster:
+    def member_objectives(self) -> list[str]:
+        """``"pairwise"`` or ``"regression"`` for each ensemble member."""
+        if self.objective != "mixed":
+            return [self.objective] * self.n_models
+        return ["pairwise" if m % 2 else "regression" for m in range(self.n_models)]
+
+    def _train_one(self, X: np.ndarray, z: np.ndarray, seed: int, objective: str) -> xgb.Booster:
         params = {
             **self.params.xgb_params(),
             "tree_method": "hist",
@@ -237,7 +251,7 @@ class GBDTAccuracyPredictor:
             "verbosity": 0,
         }
         dtrain = xgb.DMatrix(X, label=z)
-        if self.objective == "pairwise":
+        if objective == "pairwise":
             params["objective"] = "rank:pairwise"
             # XGBoost's default pairs each sample with the top of its query
             # (made for search-engine NDCG); a predictor for NAS must order the
@@ -261,8 +275,29 @@ class GBDTAccuracyPredictor:
         if X.shape[0] == 0:
             return np.zeros(0), np.zeros(0)
         fitted = self._require_fitted()
-        members = np.stack([self._to_target_scale(b.inplace_predict(X)) for b in fitted.boosters])
+        members = np.stack(
+            [
+                self._to_target_scale(slope * b.inplace_predict(X) + intercept)
+                for b, (slope, intercept) in zip(fitted.boosters, fitted.calib, strict=True)
+            ]
+        )
         return members.mean(axis=0), members.std(axis=0)
+
+    def contributions(self, X: Any) -> np.ndarray:
+        """SHAP values (XGBoost's TreeSHAP), ensemble mean, in target-score units.
+
+        Shape ``(m, design_dim + 1)``: one column per column of
+        :meth:`design_matrix` (``X``'s own, then the derived ones), the last
+        the bias. Multiply by :meth:`accuracy_per_score` for accuracy points.
+        """
+        design = self.design_matrix(X)
+        fitted = self._require_fitted()
+        dmat = xgb.DMatrix(design)
+        total = np.zeros((design.shape[0], design.shape[1] + 1))
+        for booster, (slope, intercept) in zip(fitted.boosters, fitted.calib, strict=True):
+            total += slope * booster.predict(dmat, pred_contribs=True)
+            total[:, -1] += intercept
+        return total / len(fitted.boosters)
 
     def design_matrix(self, X: Any) -> np.ndarray:
         """What the boosters see: checked ``X`` with the derived columns appended."""
@@ -293,16 +328,14 @@ class GBDTAccuracyPredictor:
         would be inflated by the tails, e.g. NAS-Bench-201's 10% cells).
         """
         fitted = self._require_fitted()
-        slope = fitted.calib[0]
         if self.target == "standardize":
-            return slope * fitted.y_std
+            return fitted.y_std
         q25, q75 = np.quantile(fitted.y_sorted, [0.25, 0.75])
-        return slope * float(q75 - q25) / 1.349
+        return float(q75 - q25) / 1.349
 
-    def _to_target_scale(self, raw: np.ndarray) -> np.ndarray:
+    def _to_target_scale(self, z: np.ndarray) -> np.ndarray:
         fitted = self._require_fitted()
-        slope, intercept = fitted.calib
-        z = slope * np.asarray(raw, dtype=np.float64) + intercept
+        z = np.asarray(z, dtype=np.float64)
         if self.target == "rank":
             return _from_normal_scores(z, fitted.y_sorted)
         return z * (fitted.y_std if fitted.y_std > 0 else 1.0) + fitted.y_mean
@@ -330,7 +363,7 @@ class GBDTAccuracyPredictor:
             "y_sorted": fitted.y_sorted.tolist(),
             "y_mean": fitted.y_mean,
             "y_std": fitted.y_std,
-            "calib": list(fitted.calib),
+            "calibration": [list(c) for c in fitted.calib],
             "derived_features": fitted.features.to_dict(),
             "binary_columns": np.flatnonzero(fitted.binary).tolist(),
             "boosters": [
@@ -367,7 +400,7 @@ class GBDTAccuracyPredictor:
             y_sorted=np.asarray(payload["y_sorted"], dtype=np.float64),
             y_mean=float(payload["y_mean"]),
             y_std=float(payload["y_std"]),
-            calib=(float(payload["calib"][0]), float(payload["calib"][1])),
+            calib=[(float(a), float(b)) for a, b in payload["calibration"]],
             features=SumFeatures.from_dict(payload["derived_features"]),
             binary=np.isin(np.arange(int(payload["feature_dim"])), payload["binary_columns"]),
         )

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import xgboost as xgb
 
 from predictors.accuracy.encoding import EncodingMap, _key, encoding_map
 from predictors.accuracy.gbdt import GBDTAccuracyPredictor, check_features
@@ -144,7 +143,7 @@ def prune_space(
     *,
     predictor: GBDTAccuracyPredictor | None = None,
     threshold: float = 0.0,
-    confidence: float = 2.0,
+    confidence: float = 3.0,
     min_keep: int = 1,
     min_samples: int = 3,
     seed: int = 0,
@@ -153,10 +152,11 @@ def prune_space(
 
     A choice goes when ``effect + confidence * stderr < -threshold``: its mean
     SHAP effect is below ``-threshold`` by ``confidence`` standard errors.
-    GBDT-NAS's rule is ``confidence=0`` (any negative mean); on NAS-Bench-201
-    with 200 samples that pruned the benchmark's best cell away in 2 of 2
-    draws, while ``confidence=2`` kept it in all 8 of 8 draws (n = 50..500)
-    and still cut the space to 1-8% (see the benchmark's pruning table).
+    GBDT-NAS's rule is ``confidence=0`` (any negative mean). On NAS-Bench-201
+    (5 seeds, n = 50..1000) that rule pruned the benchmark's best cell away in
+    most draws at n <= 200; ``confidence=3`` keeps it far more often while
+    still cutting the space to a few percent (benchmarks/results/
+    accuracy_predictor.md, pruning table).
     Pass a fitted ``predictor``, or ``y`` (accuracies of ``X``) to fit one here.
     Every parameter keeps at least ``min_keep`` values (its best ones), and a
     choice seen in fewer than ``min_samples`` rows is kept: too little evidence
@@ -222,9 +222,7 @@ def sample_pruned(
 # -- helpers ----------------------------------------------------------------------
 def _raw_contributions(predictor: GBDTAccuracyPredictor, X: np.ndarray) -> np.ndarray:
     """Ensemble-mean SHAP values per input column of ``X`` (derived columns folded back)."""
-    design = predictor.design_matrix(X)
-    dmat = xgb.DMatrix(design)
-    contribs = np.mean([b.predict(dmat, pred_contribs=True) for b in predictor.boosters], axis=0)
+    contribs = predictor.contributions(X)
     d = X.shape[1]
     phi = contribs[:, :d].copy()  # drop the bias column at the end
     for j, group in enumerate(predictor.derived_features.groups):

@@ -21,7 +21,7 @@ def test_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
     )
     assert {r["method"] for r in result["predictors"]} == {"xgb-default", "hwnas"}
     assert {"kendall_tau", "kendall_tau_above80", "fit_predict_s"} <= set(result["predictors"][0])
-    assert [r["confidence"] for r in result["pruning"]] == [0.0, 2.0]
+    assert [r["confidence"] for r in result["pruning"]] == [0.0, 2.0, 3.0]
     saved = json.loads((tmp_path / "accuracy_predictor.json").read_text())
     assert saved["meta"]["n_heldout"] == 5000
     md = (tmp_path / "accuracy_predictor.md").read_text()

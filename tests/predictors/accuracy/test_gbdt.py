@@ -31,6 +31,20 @@ def test_same_seed_same_model(nb201_data: tuple[np.ndarray, np.ndarray]) -> None
     np.testing.assert_allclose(a, b)
 
 
+def test_mixed_ensemble_alternates_objectives() -> None:
+    assert GBDTAccuracyPredictor(n_models=5).member_objectives() == [
+        "regression",
+        "pairwise",
+        "regression",
+        "pairwise",
+        "regression",
+    ]
+    assert (
+        GBDTAccuracyPredictor(objective="pairwise", n_models=2).member_objectives()
+        == ["pairwise"] * 2
+    )
+
+
 def test_pairwise_objective(nb201_data: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = nb201_data
     p = GBDTAccuracyPredictor(seed=0, objective="pairwise").fit(X[:200], y[:200])
@@ -138,3 +152,15 @@ def test_space_features_survive_save_load(nb201_data: tuple[np.ndarray, np.ndarr
     q = GBDTAccuracyPredictor.from_bytes(p.to_bytes())
     assert q.derived_features == feats and q.features == feats
     np.testing.assert_allclose(q.predict(X[80:120]), p.predict(X[80:120]))
+
+
+def test_contributions_add_up_to_the_score(nb201_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = nb201_data
+    p = GBDTAccuracyPredictor(seed=0, n_models=3).fit(X[:100], y[:100])
+    phi = p.contributions(X[100:140])
+    assert phi.shape == (40, p.design_matrix(X[:1]).shape[1] + 1)
+    # Additivity: SHAP values sum to the ensemble's mean score, which maps
+    # monotonically to predicted accuracy.
+    score = phi.sum(axis=1)
+    assert kendall_tau(score, p.predict(X[100:140])) > 0.95
+    assert p.accuracy_per_score() > 0
