@@ -143,7 +143,7 @@ def prune_space(
     *,
     predictor: GBDTAccuracyPredictor | None = None,
     threshold: float = 0.0,
-    confidence: float = 3.0,
+    confidence: float = 2.0,
     min_keep: int = 1,
     min_samples: int = 3,
     seed: int = 0,
@@ -153,10 +153,9 @@ def prune_space(
     A choice goes when ``effect + confidence * stderr < -threshold``: its mean
     SHAP effect is below ``-threshold`` by ``confidence`` standard errors.
     GBDT-NAS's rule is ``confidence=0`` (any negative mean). On NAS-Bench-201
-    (5 seeds, n = 50..1000) that rule pruned the benchmark's best cell away in
-    most draws at n <= 200; ``confidence=3`` keeps it far more often while
-    still cutting the space to a few percent (benchmarks/results/
-    accuracy_predictor.md, pruning table).
+    (5 seeds) that rule pruned the benchmark's best cell away in 10 of 15 draws
+    at n = 50..200; ``confidence=2`` kept it in 12 of 15 and still cut the
+    space to 2-5% (benchmarks/results/accuracy_predictor.md, pruning table).
     Pass a fitted ``predictor``, or ``y`` (accuracies of ``X``) to fit one here.
     Every parameter keeps at least ``min_keep`` values (its best ones), and a
     choice seen in fewer than ``min_samples`` rows is kept: too little evidence
