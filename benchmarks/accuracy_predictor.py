@@ -87,13 +87,13 @@ class Model(Protocol):
     def predict(self, X: np.ndarray) -> np.ndarray: ...
 
 
-class _XGBDefault:
-    def __init__(self, seed: int) -> None:
-        import xgboost as xgb
+class _Sklearn:
+    """A scikit-learn-style regressor as a :class:`Model` (float64 predictions)."""
 
-        self.model = xgb.XGBRegressor(random_state=seed, n_jobs=1)
+    def __init__(self, model: Any) -> None:
+        self.model = model
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> _XGBDefault:
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _Sklearn:
         self.model.fit(X, y)
         return self
 
@@ -101,13 +101,18 @@ class _XGBDefault:
         return np.asarray(self.model.predict(X), dtype=np.float64)
 
 
-class _LGBMGBDTNAS:
+def _xgb_default(seed: int) -> _Sklearn:
+    import xgboost as xgb
+
+    return _Sklearn(xgb.XGBRegressor(random_state=seed, n_jobs=1))
+
+
+def _lgbm_gbdtnas(seed: int, min_child_samples: int = 20) -> _Sklearn:
     """GBDT-NAS's LightGBM settings (REFERENCES.md)."""
+    import lightgbm as lgb
 
-    def __init__(self, seed: int, min_child_samples: int = 20) -> None:
-        import lightgbm as lgb
-
-        self.model = lgb.LGBMRegressor(
+    return _Sklearn(
+        lgb.LGBMRegressor(
             min_child_samples=min_child_samples,  # min_data_in_leaf
             num_leaves=31,
             learning_rate=0.05,
@@ -119,13 +124,7 @@ class _LGBMGBDTNAS:
             n_jobs=1,
             verbose=-1,
         )
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> _LGBMGBDTNAS:
-        self.model.fit(X, y)
-        return self
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict(X), dtype=np.float64)
+    )
 
 
 class _Tuned:
@@ -150,9 +149,9 @@ def methods(tune_timeout: float) -> dict[str, tuple[Callable[[int], Model], int]
         "hwnas-regression": (lambda s: GBDTAccuracyPredictor(seed=s, objective="regression"), 0),
         "hwnas-raw": (lambda s: GBDTAccuracyPredictor(seed=s, features="raw"), 0),
         "hwnas-tuned": (lambda s: _Tuned(s, tune_timeout), 200),
-        "xgb-default": (_XGBDefault, 0),
-        "lgbm-gbdtnas": (_LGBMGBDTNAS, 0),
-        "lgbm-gbdtnas-leaf5": (lambda s: _LGBMGBDTNAS(s, min_child_samples=5), 0),
+        "xgb-default": (_xgb_default, 0),
+        "lgbm-gbdtnas": (_lgbm_gbdtnas, 0),
+        "lgbm-gbdtnas-leaf5": (lambda s: _lgbm_gbdtnas(s, min_child_samples=5), 0),
     }
 
 

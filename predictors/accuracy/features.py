@@ -25,7 +25,13 @@ import numpy as np
 from predictors.accuracy.encoding import _key, encoding_map
 from supernets.spaces import SearchSpace
 
-__all__ = ["SumFeatures", "auto_sum_features", "one_hot_blocks", "space_sum_features"]
+__all__ = [
+    "SumFeatures",
+    "auto_sum_features",
+    "binary_columns",
+    "one_hot_blocks",
+    "space_sum_features",
+]
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,12 @@ class SumFeatures:
         return cls(tuple(tuple(int(c) for c in g) for g in data["groups"]), tuple(data["names"]))
 
 
+def binary_columns(X: np.ndarray) -> np.ndarray:
+    """Boolean mask of the columns of ``X`` whose values are all 0 or 1."""
+    X = np.asarray(X)
+    return ((X == 0) | (X == 1)).all(axis=0)
+
+
 def one_hot_blocks(X: np.ndarray) -> list[tuple[int, ...]]:
     """Maximal runs of adjacent 0/1 columns that are never on together.
 
@@ -70,7 +82,7 @@ def one_hot_blocks(X: np.ndarray) -> list[tuple[int, ...]]:
     column are not blocks and are left out.
     """
     X = np.asarray(X)
-    binary = ((X == 0) | (X == 1)).all(axis=0)
+    binary = binary_columns(X)
     blocks: list[tuple[int, ...]] = []
     current: list[int] = []
     running = np.zeros(X.shape[0])

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import xgboost as xgb
 
-from predictors.accuracy.features import SumFeatures, auto_sum_features
+from predictors.accuracy.features import SumFeatures, auto_sum_features, binary_columns
 
 __all__ = ["GBDTAccuracyPredictor", "GBDTParams"]
 
@@ -204,7 +204,7 @@ class GBDTAccuracyPredictor:
         else:
             features = SumFeatures((), ())
         d = X.shape[1]
-        binary = ((X == 0) | (X == 1)).all(axis=0)
+        binary = binary_columns(X)
         X = features.transform(X)
         z, y_mean, y_std = self._transform_target(y)
         rng = np.random.default_rng(self.seed)
@@ -305,7 +305,7 @@ class GBDTAccuracyPredictor:
         X = check_features(X, fitted.feature_dim)
         # A one-hot bit that is not 0/1 means X is not the encoding the model
         # was fitted on (raw parameter values, another space's layout...).
-        bad = fitted.binary & ~((X == 0) | (X == 1)).all(axis=0)
+        bad = fitted.binary & ~binary_columns(X)
         if bad.any():
             cols = np.flatnonzero(bad)[:5].tolist()
             raise ValueError(
