@@ -1,9 +1,15 @@
 """The GBDT accuracy predictor: an ensemble of XGBoost models on encoded architectures.
 
 Why an ensemble: NAS fits this model on tens to a few thousand measured
-architectures. Averaging a handful of bootstrapped, differently-seeded boosters
-lowers the variance that dominates at that size (better ranking), and their
-spread is the uncertainty the search loop uses to decide what to measure next.
+architectures. A handful of differently-seeded (and, by default, differently
+-objectived) boosters give a spread that tracks the error (Spearman 0.44-0.59
+between std and absolute error on NAS-Bench-201): the uncertainty the search
+loop uses to decide what to measure next. Bootstrapping the rows as well is
+available but ranked worse in the benchmark, so it is off by default.
+
+Why rank-normalised targets: accuracy tables have degenerate tails (10% cells
+in NAS-Bench-201) that dominate a squared loss on raw accuracies; fitting the
+targets' normal scores lifted Kendall's tau from 0.50 to 0.61 at n=100.
 """
 
 from __future__ import annotations
@@ -105,8 +111,8 @@ class GBDTAccuracyPredictor:
         10%-accuracy cells that otherwise dominate a squared loss),
         ``"standardize"`` on z-scores.
     bootstrap:
-        Resample the training rows per member (otherwise members differ by
-        their seeds, i.e. by row/column subsampling only).
+        Resample the training rows per member (off: members then differ by
+        their seeds, i.e. row/column subsampling, and by objective).
     features:
         Derived columns for the trees: ``"auto"`` appends choice counts over
         the one-hot blocks found in the training ``X``
