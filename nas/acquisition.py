@@ -60,15 +60,32 @@ def _diverse(
 
 
 def select_budget(
-    pool: Pool, k: int, *, kappa: float, n_exploit: int = 1, min_distance: float = 2.0
+    pool: Pool,
+    k: int,
+    *,
+    kappa: float,
+    n_exploit: int = 1,
+    n_local: int = 0,
+    incumbent: np.ndarray | None = None,
+    min_distance: float = 2.0,
 ) -> list[int]:
-    """Indices into ``pool`` of up to ``k`` predicted-feasible candidates."""
+    """Indices into ``pool`` of up to ``k`` predicted-feasible candidates.
+
+    ``n_local`` slots go to the best-predicted neighbours (one changed choice)
+    of ``incumbent``, the encoding of the best feasible architecture measured
+    so far: near the optimum the predictor's ranking is too coarse, while the
+    landscape is locally smooth, so the predictor picks *which* neighbours.
+    """
     feasible = np.flatnonzero(pool.candidates.feasible)
     if k <= 0 or feasible.size == 0:
         return []
     X = pool.candidates.X
     by_mean = feasible[np.argsort(-pool.mean[feasible], kind="stable")]
     picked = _diverse(by_mean, X, min(n_exploit, k), min_distance, [])
+    if n_local > 0 and incumbent is not None and len(picked) < k:
+        dist = 0.5 * np.abs(X[by_mean] - incumbent).sum(axis=1)
+        near = [int(i) for i in by_mean[dist <= 1.0 + 1e-9] if int(i) not in picked]
+        picked += near[: min(n_local, k - len(picked))]
     score = pool.mean[feasible] + kappa * pool.std[feasible]
     by_ucb = feasible[np.argsort(-score, kind="stable")]
     return _diverse(by_ucb, X, k - len(picked), min_distance, picked)

@@ -2,18 +2,22 @@
 
 Each round of the loop asks an inner search for a *pool* of candidates with
 predicted accuracy (mean, std); the acquisition step then picks the batch to
-evaluate for real. Two strategies:
+evaluate for real. Three strategies:
 
 * :class:`ExhaustiveInner` — the space is small enough to enumerate
   (NAS-Bench-201: 15,625 cells): predict every architecture, vectorised. This
   is exact and, at ~0.3 s per round, the cheapest option there.
+* :class:`EvolutionInner` — any space (the default for large ones): NSGA-II
+  on the flat choice view, vectorised; thousands of candidates per second.
 * :class:`OptunaInner` — any space: an Optuna sampler (NSGA-II by default)
   driven through ask/tell in whole generations, so that one vectorised
   predictor call scores a generation. Objectives are the optimistic predicted
   accuracy (``mean + kappa * std``) and, in Pareto mode, latency per device;
   constraint violations go through ``trial.set_constraint``. Every distinct
   architecture visited joins the pool, and the best measured architectures
-  seed the first generation.
+  seed the first generation. Any Optuna sampler plugs in (``sampler_factory``),
+  but Optuna's per-parameter trial bookkeeping costs ~2-5 ms per candidate on
+  OFA's 46 parameters: a few hundred candidates per second, hence not the default.
 """
 
 from __future__ import annotations
@@ -31,7 +35,14 @@ from optuna.study import StudyDirection
 from nas.candidates import CandidateSet, Featurizer
 from supernets.spaces import SearchSpace
 
-__all__ = ["ExhaustiveInner", "InnerSearch", "OptunaInner", "Pool", "space_size"]
+__all__ = [
+    "EvolutionInner",
+    "ExhaustiveInner",
+    "InnerSearch",
+    "OptunaInner",
+    "Pool",
+    "space_size",
+]
 
 PredictFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -175,3 +186,157 @@ class OptunaInner:
     def sample(self, rng: np.random.Generator, n: int) -> CandidateSet:
         space = self.featurizer.space
         return self.featurizer.featurize([space.sample(rng) for _ in range(n)])
+
+
+def _non_dominated_ranks(objectives: np.ndarray, violation: np.ndarray) -> np.ndarray:
+    """NSGA-II front index of each row (0 = best) under constraint domination.
+
+    ``objectives`` (n, m) are all to be *minimised*. A feasible row dominates
+    every infeasible one; between infeasible rows the smaller violation wins.
+    """
+    n = objectives.shape[0]
+    feasible = violation <= 0
+    le = (objectives[:, None, :] <= objectives[None, :, :]).all(axis=2)
+    lt = (objectives[:, None, :] < objectives[None, :, :]).any(axis=2)
+    dominates = le & lt & feasible[:, None] & feasible[None, :]
+    dominates |= feasible[:, None] & ~feasible[None, :]
+    both_bad = ~feasible[:, None] & ~feasible[None, :]
+    dominates |= both_bad & (violation[:, None] < violation[None, :])
+    ranks = np.full(n, -1)
+    n_dominators = dominates.sum(axis=0)
+    front = np.flatnonzero(n_dominators == 0)
+    rank = 0
+    while front.size:  # at most n iterations: every pass removes >= 1 row
+        ranks[front] = rank
+        n_dominators = n_dominators - dominates[front].sum(axis=0)
+        n_dominators[ranks >= 0] = -1
+        front = np.flatnonzero(n_dominators == 0)
+        rank += 1
+    return ranks
+
+
+def _crowding(objectives: np.ndarray) -> np.ndarray:
+    n, m = objectives.shape
+    dist = np.zeros(n)
+    if n <= 2:
+        return np.full(n, np.inf)
+    for j in range(m):
+        order = np.argsort(objectives[:, j], kind="stable")
+        span = objectives[order[-1], j] - objectives[order[0], j]
+        dist[order[0]] = dist[order[-1]] = np.inf
+        if span > 0:
+            dist[order[1:-1]] += (objectives[order[2:], j] - objectives[order[:-2], j]) / span
+    return dist
+
+
+class EvolutionInner:
+    """NSGA-II over the flat choice view, vectorised (any space, large ones).
+
+    The same algorithm as Optuna's ``NSGAIISampler`` — binary tournaments on
+    (front, crowding), uniform crossover, per-choice mutation, elitist survival
+    of parents + children under constraint domination — with a generation
+    scored by one predictor call and no per-parameter bookkeeping, so it
+    visits thousands of candidates per second where the Optuna ask/tell loop
+    (:class:`OptunaInner`) manages a few hundred on OFA's 46 parameters.
+    """
+
+    def __init__(
+        self,
+        featurizer: Featurizer,
+        *,
+        population: int = 100,
+        generations: int = 20,
+        kappa: float = 1.0,
+        pareto: bool = False,
+        mutation_prob: float | None = None,
+    ) -> None:
+        if population < 4 or generations < 1:
+            raise ValueError("inner search needs population >= 4 and generations >= 1")
+        self.featurizer = featurizer
+        self.population = population
+        self.generations = generations
+        self.kappa = kappa
+        self.pareto = pareto
+        choices = featurizer.space.choices()
+        self.names = list(choices)
+        self.values = [list(v) for v in choices.values()]
+        self.sizes = np.array([len(v) for v in self.values])
+        self.mutation_prob = mutation_prob or 1.0 / len(self.names)
+
+    def _archs(self, genes: np.ndarray) -> list[Any]:
+        space = self.featurizer.space
+        return [
+            space.from_params(
+                {n: self.values[j][g] for j, (n, g) in enumerate(zip(self.names, row, strict=True))}
+            )
+            for row in genes
+        ]
+
+    def _genes(self, arch: Any) -> np.ndarray:
+        params = self.featurizer.space.to_params(arch)
+        return np.array([self.values[j].index(params[n]) for j, n in enumerate(self.names)])
+
+    def _random(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return (rng.random((n, len(self.sizes))) * self.sizes).astype(np.int64)
+
+    def _score(
+        self, genes: np.ndarray, predict: PredictFn, visited: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        archs = self._archs(genes)
+        hashes = [self.featurizer.hash(a) for a in archs]
+        cands = self.featurizer.featurize(archs, hashes)
+        row = (
+            np.array([cands.hashes.index(h) for h in hashes]) if len(cands) < len(hashes) else None
+        )
+        mean, std = predict(cands.X)
+        if row is not None:  # duplicates inside the generation: map back
+            mean, std = mean[row], std[row]
+            lat, viol = cands.latency[row], cands.violation[row]
+        else:
+            lat, viol = cands.latency, cands.violation
+        for a, h in zip(archs, hashes, strict=True):
+            visited.setdefault(h, a)
+        objectives = -(mean + self.kappa * std)[:, None]  # minimised
+        if self.pareto:
+            objectives = np.concatenate([objectives, lat], axis=1)
+        return objectives, viol
+
+    def propose(
+        self,
+        predict: PredictFn,
+        exclude: Collection[str],
+        seeds: Sequence[Any],
+        rng: np.random.Generator,
+    ) -> Pool:
+        P = self.population
+        seeded = [self._genes(a) for a in list(seeds)[: P // 2]]
+        genes = self._random(rng, P)
+        if seeded:
+            genes[: len(seeded)] = np.stack(seeded)
+        visited: dict[str, Any] = {}
+        obj, viol = self._score(genes, predict, visited)
+        for _ in range(self.generations):
+            ranks = _non_dominated_ranks(obj, viol)
+            crowd = _crowding(obj)
+            # Binary tournaments: lower front wins, then larger crowding distance.
+            a, b = rng.integers(P, size=(2, P))
+            better = (ranks[a] < ranks[b]) | ((ranks[a] == ranks[b]) & (crowd[a] >= crowd[b]))
+            parents = np.where(better, a, b)
+            mates = parents[rng.permutation(P)]
+            swap = rng.random(genes.shape) < 0.5
+            children = np.where(swap, genes[mates], genes[parents])
+            mutate = rng.random(children.shape) < self.mutation_prob
+            children = np.where(mutate, self._random(rng, P), children)
+            c_obj, c_viol = self._score(children, predict, visited)
+            # Elitist survival over parents + children: by front, then crowding.
+            all_genes = np.concatenate([genes, children])
+            all_obj, all_viol = np.concatenate([obj, c_obj]), np.concatenate([viol, c_viol])
+            ranks = _non_dominated_ranks(all_obj, all_viol)
+            crowd = _crowding(all_obj)
+            keep = np.lexsort((-crowd, ranks))[:P]
+            genes, obj, viol = all_genes[keep], all_obj[keep], all_viol[keep]
+        cands = self.featurizer.featurize(list(visited.values()), list(visited))
+        return _pool(cands, predict, exclude)
+
+    def sample(self, rng: np.random.Generator, n: int) -> CandidateSet:
+        return self.featurizer.featurize(self._archs(self._random(rng, n)))

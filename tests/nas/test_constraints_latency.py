@@ -39,7 +39,7 @@ def test_batch_latency_paths_agree() -> None:
     w = np.arange(space.feature_dim, dtype=float)
 
     def per_arch(arch: object) -> float:
-        return float(space.encode(arch) @ w)  # type: ignore[arg-type]
+        return float(space.encode(arch) @ w)
 
     class Model:  # e.g. an adapted MetaLatencyPredictor device model
         def predict(self, X: np.ndarray) -> np.ndarray:

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from nas import has_cost_model, macs_and_params
 from nas.costs import nb201_cost_weights
 from supernets import get_space
+from supernets.spaces import NB201Space, OFAMobileNetV3Space
+
+
+def ofa(name: str) -> OFAMobileNetV3Space:
+    space = get_space(name)
+    assert isinstance(space, OFAMobileNetV3Space)
+    return space
 
 
 def test_nb201_range_matches_nas_bench_201() -> None:
-    space = get_space("nb201")
+    space = NB201Space()
     costs = macs_and_params(space, space.all_archs())
     # NAS-Bench-201's published extremes: 7.78M-220.11M FLOPs (MACs), 0.073M-1.53M params.
     assert costs.macs.min() == pytest.approx(7.78304e6)
@@ -36,7 +45,7 @@ def test_nb201_cost_is_linear_in_the_encoding() -> None:
 
 
 def test_ofa_costs_grow_with_the_architecture() -> None:
-    space = get_space("ofa-mbv3")
+    space = ofa("ofa-mbv3")
     small, big = space.min_arch(), space.max_arch()
     costs = macs_and_params(space, [small, big])
     assert costs.macs[0] < costs.macs[1]
@@ -54,14 +63,14 @@ def test_ofa_counts_match_the_extracted_subnet() -> None:
     torch = pytest.importorskip("torch")
     from supernets import build_supernet, extract_subnet
 
-    space = get_space("ofa-mbv3-tiny")
+    space = ofa("ofa-mbv3-tiny")
     supernet = build_supernet(space, 10)
     rng = np.random.default_rng(0)
     for arch in [space.min_arch(), space.max_arch(), space.sample(rng)]:
         subnet = extract_subnet(supernet, arch).eval()
         macs = 0
 
-        def hook(module, inputs, output) -> None:  # type: ignore[no-untyped-def]
+        def hook(module: Any, inputs: Any, output: Any) -> None:
             nonlocal macs
             if isinstance(module, torch.nn.Conv2d):
                 k = module.kernel_size[0] * module.kernel_size[1]

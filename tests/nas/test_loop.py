@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import optuna
@@ -106,6 +106,7 @@ def test_macs_and_params_constraints() -> None:
     assert result.best_evaluation is not None
     for e in result.evaluations:
         assert e.macs == pytest.approx(macs_and_params(SPACE, [e.arch]).macs[0])
+        assert e.macs is not None and e.params is not None
         assert e.feasible == (e.macs <= max_macs and e.params <= max_params)
     assert all(e.feasible for e in result.evaluations)
     impossible = run_search(SPACE, EV, LAT, None, 30, seed=1, max_macs=1e6, settings=FAST)
@@ -316,7 +317,8 @@ def test_exhausting_a_small_space_stops() -> None:
     assert sorted(evaluate.calls) == sorted(str(a) for a in space.all_archs())
 
 
-def test_optuna_inner_search_on_the_ofa_space() -> None:
+@pytest.mark.parametrize("inner", ["evolution", "optuna"])
+def test_inner_searches_on_the_ofa_space(inner: Literal["evolution", "optuna"]) -> None:
     space = get_space("ofa-mbv3-tiny")
 
     def evaluate(arch: Any) -> float:  # synthetic: bigger is better, with diminishing returns
@@ -326,7 +328,9 @@ def test_optuna_inner_search_on_the_ofa_space() -> None:
         return float(macs_and_params(space, [arch], n_classes=10).macs[0] / 1e6)
 
     budget = 6.0
-    settings = SearchSettings(batch_size=5, n_initial=5, inner_population=20, inner_generations=3)
+    settings = SearchSettings(
+        batch_size=5, n_initial=5, inner=inner, inner_population=20, inner_generations=3
+    )
     result = run_search(space, evaluate, latency, budget, 15, seed=0, settings=settings)
     assert len(result.history) == 15
     assert result.best is not None and latency(result.best) <= budget
@@ -341,11 +345,15 @@ def test_two_workers_share_one_study(tmp_path: Path) -> None:
     calls: list[str] = []
     errors: list[BaseException] = []
 
+    def evaluate(arch: Any) -> float:
+        calls.append(str(arch))
+        return EV(arch)
+
     def worker(seed: int) -> None:
         try:
             run_search(
                 SPACE,
-                Counting(lambda a: (calls.append(str(a)), EV(a))[1]),
+                evaluate,
                 LAT,
                 BUDGET,
                 24,
@@ -368,4 +376,5 @@ def test_two_workers_share_one_study(tmp_path: Path) -> None:
     # Both workers stop at the shared target (a race can overshoot by one per extra worker).
     assert 24 <= len(trials) <= 25
     hashes = [t.user_attrs["arch_hash"] for t in trials]
+    assert len(calls) == len(trials)
     assert len(hashes) - len(set(hashes)) <= 1  # same narrow race for duplicates

@@ -68,6 +68,7 @@ def test_hypervolume_improvement_is_the_hypervolume_difference() -> None:
 
 def test_best_under_budget_from_real_evaluations() -> None:
     answer = best_under_budget(RECORDS, "cpu", 22)
+    assert answer.best is not None
     assert answer.best["accuracy"] == 92 and answer.source == "measured" and answer.feasible
     assert answer.labels == {"accuracy": "measured", "latency_ms": "predicted"}
     measured = [rec(90, 10, latency_measured={"cpu": True})]
@@ -76,7 +77,8 @@ def test_best_under_budget_from_real_evaluations() -> None:
 
 def test_best_under_budget_with_cost_limits() -> None:
     records = [rec(92, 10, macs=5e6, params=1e5), rec(90, 10, macs=1e6, params=1e5)]
-    assert best_under_budget(records, "cpu", 20, max_macs=2e6).best["accuracy"] == 90
+    limited = best_under_budget(records, "cpu", 20, max_macs=2e6).best
+    assert limited is not None and limited["accuracy"] == 90
     # A record without MACs cannot be shown to meet a MACs limit.
     assert not best_under_budget([rec(92, 10)], "cpu", 20, max_macs=2e6).feasible
 
