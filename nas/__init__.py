@@ -1,9 +1,27 @@
 """The search loop: predictor-guided, hardware-aware multi-objective NAS on Optuna.
 
-Plain library (no HTTP, no service database): the service calls
-:func:`run_search` with a storage URL, a study name and an ``on_evaluation``
-hook, and answers queries with :func:`pareto_front` / :func:`best_under_budget`
-on the records it stored.
+Plain library (no HTTP, no service database). The smallest use, on the
+bundled NAS-Bench-201 tables (zero training)::
+
+    from nas import TabularEvaluator, run_search
+
+    ev = TabularEvaluator()                        # real evaluations from the table
+    result = run_search(ev.space, ev, ev.latency("pixel3"), budget_ms=10.0,
+                        n_evaluations=100, seed=0)
+    result.best                                    # best arch with latency <= 10 ms
+    result.history                                 # [(arch, accuracy, latency_ms), ...]
+
+What the service uses:
+
+* :func:`run_search` with ``storage=`` (an RDB URL) and ``study_name=``: every
+  real evaluation is an Optuna trial there, a search resumes or extends
+  without re-evaluating, and several workers can share the study;
+  ``on_evaluation`` receives each :class:`Evaluation` (one trial-table row),
+  ``should_stop`` cancels cleanly;
+* :class:`SupernetEvaluator` (``.from_checkpoint(run_dir)``) as ``evaluate``,
+  an adapted latency predictor (``DeviceLatencyPredictor``) as ``latency``;
+* :func:`pareto_front` / :func:`best_under_budget` on stored records (our
+  :class:`Evaluation` objects or plain dict rows with the same field names).
 """
 
 from nas.candidates import CandidateSet, Featurizer

@@ -378,3 +378,20 @@ def test_two_workers_share_one_study(tmp_path: Path) -> None:
     hashes = [t.user_attrs["arch_hash"] for t in trials]
     assert len(calls) == len(trials)
     assert len(hashes) - len(set(hashes)) <= 1  # same narrow race for duplicates
+
+
+def test_with_an_adapted_meta_latency_predictor() -> None:
+    from predictors.latency import load_pretrained
+
+    meta = load_pretrained("nb201")
+    X_ref = meta.reference_features
+    device = meta.adapt(X_ref, LAT.predict_archs([SPACE.decode(x) for x in X_ref]), device="pixel3")
+    result = run_search(SPACE, EV, device, BUDGET, 20, seed=0, settings=FAST)
+    assert result.devices == ["pixel3"]
+    for e in result.evaluations:
+        assert e.latency_measured == {"pixel3": False}  # a prediction, labelled so
+        assert e.latency_ms["pixel3"] == pytest.approx(
+            float(device.predict(SPACE.encode(e.arch))[0])
+        )
+    assert result.best_evaluation is not None
+    assert result.best_evaluation.latency_ms["pixel3"] <= BUDGET
