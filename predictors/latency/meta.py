@@ -85,10 +85,12 @@ class MetaParams:
     outlier_z: float = 8.0
     #: ... and off by more than this factor from what the other measurements
     #: predict is treated as a failed measurement and left out.
-    outlier_ratio: float = 2.0
+    outlier_ratio: float = 3.0
     #: Rows and held-out devices per leave-one-device-out pass (subsampled for speed).
     episode_rows: int = 3000
     episode_devices: int = 12
+    #: Random measurement sets per held-out device (besides the designed ones).
+    episode_draws: int = 3
     source_alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
     #: Scale features to unit variance before fitting (the isotropic prior part
     #: then treats every column alike).
@@ -328,8 +330,12 @@ class MetaLatencyPredictor:
         if len(priors) > 1 and len(names) >= 3:
             rows = rng.choice(n, size=min(n, p.episode_rows), replace=False)
             held_out = rng.permutation(len(names))[: p.episode_devices]
+            # The same random draws for every candidate (common random numbers):
+            # the comparison then sees the candidates' differences, not the draws'.
+            k = min(p.n_references, len(rows) - 1)
+            draws = [rng.choice(len(rows), k, replace=False) for _ in range(p.episode_draws)]
             for key, prior in priors.items():
-                scores[key] = self._episode_score(Z[rows], lat[rows], prior, held_out, rng)
+                scores[key] = self._episode_score(Z[rows], lat[rows], prior, held_out, draws)
             chosen = max(scores, key=lambda key: scores[key])
         else:
             # Too few devices to hold one out: a sum of layer costs, middle jitter.
@@ -385,16 +391,16 @@ class MetaLatencyPredictor:
         lat: np.ndarray,
         prior: _Prior,
         held_out: np.ndarray,
-        rng: np.random.Generator,
+        draws: Sequence[np.ndarray],
     ) -> float:
-        """Mean of (Spearman + share within 10%) over leave-one-device-out episodes
-        with 5 and 10 designed references and one draw of 10 random ones."""
+        """Mean of (Spearman + share within 10%) over leave-one-device-out episodes:
+        the first half and all of the designed references, and ``draws`` (random)."""
         p = self.params
-        k = p.n_references
         scores = []
         for j in (int(i) for i in held_out):
             refs = self._design_references(Z, prior, exclude=j)
-            shots = [refs[: max(1, k // 2)], refs, list(rng.choice(Z.shape[0], k, replace=False))]
+            shots: list[np.ndarray] = [np.asarray(refs[: max(1, len(refs) // 2)]), np.asarray(refs)]
+            shots += draws
             moments = prior.moments(exclude=j)
             for rows in shots:
                 rest = np.setdiff1d(np.arange(Z.shape[0]), rows)
