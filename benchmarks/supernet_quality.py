@@ -12,7 +12,7 @@ On scikit-learn's digits (8x8, upsampled to the subnet's resolution) with the
 
 Target: every inherited subnet within 1 point of its from-scratch accuracy.
 
-    python benchmarks/supernet_quality.py                 # full run (~40 min on 2 CPU cores)
+    python benchmarks/supernet_quality.py                 # full run (about an hour on 2 busy CPU cores)
     python benchmarks/supernet_quality.py --epochs 6 --max-steps-per-epoch 2 --tag smoke
 
 Writes ``benchmarks/results/supernet_quality[-TAG].json`` and ``.md``.
@@ -23,11 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import platform
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from supernets import (
+    ImageDataset,
     OFAArch,
     OFAMobileNetV3Space,
     TrainConfig,
@@ -77,11 +80,10 @@ def _std_err_points(acc: float, n: int) -> float:
     return 100 * math.sqrt(max(acc * (1 - acc), 1e-12) / n)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def _setup(args: argparse.Namespace) -> tuple[OFAMobileNetV3Space, ImageDataset, TrainConfig]:
     torch.set_num_threads(args.threads)
     space = get_space("ofa-mbv3-tiny")
     assert isinstance(space, OFAMobileNetV3Space)
-    dataset = load_dataset("digits")
     config = TrainConfig(
         batch_size=args.batch_size,
         seed=args.seed,
@@ -89,6 +91,65 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         eval_after_phase=False,
         max_steps_per_epoch=args.max_steps_per_epoch,
     )
+    return space, load_dataset("digits"), config
+
+
+def supernet_job(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Train one supernet with schedule ``name``; inherited accuracy of each subnet."""
+    space, dataset, config = _setup(args)
+    schedule = get_schedule(name, space, epochs=args.epochs, lr=args.lr)
+    out = workdir / name
+    train_supernet(space, dataset, schedule, out, config=config, progress=_printer(name))
+    manifest = read_manifest(out)
+    _, net, _ = load_supernet(out)
+    images = sum(p["steps"] * config.batch_size for p in manifest["phases"])
+    train_seconds = sum(p["seconds"] for p in manifest["phases"])
+    entry: dict[str, Any] = {
+        "phases": [
+            {k: p[k] for k in ("name", "seconds", "images_per_s", "subnet_images_per_s")}
+            | {"epochs": s.epochs, "subnets_per_step": s.subnets_per_step}
+            for p, s in zip(manifest["phases"], schedule, strict=True)
+        ],
+        "train_seconds": round(train_seconds, 1),
+        "images_per_s": round(images / train_seconds, 1),
+        "accuracy": {},
+    }
+    for label, arch in subnets(space).items():
+        ev = evaluate_subnet(net, arch, dataset, seed=args.seed)
+        entry["accuracy"][label] = ev.accuracy
+        print(f"[{name}] {label}: inherited accuracy {100 * ev.accuracy:.2f}%", flush=True)
+    return entry
+
+
+def scratch_job(label: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Train subnet ``label`` alone from scratch for the same number of epochs."""
+    space, dataset, config = _setup(args)
+    arch = subnets(space)[label]
+    torch.manual_seed(args.seed)
+    subnet = build_subnet(space, arch, dataset.n_classes)
+    warmup = round(args.epochs * 0.05, 2)
+    t0 = time.perf_counter()
+    train_subnet(
+        subnet, dataset, epochs=args.epochs, lr=args.lr, warmup_epochs=warmup, config=config
+    )
+    seconds = time.perf_counter() - t0
+    spe = max(1, dataset.n_train // config.batch_size)
+    if config.max_steps_per_epoch is not None:
+        spe = min(spe, config.max_steps_per_epoch)
+    raw = evaluate_accuracy(subnet, dataset.holdout_x, dataset.holdout_y, arch.r)
+    recalibrate_bn(subnet, calibration_images(dataset, arch.r, seed=args.seed))
+    acc = evaluate_accuracy(subnet, dataset.holdout_x, dataset.holdout_y, arch.r)
+    print(f"[scratch] {label}: accuracy {100 * acc:.2f}% in {seconds:.0f}s", flush=True)
+    return {
+        "accuracy": acc,
+        "accuracy_without_recalibration": raw,
+        "train_seconds": round(seconds, 1),
+        "images_per_s": round(args.epochs * spe * config.batch_size / seconds, 1),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    space, dataset, config = _setup(args)
     archs = subnets(space)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="supernet-quality-"))
     result: dict[str, Any] = {
@@ -96,6 +157,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "space": {"name": space.name, "config": space.config()},
         "epochs": args.epochs,
         "lr": args.lr,
+        "seed": args.seed,
         "train_config": config.to_dict(),
         "subnets": {k: a.to_dict() for k, a in archs.items()},
         "bn_calibration_images": min(2000, dataset.n_train),
@@ -104,72 +166,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
             "torch_threads": args.threads,
+            "parallel_jobs": args.jobs,
             "gpu": torch.cuda.is_available(),
             "note": "CPU only: no GPU was available in this session. The machine was "
             "shared with other jobs, so throughput numbers are lower bounds.",
             "load_average_start": os.getloadavg(),
         },
-        "schedules": {},
-        "scratch": {},
     }
-
-    for name in SCHEDULES:
-        schedule = get_schedule(name, space, epochs=args.epochs, lr=args.lr)
-        out = workdir / name
-        t0 = time.perf_counter()
-        train_supernet(
-            space, dataset, schedule, out, config=config, progress=_printer(name, args.verbose)
-        )
-        seconds = time.perf_counter() - t0
-        manifest = read_manifest(out)
-        _, net, _ = load_supernet(out)
-        images = sum(
-            p["steps"] * config.batch_size for p in manifest["phases"]
-        )  # images fed, all phases
-        train_seconds = sum(p["seconds"] for p in manifest["phases"])
-        entry: dict[str, Any] = {
-            "phases": [
-                {k: p[k] for k in ("name", "seconds", "images_per_s", "subnet_images_per_s")}
-                | {"epochs": s.epochs, "subnets_per_step": s.subnets_per_step}
-                for p, s in zip(manifest["phases"], schedule, strict=True)
-            ],
-            "wall_seconds": round(seconds, 1),
-            "train_seconds": round(train_seconds, 1),
-            "images_per_s": round(images / train_seconds, 1),
-            "accuracy": {},
+    t0 = time.perf_counter()
+    # Independent trainings, costliest first; "spawn" because forking a process
+    # that already ran torch's OpenMP pool can deadlock.
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        supernet_futures = {n: pool.submit(supernet_job, n, args, workdir) for n in SCHEDULES}
+        scratch_futures = {
+            label: pool.submit(scratch_job, label, args) for label in reversed(list(archs))
         }
-        for label, arch in archs.items():
-            ev = evaluate_subnet(net, arch, dataset, seed=args.seed)
-            entry["accuracy"][label] = ev.accuracy
-            print(f"[{name}] {label}: inherited accuracy {100 * ev.accuracy:.2f}%", flush=True)
-        result["schedules"][name] = entry
-
-    for label, arch in archs.items():
-        torch.manual_seed(args.seed)
-        subnet = build_subnet(space, arch, dataset.n_classes)
-        t0 = time.perf_counter()
-        train_subnet(
-            subnet,
-            dataset,
-            epochs=args.epochs,
-            lr=args.lr,
-            warmup_epochs=round(args.epochs * 0.05, 2),
-            config=config,
-        )
-        seconds = time.perf_counter() - t0
-        spe = max(1, dataset.n_train // config.batch_size)
-        if config.max_steps_per_epoch is not None:
-            spe = min(spe, config.max_steps_per_epoch)
-        raw = evaluate_accuracy(subnet, dataset.holdout_x, dataset.holdout_y, arch.r)
-        recalibrate_bn(subnet, calibration_images(dataset, arch.r, seed=args.seed))
-        acc = evaluate_accuracy(subnet, dataset.holdout_x, dataset.holdout_y, arch.r)
-        result["scratch"][label] = {
-            "accuracy": acc,
-            "accuracy_without_recalibration": raw,
-            "train_seconds": round(seconds, 1),
-            "images_per_s": round(args.epochs * spe * config.batch_size / seconds, 1),
-        }
-        print(f"[scratch] {label}: accuracy {100 * acc:.2f}% in {seconds:.0f}s", flush=True)
+        result["schedules"] = {n: f.result() for n, f in supernet_futures.items()}
+        result["scratch"] = {label: scratch_futures[label].result() for label in archs}
+    result["wall_seconds"] = round(time.perf_counter() - t0, 1)
 
     n_hold = dataset.n_holdout
     for entry in result["schedules"].values():
@@ -186,7 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _printer(name: str, verbose: bool) -> Any:
+def _printer(name: str) -> Any:
     def show(event: Any) -> None:
         if event.kind == "phase_end":
             m = event.metrics
@@ -195,8 +209,6 @@ def _printer(name: str, verbose: bool) -> Any:
                 f"{m['seconds']:.0f}s, {m['images_per_s']} img/s, loss {m['final_loss']:.3f}",
                 flush=True,
             )
-        elif verbose and event.kind == "step" and event.step % 20 == 0:
-            print(f"[{name}] {event.phase} step {event.step}/{event.total_steps}", flush=True)
 
     return show
 
@@ -250,7 +262,8 @@ def markdown(result: dict[str, Any]) -> str:
         "## Training cost and throughput (CPU)",
         "",
         f"{env['note']} torch {env['torch']}, {env['cpu_count']} CPU cores, "
-        f"{env['torch_threads']} torch thread(s); load average at start "
+        f"{env['torch_threads']} torch thread(s) per training, {env['parallel_jobs']} trainings "
+        f"in parallel ({result['wall_seconds'] / 60:.0f} min wall time in all); load average at start "
         f"{env['load_average_start'][0]:.1f}, at end {env['load_average_end'][0]:.1f}.",
         "",
         "| what | training time | images/s |",
@@ -295,7 +308,7 @@ def main() -> None:
     p.add_argument("--max-steps-per-epoch", type=int, default=None, help="smoke runs only")
     p.add_argument("--workdir", default=None, help="where supernet runs go (default: a temp dir)")
     p.add_argument("--tag", default="", help="suffix of the results files")
-    p.add_argument("--verbose", action="store_true")
+    p.add_argument("--jobs", type=int, default=3, help="trainings run in parallel processes")
     args = p.parse_args()
     result = run(args)
     stem = "supernet_quality" + (f"-{args.tag}" if args.tag else "")
