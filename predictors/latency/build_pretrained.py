@@ -3,9 +3,11 @@
     python -m predictors.latency.build_pretrained [--out DIR] [--spaces nb201 ofa-mbv3 ...]
 
 Meta-trains :class:`MetaLatencyPredictor` (seed 0) on HELP's meta-train
-devices over every architecture of the bundled tables and writes
-``<space>.json`` into ``predictors/latency/pretrained/`` (or ``--out``). The
-output is deterministic for a given hwnas version.
+devices over every architecture of the bundled tables (see
+:func:`predictors.latency.pretrained.meta_train`) and writes ``<space>.json``
+into ``predictors/latency/pretrained/`` (or ``--out``). Deterministic: the
+same code and tables give the same files. Rebuild after changing a space's
+defaults (e.g. the tiny preset's resolutions).
 """
 
 from __future__ import annotations
@@ -15,33 +17,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from predictors.latency.meta import MetaLatencyPredictor
-from predictors.latency.pretrained import PRETRAINED_SPACES, meta_training_data
+from predictors.latency.pretrained import PRETRAINED_SPACES, meta_train
 
-__all__ = ["build", "main"]
+__all__ = ["main"]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "pretrained"
-
-
-def build(space_name: str, *, seed: int = 0) -> MetaLatencyPredictor:
-    """Meta-train the shipped predictor of ``space_name`` (nothing is written)."""
-    space, archs, X, Y = meta_training_data(space_name, devices="train")
-    meta = MetaLatencyPredictor(seed=seed).fit(X, Y)
-    meta.metadata.update(
-        {
-            "space": space.name,
-            "space_config": space.config(),
-            "reference_archs": [
-                space.canonical(archs[i]).to_dict() for i in meta.reference_indices
-            ],
-            "meta_train": {
-                "data": "HELP (HayeonLee/HELP, MIT) via supernets.tables",
-                "devices": sorted(Y),
-                "n_archs": int(X.shape[0]),
-            },
-        }
-    )
-    return meta
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.spaces:
         start = time.perf_counter()
-        meta = build(name)
+        meta = meta_train(name)
         path = meta.save(args.out / f"{name}.json")
         print(
             f"{name}: {meta.info['n_archs']} archs x {meta.info['n_sources']} devices, "

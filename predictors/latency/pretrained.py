@@ -8,16 +8,20 @@ devices over every architecture of the table:
 * ``nb201``: 15,625 cells x 9 devices (GPUs at batch 1/32/256, Xeon CPUs, phones).
 * ``ofa-mbv3``: 5,000 OFA-MobileNetV3 subnets x 9 GPU settings (batch 1/32/64).
 * ``ofa-mbv3-tiny``: the same 5,000 subnets mapped into the tiny preset (same
-  blocks; the 25 resolutions 128..224 binned onto 32..64 by relative position),
-  so that a CPU-sized space starts from the GPU devices' knowledge of which
-  blocks cost what. The prior is looser here -- the adaptation does more work.
+  blocks; the table's resolutions binned onto the preset's by relative
+  position), so that a CPU-sized space starts from the GPU devices' knowledge
+  of which blocks cost what. The prior is looser here -- adaptation does more.
 
 Each file's ``metadata`` records the space (name and config), the reference
 architectures' configs (what a new device measures) and the source devices.
+An OFA-MobileNetV3 space whose configuration differs from the shipped one (other
+resolutions, say) gets a predictor meta-trained on the fly from the same table,
+the same way (about half a minute, once per process).
 """
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -28,7 +32,9 @@ from predictors.latency.meta import MetaLatencyPredictor
 from supernets.spaces import NB201Space, OFAMobileNetV3Space, SearchSpace, get_space
 
 __all__ = [
+    "PRETRAINED_SPACES",
     "load_pretrained",
+    "meta_train",
     "meta_training_data",
     "pretrained_spaces",
     "to_space_arch",
@@ -54,15 +60,61 @@ def _pretrained_bytes(space_name: str) -> bytes:
         ) from None
 
 
+def _config_key(space: SearchSpace[Any]) -> str:
+    return json.dumps(space.config(), sort_keys=True)
+
+
+@cache
+def _meta_trained_bytes(space: OFAMobileNetV3Space) -> bytes:
+    return meta_train(space).to_bytes()  # spaces are frozen dataclasses: hashable
+
+
 def load_pretrained(space: str | SearchSpace[Any]) -> MetaLatencyPredictor:
-    """The shipped meta-trained predictor for ``space`` (a name or a space object)."""
-    name = space if isinstance(space, str) else space.name
-    if name not in PRETRAINED_SPACES:
+    """The meta-trained predictor for ``space`` (a name or a space object).
+
+    The shipped file when it was built for this exact space configuration;
+    for an OFA-MobileNetV3 space configured otherwise, one meta-trained now
+    from the bundled table (cached per process).
+    """
+    space_obj = get_space(space) if isinstance(space, str) else space
+    name = space_obj.name
+    if name in PRETRAINED_SPACES:
+        meta = MetaLatencyPredictor.from_bytes(_pretrained_bytes(name))
+        if meta.metadata.get("space_config") == json.loads(_config_key(space_obj)):
+            return meta
+    if isinstance(space_obj, OFAMobileNetV3Space):
+        return MetaLatencyPredictor.from_bytes(_meta_trained_bytes(space_obj))
+    if name in PRETRAINED_SPACES:
         raise ValueError(
-            f"no shipped latency predictor for search space {name!r}; "
-            f"shipped: {list(PRETRAINED_SPACES)}"
+            f"the shipped latency predictor for {name!r} was built for another configuration "
+            "of the space: rebuild with `python -m predictors.latency.build_pretrained`"
         )
-    return MetaLatencyPredictor.from_bytes(_pretrained_bytes(name))
+    raise ValueError(
+        f"no shipped latency predictor for search space {name!r}; "
+        f"shipped: {list(PRETRAINED_SPACES)} (and any OFA-MobileNetV3 space)"
+    )
+
+
+def meta_train(space: str | SearchSpace[Any], *, seed: int = 0) -> MetaLatencyPredictor:
+    """Meta-train ``space``'s predictor on HELP's meta-train devices (what the
+    shipped files are); ``metadata`` gets the space and the reference configs."""
+    space_obj, archs, X, Y = meta_training_data(space, devices="train")
+    meta = MetaLatencyPredictor(seed=seed).fit(X, Y)
+    meta.metadata.update(
+        {
+            "space": space_obj.name,
+            "space_config": json.loads(_config_key(space_obj)),
+            "reference_archs": [
+                space_obj.canonical(archs[i]).to_dict() for i in meta.reference_indices
+            ],
+            "meta_train": {
+                "data": "HELP (HayeonLee/HELP, MIT) via supernets.tables",
+                "devices": sorted(Y),
+                "n_archs": int(X.shape[0]),
+            },
+        }
+    )
+    return meta
 
 
 def to_space_arch(
@@ -78,34 +130,32 @@ def to_space_arch(
 
 
 def meta_training_data(
-    space_name: str, devices: str = "train"
+    space: str | SearchSpace[Any], devices: str = "train"
 ) -> tuple[SearchSpace[Any], list[Any], np.ndarray, dict[str, np.ndarray]]:
-    """``(space, archs, X, Y)`` from the bundled HELP tables for ``space_name``.
+    """``(space, archs, X, Y)`` from the bundled HELP tables for ``space``.
 
     ``devices`` is a HELP split name (``train``, ``valid``, ``test``) or ``all``.
-    ``X`` rows follow the table's architecture order.
+    ``X`` rows follow the table's architecture order. An OFA-MobileNetV3 space
+    other than the table's own gets the table's subnets mapped into it
+    (:func:`to_space_arch`; its kernel/expand/depth choices must cover the table's).
     """
     from supernets import tables
 
-    space: SearchSpace[Any]
-    archs: list[Any]
-    if space_name == "nb201":
+    space_obj = get_space(space) if isinstance(space, str) else space
+    if isinstance(space_obj, NB201Space):
         table, split = tables.nb201_latency(), tables.nb201_split()
-        nb201 = get_space("nb201")
-        assert isinstance(nb201, NB201Space)
-        space, archs = nb201, nb201.all_archs()
-        X = nb201.encode_many(archs)
-    elif space_name in ("ofa-mbv3", "ofa-mbv3-tiny"):
+        archs: list[Any] = space_obj.all_archs()
+        X = space_obj.encode_many(archs)
+    elif isinstance(space_obj, OFAMobileNetV3Space):
         table, split = tables.ofa_mbv3_latency(), tables.ofa_mbv3_split()
-        ofa, full = get_space(space_name), get_space("ofa-mbv3")
-        assert isinstance(ofa, OFAMobileNetV3Space) and isinstance(full, OFAMobileNetV3Space)
-        space = ofa
-        archs = [to_space_arch(ofa, cfg, full.resolutions) for cfg in tables.ofa_mbv3_archs()]
-        X = ofa.encode_many(archs)
+        full = get_space("ofa-mbv3")
+        assert isinstance(full, OFAMobileNetV3Space)
+        archs = [to_space_arch(space_obj, c, full.resolutions) for c in tables.ofa_mbv3_archs()]
+        X = space_obj.encode_many(archs)
     else:
         raise ValueError(
-            f"no bundled latency table for search space {space_name!r}; "
-            f"known: {list(PRETRAINED_SPACES)}"
+            f"no bundled latency table for search space {space_obj.name!r} "
+            f"({type(space_obj).__name__}); known: NAS-Bench-201 and OFA-MobileNetV3 spaces"
         )
     if devices == "all":
         names = list(table.latency)
@@ -113,4 +163,4 @@ def meta_training_data(
         names = list(getattr(split, devices))
     else:
         raise ValueError(f"devices must be 'train', 'valid', 'test' or 'all', got {devices!r}")
-    return space, archs, X.astype(np.float64), {d: table.latency[d] for d in names}
+    return space_obj, archs, X.astype(np.float64), {d: table.latency[d] for d in names}

@@ -32,7 +32,7 @@ from supernets.spaces import OFAMobileNetV3Space, SearchSpace, get_space
 __all__ = [
     "DeviceAdaptation",
     "adapt_device",
-    "build_network",
+    "build_networks",
     "export_reference_onnx",
     "measure_archs",
     "reference_archs",
@@ -74,8 +74,11 @@ def default_n_classes(space: SearchSpace[Any]) -> int:
     return 1000 if space.name == "ofa-mbv3" else 10
 
 
-def build_network(space: SearchSpace[Any], arch: Any, *, n_classes: int | None = None) -> Any:
-    """A static network of ``arch`` (random weights: latency does not depend on them)."""
+def build_networks(
+    space: SearchSpace[Any], archs: Sequence[Any], *, n_classes: int | None = None
+) -> list[tuple[Any, tuple[int, int, int]]]:
+    """Static networks of ``archs`` with their one-sample input shapes, extracted
+    from one randomly initialised supernet (latency does not depend on weights)."""
     if not isinstance(space, OFAMobileNetV3Space):
         raise ValueError(
             f"no network builder for search space {space.name!r}: measure its reference "
@@ -83,8 +86,12 @@ def build_network(space: SearchSpace[Any], arch: Any, *, n_classes: int | None =
         )
     from supernets.networks import build_supernet, extract_subnet
 
-    supernet = build_supernet(space, n_classes or default_n_classes(space))
-    return extract_subnet(supernet, arch).eval()
+    supernet = build_supernet(space, n_classes or default_n_classes(space)).eval()
+    out = []
+    for arch in archs:
+        arch = space.validate(arch)
+        out.append((extract_subnet(supernet, arch).eval(), (3, arch.r, arch.r)))
+    return out
 
 
 def measure_archs(
@@ -101,15 +108,7 @@ def measure_archs(
     backend, threads and batch); one record per architecture, in order.
     ``rounds > 1`` interleaves the architectures (see :func:`measure_many`)."""
     space_obj = get_space(space) if isinstance(space, str) else space
-    if not isinstance(space_obj, OFAMobileNetV3Space):
-        build_network(space_obj, None)  # raises the explanatory error
-    from supernets.networks import build_supernet, extract_subnet
-
-    supernet = build_supernet(space_obj, n_classes or default_n_classes(space_obj)).eval()
-    nets = []
-    for arch in archs:
-        arch = space_obj.validate(arch)
-        nets.append((extract_subnet(supernet, arch).eval(), (3, arch.r, arch.r)))
+    nets = build_networks(space_obj, archs, n_classes=n_classes)
     return measure_many(nets, device, warmup=warmup, repeats=repeats, rounds=rounds)
 
 
@@ -136,11 +135,11 @@ def export_reference_onnx(
     configs = reference_archs(space_obj, meta)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, config in enumerate(configs):
-        arch = space_obj.validate(config)
-        net = build_network(space_obj, arch, n_classes=n_classes)
-        paths.append(export_static_onnx(net, (batch, 3, arch.r, arch.r), out / f"ref_{i:02d}.onnx"))
+    nets = build_networks(space_obj, configs, n_classes=n_classes)
+    paths = [
+        export_static_onnx(net, (batch, *shape), out / f"ref_{i:02d}.onnx")
+        for i, (net, shape) in enumerate(nets)
+    ]
     manifest = {
         "space": space_obj.name,
         "space_config": space_obj.config(),

@@ -40,7 +40,7 @@ def test_shipped_predictors_match_their_space(name: str) -> None:
 
 
 def test_unknown_space_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="no shipped latency predictor for search space 'x'"):
+    with pytest.raises(ValueError, match="unknown search space 'x'"):
         load_pretrained("x")
 
 
@@ -126,3 +126,13 @@ def test_measure_archs_locally(tiny_meta: MetaLatencyPredictor) -> None:
     assert [r.input_shape for r in records] == [(1, 3, c["r"], c["r"]) for c in configs]
     with pytest.raises(ValueError, match="no network builder for search space 'nb201'"):
         measure_archs("nb201", reference_archs("nb201"))
+
+
+def test_other_ofa_configurations_get_a_predictor_meta_trained_on_the_fly() -> None:
+    space = get_space("ofa-mbv3-tiny", resolutions=[32, 48, 64])
+    meta = load_pretrained(space)
+    assert meta.metadata["space_config"]["resolutions"] == [32, 48, 64]
+    assert meta.feature_dim == space.feature_dim
+    configs = reference_archs(space)
+    assert all(space.validate(c).r in (32, 48, 64) for c in configs)
+    assert load_pretrained(space).to_bytes() == meta.to_bytes()  # cached per process
