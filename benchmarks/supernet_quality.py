@@ -133,9 +133,7 @@ def scratch_job(label: str, args: argparse.Namespace) -> dict[str, Any]:
         subnet, dataset, epochs=args.epochs, lr=args.lr, warmup_epochs=warmup, config=config
     )
     seconds = time.perf_counter() - t0
-    spe = max(1, dataset.n_train // config.batch_size)
-    if config.max_steps_per_epoch is not None:
-        spe = min(spe, config.max_steps_per_epoch)
+    spe = config.steps_per_epoch(dataset.n_train)
     raw = evaluate_accuracy(subnet, dataset.holdout_x, dataset.holdout_y, arch.r)
     recalibrate_bn(subnet, calibration_images(dataset, arch.r, seed=args.seed))
     acc = evaluate_accuracy(subnet, dataset.holdout_x, dataset.holdout_y, arch.r)

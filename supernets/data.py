@@ -34,6 +34,7 @@ __all__ = [
     "DatasetSpec",
     "ImageDataset",
     "load_dataset",
+    "resize_all",
     "resize_batch",
 ]
 
@@ -150,6 +151,11 @@ def resize_batch(x: torch.Tensor, resolution: int) -> torch.Tensor:
     if x.shape[-2:] == (resolution, resolution):
         return x
     return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+
+
+def resize_all(x: torch.Tensor, resolution: int, chunk: int = 256) -> torch.Tensor:
+    """:func:`resize_batch` over a whole split, ``chunk`` images at a time."""
+    return torch.cat([resize_batch(x[i : i + chunk], resolution) for i in range(0, len(x), chunk)])
 
 
 def iterate_batches(

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from supernets.data import ImageDataset, iterate_batches
+from supernets.data import ImageDataset, iterate_batches, resize_all
 from supernets.networks import MobileNetV3Subnet, OFAMobileNetV3, extract_subnet
 from supernets.spaces import OFAArch
 
@@ -94,7 +94,7 @@ def calibration_images(
         raise ValueError(f"n_images must be >= 1, got {n_images}")
     perm = np.random.default_rng(seed).permutation(dataset.n_train)[:n_images]
     x = dataset.train_x[torch.from_numpy(np.sort(perm))]
-    return torch.cat([xb for xb, _ in iterate_batches(x, x.new_zeros(len(x)), 256, resolution)])
+    return resize_all(x, resolution)
 
 
 @dataclass(frozen=True)

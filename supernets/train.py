@@ -96,6 +96,13 @@ class TrainConfig:
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ValueError("max_steps_per_epoch must be >= 1 or None")
 
+    def steps_per_epoch(self, n_train: int) -> int:
+        """Full batches per pass over ``n_train`` images (capped by ``max_steps_per_epoch``)."""
+        steps = max(1, n_train // self.batch_size)
+        if self.max_steps_per_epoch is not None:
+            steps = min(steps, self.max_steps_per_epoch)
+        return steps
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -319,10 +326,7 @@ class _Run:
             self.progress(event)
 
     def steps_per_epoch(self) -> int:
-        steps = max(1, self.dataset.n_train // self.config.batch_size)
-        if self.config.max_steps_per_epoch is not None:
-            steps = min(steps, self.config.max_steps_per_epoch)
-        return steps
+        return self.config.steps_per_epoch(self.dataset.n_train)
 
 
 def _train_phase(
@@ -361,8 +365,6 @@ def _train_phase(
         )
 
     event("phase_start", start_epoch, start_epoch * spe)
-    x_all, y_all = run.dataset.train_x, run.dataset.train_y
-    channels_last = d.device.type == "cpu"  # 2x faster depthwise convs on CPU
     images = 0
     session_seconds = 0.0
     loss_value = float("nan")
@@ -383,11 +385,7 @@ def _train_phase(
             batch = perm[step * config.batch_size : (step + 1) * config.batch_size]
             r = int(rng.choice(space.resolutions))
             archs = _step_archs(space, phase, rng, r)
-            local = torch.from_numpy(batch[d.rank :: d.world])
-            x = resize_batch(x_all[local], r).to(d.device)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = y_all[local].to(d.device)
+            x, y = _batch(run.dataset, batch[d.rank :: d.world], r, d.device)
             optimizer.zero_grad(set_to_none=True)
             soft: torch.Tensor | None = None
             if teacher is not None and phase.uses_teacher:
@@ -627,6 +625,17 @@ def _teacher(run: _Run, net: OFAMobileNetV3) -> MobileNetV3Subnet:
     return teacher
 
 
+def _batch(
+    dataset: ImageDataset, idx: np.ndarray, resolution: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training images ``idx`` resized to ``resolution``, on ``device`` (NHWC on CPU)."""
+    rows = torch.from_numpy(idx)
+    x = resize_batch(dataset.train_x[rows], resolution).to(device)
+    if device.type == "cpu":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, dataset.train_y[rows].to(device)
+
+
 def _channels_last(module: nn.Module) -> None:
     """NHWC weights: on CPU (oneDNN) depthwise convs run about twice as fast."""
     module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -671,9 +680,7 @@ def train_subnet(
     device = next(subnet.parameters()).device
     if device.type == "cpu":
         _channels_last(subnet)
-    spe = max(1, dataset.n_train // config.batch_size)
-    if config.max_steps_per_epoch is not None:
-        spe = min(spe, config.max_steps_per_epoch)
+    spe = config.steps_per_epoch(dataset.n_train)
     optimizer = _optimizer(subnet, config, lr)
     r = subnet.resolution
     for epoch in range(epochs):
@@ -685,11 +692,8 @@ def train_subnet(
             global_step = epoch * spe + step
             for group in optimizer.param_groups:
                 group["lr"] = _cosine_lr(lr, epochs, warmup_epochs, global_step, spe)
-            idx = torch.from_numpy(perm[step * config.batch_size : (step + 1) * config.batch_size])
-            x = resize_batch(dataset.train_x[idx], r).to(device)
-            if device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = dataset.train_y[idx].to(device)
+            idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
+            x, y = _batch(dataset, idx, r, device)
             optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(subnet(x), y, label_smoothing=config.label_smoothing)
             loss.backward()
