@@ -35,6 +35,7 @@ __all__ = [
     "measure_local",
     "parse_latency_file",
     "reference_package",
+    "space_with_predictor",
     "submit_latencies",
     "verify_latency",
 ]
@@ -64,7 +65,7 @@ class Registered:
         }
 
 
-def _space(space_name: str) -> Any:
+def space_with_predictor(space_name: str) -> Any:
     from predictors.latency import pretrained_spaces
     from supernets import get_space
 
@@ -153,7 +154,7 @@ def measure_local(
     from predictors.latency import DeviceSpec, measure_archs, reference_archs
     from predictors.latency.measure import host_name
 
-    space = _space(space_name)
+    space = space_with_predictor(space_name)
     spec = DeviceSpec(backend=backend, threads=threads, batch=batch)
     device_name = name or local_device_name(backend, threads, batch)
     with hw.session() as s:
@@ -197,7 +198,7 @@ def reference_package(
     a standalone ``measure.py`` for ``device_name`` to run."""
     from predictors.latency import export_reference_onnx, reference_archs
 
-    space = _space(space_name)
+    space = space_with_predictor(space_name)
     with hw.session() as s:
         device = devices.get_device(s, device_name)
         batch = batch or device.batch_size
@@ -277,7 +278,7 @@ def submit_latencies(
     """Adapt ``device_name``'s latency model from latencies measured elsewhere."""
     from predictors.latency import reference_archs
 
-    space = _space(space_name)
+    space = space_with_predictor(space_name)
     refs = reference_archs(space)
     if len(reference_ms) != len(refs):
         raise DomainError(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from service.app import Hwnas
@@ -35,12 +36,31 @@ Report = Callable[[str], None]
 
 @dataclass(frozen=True)
 class QuickstartOptions:
-    """Sizes of the main job; the defaults take a few minutes on 2 CPU cores."""
+    """Sizes of the main job; the defaults take a few minutes on 2 CPU cores.
+    :meth:`smoke` gives the smallest sizes that still exercise every step."""
 
     nb201_device: str = "pixel3"
     nb201_evaluations: int = 60
+    supernet: str = "quickstart-digits"
+    schedule: str = "progressive-shrinking"
+    epochs: int = 24
+    max_steps_per_epoch: int | None = None
+    batch_size: int = 64
+    latency_extra: int = 10
+    latency_repeats: int = 20
+    predictor_samples: int = 20
+    search_evaluations: int = 30
+    search_batch: int = 6
+    bn_images: int = 500
     seed: int = 0
-    tiny: bool = False
+
+    @classmethod
+    def smoke(cls, seed: int = 0) -> QuickstartOptions:
+        return cls(
+            nb201_evaluations=20, epochs=6, max_steps_per_epoch=2, batch_size=32,
+            latency_extra=3, latency_repeats=3, predictor_samples=10, search_evaluations=8,
+            search_batch=4, bn_images=100, seed=seed,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -105,8 +125,156 @@ def _device(session: Any, name: str) -> Any:
     return devices.get_device(session, name)
 
 
+def _train(hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:
+    from service.db import Supernet
+    from service.supernet_ops import TrainRequest, train_and_register
+
+    with hw.session() as s:
+        row = s.query(Supernet).filter(Supernet.name == opts.supernet).one_or_none()
+        ready = row is not None and row.status == "ready"
+    if not ready:
+        req = TrainRequest(
+            name=opts.supernet, space="ofa-mbv3-tiny", dataset="digits", schedule=opts.schedule,
+            epochs=opts.epochs, batch_size=opts.batch_size, seed=opts.seed,
+            max_steps_per_epoch=opts.max_steps_per_epoch, eval_images=opts.bn_images,
+        )  # fmt: skip
+        train_and_register(hw, req, _phase_reporter(report))
+    with hw.session() as s:
+        row = supernets.get_supernet(s, opts.supernet)
+        last = row.metrics["phases"][-1]
+        out["supernet"] = {"name": row.name, "checkpoint": row.checkpoint_path, "last_phase": last}
+    accs = ", ".join(
+        f"{k[9:]} {100 * v:.1f}%" for k, v in last.items() if k.startswith("accuracy_")
+    )
+    report(
+        f"supernet {opts.supernet} ({'trained' if not ready else 'already trained'}): holdout {accs}"
+    )
+
+
+def _phase_reporter(report: Report) -> Callable[[Any], None]:
+    def progress(event: Any) -> None:
+        if event.kind == "phase_end":
+            report(f"  phase {event.phase_index + 1}/{event.n_phases} {event.phase} done")
+
+    return progress
+
+
+def _device_step(hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:
+    from service.device_ops import measure_local
+
+    reg = measure_local(
+        hw, "ofa-mbv3-tiny", threads=1, n_extra=opts.latency_extra,
+        repeats=opts.latency_repeats, seed=opts.seed,
+    )  # fmt: skip
+    out["device"] = reg.to_dict()
+    q = reg.quality
+    quality = (
+        f"; on {int(q['n_extra'])} extra measured subnets Spearman {q['spearman_rho']:.3f}, "
+        f"{100 * q.get('within_10pct', 0):.0f}% within ±10%"
+        if "spearman_rho" in q
+        else ""
+    )
+    report(
+        f"device {reg.device}: latency model v{reg.version} adapted from 10 real measurements{quality}"
+    )
+
+
+def _predictor_step(
+    hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], report: Report
+) -> None:
+    import numpy as np
+
+    from service.supernet_ops import evaluate_subnets, fit_accuracy_predictor
+    from supernets import get_space
+
+    space = get_space("ofa-mbv3-tiny")
+    rng = np.random.default_rng(opts.seed)
+    archs = [space.sample(rng) for _ in range(opts.predictor_samples)]
+    evaluate_subnets(
+        hw, opts.supernet, archs, n_bn_images=opts.bn_images, purpose="predictor-training"
+    )
+    fitted = fit_accuracy_predictor(hw, opts.supernet, seed=opts.seed, tune=False)
+    out["accuracy_predictor"] = fitted
+    m = fitted["metrics"]["metrics"]
+    report(
+        f"accuracy predictor v{fitted['version']} on {fitted['n_train']} measured subnets: "
+        f"cross-validated Kendall tau {m['kendall_tau']:.3f}"
+    )
+
+
+def _supernet_search(
+    hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], report: Report
+) -> None:
+    import numpy as np
+
+    from service.latency import latency_source
+    from supernets import get_space
+
+    device = out["device"]["device"]
+    space = get_space("ofa-mbv3-tiny")
+    with hw.session() as s:
+        model = latency_source(s, supernets.get_supernet(s, opts.supernet), _device(s, device))
+    rng = np.random.default_rng(opts.seed)
+    predicted = model.predict(space.encode_many([space.sample(rng) for _ in range(500)]))
+    budget = round(float(np.percentile(predicted, 40)), 3)
+    result = _run_job(
+        hw,
+        {
+            "supernet": opts.supernet,
+            "device": device,
+            "latency_budget_ms": budget,
+            "n_evaluations": opts.search_evaluations,
+            "batch_size": opts.search_batch,
+            "bn_images": opts.bn_images,
+            "seed": opts.seed,
+        },
+        "quickstart-supernet",
+    )
+    out["search"] = {"budget_ms": budget, "result": result}
+    report(f"search under {budget} ms on {device}: {result['message']}")
+    for check in result.get("verified_latency", []):
+        report(
+            f"  checked for real: predicted {check['predicted_ms']:.3f} ms, "
+            f"measured {check['measured_ms']:.3f} ms"
+        )
+
+
+def _export_step(hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:
+    from service.supernet_ops import choose_subnet, export_subnet
+
+    device, budget = out["device"]["device"], out["search"]["budget_ms"]
+    with hw.session() as s:
+        best, closest = subnets.best_under_budget(
+            s, supernets.get_supernet(s, opts.supernet), _device(s, device), budget
+        )
+        if best is None:
+            # Nothing met the budget: export the fastest evaluated subnet and say so.
+            arch, provenance = choose_subnet(s, opts.supernet, trial_id=closest[0].trial_id)
+            report(f"nothing evaluated meets {budget} ms; exporting the fastest evaluated subnet")
+        else:
+            arch, provenance = choose_subnet(s, opts.supernet, device=device, budget_ms=budget)
+            report(
+                f"best under {budget} ms: accuracy {best.accuracy:.2f}% ({best.accuracy_source}), "
+                f"latency {best.latency_ms:.3f} ms ({best.latency_source})"
+            )
+    target = hw.settings.home / "exports" / opts.supernet
+    target.mkdir(parents=True, exist_ok=True)
+    files = export_subnet(
+        hw, opts.supernet, arch, target, n_bn_images=opts.bn_images, provenance=provenance
+    )
+    out["export"] = files
+    report(f"exported to {target}: {', '.join(sorted(Path(p).name for p in files.values()))}")
+
+
 def steps() -> list[Step]:
-    return [Step("zero-training search on NAS-Bench-201", _nb201_search)]
+    return [
+        Step("zero-training search on NAS-Bench-201", _nb201_search),
+        Step("train an ofa-mbv3-tiny supernet on digits (progressive shrinking)", _train),
+        Step("register this CPU: 10 reference measurements + adaptation", _device_step),
+        Step("accuracy predictor from measured subnets", _predictor_step),
+        Step("search the supernet under a latency budget on this CPU", _supernet_search),
+        Step("best subnet under the budget, exported", _export_step),
+    ]
 
 
 def run_quickstart(hw: Hwnas, opts: QuickstartOptions, report: Report) -> dict[str, Any]:

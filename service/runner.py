@@ -215,9 +215,17 @@ def _summary(result: Any, spec: SearchSpec) -> dict[str, Any]:
             "feasible": e.feasible,
         }
 
+    message = result.message
+    if result.best_evaluation is not None and not message:
+        best = result.best_evaluation
+        source = "measured" if best.latency_measured.get(spec.device) else "predicted"
+        message = (
+            f"best of {len(result.evaluations)} real evaluations: accuracy {best.accuracy:.2f} "
+            f"at {best.latency_ms[spec.device]:.3f} ms ({source}) on {spec.device}"
+        )
     return {
         "feasible": result.feasible,
-        "message": result.message,
+        "message": message,
         "stop_reason": str(result.stop_reason),
         "n_evaluations": len(result.evaluations),
         "n_new": result.n_new,

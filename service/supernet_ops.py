@@ -6,6 +6,7 @@ trials, fit and version the accuracy predictor, export a chosen subnet.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from service.domain.errors import ConflictError, DomainError
 
 __all__ = [
     "TrainRequest",
+    "choose_subnet",
     "evaluate_subnets",
     "export_subnet",
     "fit_accuracy_predictor",
@@ -43,6 +45,8 @@ class TrainRequest:
     threads: int | None = None
     nproc: int = 1
     out_dir: Path | None = None
+    #: Training images for BN recalibration in the after-phase accuracy check.
+    eval_images: int = 2000
 
 
 def _require_trainable(row: Supernet) -> Path:
@@ -142,6 +146,7 @@ def _schedule_and_config(req: TrainRequest) -> tuple[Any, Any, Any, Any]:
         seed=req.seed,
         max_steps_per_epoch=req.max_steps_per_epoch,
         num_threads=req.threads,
+        eval_calibration_images=req.eval_images,
     )
     return space, dataset, schedule, config
 
@@ -280,6 +285,10 @@ def export_subnet(
     and write ``hwnas-export.json`` describing where it came from."""
     from supernets.export import export_subnet as _export
 
+    # The ONNX exporter warns about every torchvision operator it cannot
+    # register; torchvision is not a dependency, so that is noise.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+
     with hw.session() as s:
         row = supernets.get_supernet(s, name)
         space, net, dataset = _load(row)
@@ -295,3 +304,52 @@ def export_subnet(
     }
     (out_dir / "hwnas-export.json").write_text(json.dumps(manifest, indent=2, default=str))
     return {k: str(p) for k, p in paths.items()}
+
+
+def choose_subnet(
+    session: Any,
+    supernet_name: str,
+    *,
+    arch: Any = None,
+    trial_id: int | None = None,
+    device: str | None = None,
+    budget_ms: float | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Resolve which subnet to export: exactly one of ``arch``, ``trial_id``, or
+    ``device`` + ``budget_ms`` (the best stored subnet under the budget).
+    Returns the arch config and where it came from."""
+    from service.domain import devices
+    from service.domain.errors import NotFoundError
+
+    if sum(x is not None for x in (arch, trial_id, budget_ms)) != 1:
+        raise DomainError(
+            "give exactly one of an arch, a trial id, or a device with a latency budget"
+        )
+    row = supernets.get_supernet(session, supernet_name)
+    if budget_ms is not None:
+        if device is None:
+            raise DomainError("a latency budget needs a device")
+        found, closest = subnets.best_under_budget(
+            session, row, devices.get_device(session, device), budget_ms
+        )
+        if found is None:
+            fastest = (
+                f"; the fastest evaluated runs in {closest[0].latency_ms:.3f} ms" if closest else ""
+            )
+            raise NotFoundError(
+                f"no evaluated subnet of {supernet_name} meets {budget_ms} ms on {device}{fastest}"
+            )
+        return found.arch, {
+            "selected_by": {"device": device, "budget_ms": budget_ms},
+            **found.to_dict(),
+        }
+    if trial_id is not None:
+        trial = subnets.get_trial(session, trial_id)
+        if trial.supernet_id != row.id:
+            raise DomainError(f"trial {trial_id} does not belong to supernet {supernet_name}")
+        return trial.arch, {
+            "trial_id": trial.id,
+            "accuracy": trial.accuracy,
+            "accuracy_source": trial.accuracy_source,
+        }
+    return arch, {}

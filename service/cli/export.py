@@ -9,7 +9,6 @@ from typing import Any
 import typer
 
 from service.cli.common import emit, fail, open_hwnas
-from service.domain import devices, subnets, supernets
 
 app = typer.Typer(
     help=(
@@ -41,53 +40,22 @@ def subnet_cmd(
     ),
 ) -> None:
     """Export one subnet; exactly one of --budget-ms (with --device), --trial, --arch."""
-    from service.supernet_ops import export_subnet
+    from service.supernet_ops import choose_subnet, export_subnet
 
-    chosen = [x is not None for x in (budget_ms, trial, arch)]
-    if sum(chosen) != 1:
-        raise fail("give exactly one of --budget-ms (with --device), --trial or --arch")
     bad = sorted(set(formats) - set(FORMATS))
     if bad:
         raise fail(f"unknown format(s) {bad}; choose from {list(FORMATS)}")
-    provenance: dict[str, Any] = {}
+    config: Any = None
+    if arch is not None:
+        try:
+            config = json.loads(arch)
+        except json.JSONDecodeError as exc:
+            raise fail(f"--arch is not JSON: {exc}") from None
     with open_hwnas(ctx) as hw:
         with hw.session() as s:
-            row = supernets.get_supernet(s, supernet)
-            if budget_ms is not None:
-                if device is None:
-                    raise fail("--budget-ms needs --device")
-                found, closest = subnets.best_under_budget(
-                    s, row, devices.get_device(s, device), budget_ms
-                )
-                if found is None:
-                    fastest = (
-                        f"; the fastest evaluated runs in {closest[0].latency_ms:.3f} ms"
-                        if closest
-                        else ""
-                    )
-                    raise fail(
-                        f"no evaluated subnet of {supernet} meets {budget_ms} ms on {device}{fastest}"
-                    )
-                chosen_arch: Any = found.arch
-                provenance = {
-                    "selected_by": {"device": device, "budget_ms": budget_ms},
-                    **found.to_dict(),
-                }
-            elif trial is not None:
-                t = subnets.get_trial(s, trial)
-                if t.supernet_id != row.id:
-                    raise fail(f"trial {trial} does not belong to supernet {supernet}")
-                chosen_arch = t.arch
-                provenance = {
-                    "trial_id": t.id,
-                    "accuracy": t.accuracy,
-                    "accuracy_source": t.accuracy_source,
-                }
-            else:
-                try:
-                    chosen_arch = json.loads(arch or "")
-                except json.JSONDecodeError as exc:
-                    raise fail(f"--arch is not JSON: {exc}") from None
+            chosen_arch, provenance = choose_subnet(
+                s, supernet, arch=config, trial_id=trial, device=device, budget_ms=budget_ms
+            )
         out.mkdir(parents=True, exist_ok=True)
         paths = export_subnet(
             hw,

@@ -15,7 +15,7 @@ from service.quickstart import QuickstartOptions, run_quickstart
 def quickstart(
     ctx: typer.Context,
     seed: int = typer.Option(0, "--seed", help="Random seed of every step."),
-    tiny: bool = typer.Option(False, "--tiny", help="Smallest sizes (a smoke run, ~1 minute)."),
+    smoke: bool = typer.Option(False, "--smoke", help="Smallest sizes: checks every step quickly."),
 ) -> None:
     """Run the main job end to end on the embedded database and bundled data:
     search NAS-Bench-201, train a supernet, register this CPU, search it, export."""
@@ -26,7 +26,8 @@ def quickstart(
     start = time.monotonic()
     with open_hwnas(ctx) as hw:
         typer.echo(f"hwnas home: {hw.settings.home}  database: {hw.settings.resolved_database_url}")
-        out = run_quickstart(hw, QuickstartOptions(seed=seed, tiny=tiny), typer.echo)
+        opts = QuickstartOptions.smoke(seed) if smoke else QuickstartOptions(seed=seed)
+        out = run_quickstart(hw, opts, typer.echo)
         summary = hw.settings.home / "quickstart.json"
         summary.write_text(json.dumps(out, indent=2, default=str))
     typer.echo(f"done in {time.monotonic() - start:.0f} s; summary written to {summary}")

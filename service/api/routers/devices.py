@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import Caller, SessionDep, reader, writer
+from service.api.deps import Caller, SessionDep, get_hwnas, reader, writer
+from service.api.files import zip_response
 from service.api.schemas import DeviceIn, DeviceOut
-from service.domain import devices
+from service.app import Hwnas
+from service.domain import devices, predictors
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
@@ -62,4 +67,111 @@ def list_measurements(
             "created_at": m.created_at,
         }
         for m in rows
+    ]
+
+
+class LatenciesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    space: str = "ofa-mbv3-tiny"
+    reference_ms: list[float] = Field(description="One latency per reference arch, in order.")
+    extra: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Further measurements [{arch, ms}] used to report quality.",
+    )
+
+
+class MeasureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    space: str = "ofa-mbv3-tiny"
+    backend: str = "torch-cpu"
+    threads: int = Field(default=1, ge=1)
+    batch: int = Field(default=1, ge=1)
+    extra: int = Field(default=10, ge=0, le=200)
+    repeats: int = Field(default=30, ge=3, le=1000)
+
+
+@router.get("/{name}/references")
+def references(
+    name: str,
+    session: SessionDep,
+    _: Annotated[Caller, Depends(reader)],
+    space: str = "ofa-mbv3-tiny",
+) -> dict[str, Any]:
+    """The reference subnets this device must measure (configs, in order)."""
+    from predictors.latency import reference_archs
+    from service.device_ops import space_with_predictor
+
+    devices.get_device(session, name)
+    return {
+        "device": name,
+        "space": space,
+        "references": reference_archs(space_with_predictor(space)),
+    }
+
+
+@router.get("/{name}/references.zip")
+def references_zip(
+    name: str,
+    hw: Annotated[Hwnas, Depends(get_hwnas)],
+    _: Annotated[Caller, Depends(reader)],
+    space: str = "ofa-mbv3-tiny",
+    batch: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """The reference subnets as ONNX files + manifest + standalone measure.py, zipped."""
+    from service.device_ops import reference_package
+
+    with tempfile.TemporaryDirectory() as tmp:
+        reference_package(hw, name, space, Path(tmp), batch=batch)
+        return zip_response(Path(tmp), f"{name}-{space}-references.zip")
+
+
+@router.post("/{name}/latencies", status_code=201)
+def submit_latencies(
+    name: str,
+    body: LatenciesIn,
+    hw: Annotated[Hwnas, Depends(get_hwnas)],
+    _: Annotated[Caller, Depends(writer)],
+) -> dict[str, Any]:
+    """Latencies measured on the device: adapts and stores its latency model."""
+    from service.device_ops import submit_latencies as submit
+
+    extra = []
+    for i, item in enumerate(body.extra):
+        if "arch" not in item or "ms" not in item:
+            raise ValueError(f"extra[{i}] must be an object with 'arch' and 'ms'")
+        extra.append((item["arch"], float(item["ms"])))
+    return submit(hw, name, body.space, body.reference_ms, extra=extra).to_dict()
+
+
+@router.post("/local/measure", status_code=201)
+def measure_server(
+    body: MeasureIn, hw: Annotated[Hwnas, Depends(get_hwnas)], _: Annotated[Caller, Depends(writer)]
+) -> dict[str, Any]:
+    """Register the server's own machine (backend/threads/batch) by measuring it."""
+    from service.device_ops import measure_local
+
+    reg = measure_local(
+        hw, body.space, backend=body.backend, threads=body.threads, batch=body.batch,
+        n_extra=body.extra, repeats=body.repeats,
+    )  # fmt: skip
+    return reg.to_dict()
+
+
+@router.get("/{name}/models")
+def models(
+    name: str, session: SessionDep, _: Annotated[Caller, Depends(reader)]
+) -> list[dict[str, Any]]:
+    """The device's latency models, every version with its quality."""
+    device = devices.get_device(session, name)
+    return [
+        {
+            "version": r.version,
+            "space": r.space_name,
+            "n_train": r.n_train,
+            "metrics": r.metrics,
+            "created_at": r.created_at,
+        }
+        for r in predictors.list_predictors(session, kind="latency", device_id=device.id)
     ]
