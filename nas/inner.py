@@ -204,14 +204,13 @@ def _non_dominated_ranks(objectives: np.ndarray, violation: np.ndarray) -> np.nd
     dominates |= both_bad & (violation[:, None] < violation[None, :])
     ranks = np.full(n, -1)
     n_dominators = dominates.sum(axis=0)
-    front = np.flatnonzero(n_dominators == 0)
-    rank = 0
-    while front.size:  # at most n iterations: every pass removes >= 1 row
+    for rank in range(n):  # domination is acyclic: each pass ranks >= 1 row
+        front = np.flatnonzero(n_dominators == 0)
+        if front.size == 0:
+            break
         ranks[front] = rank
         n_dominators = n_dominators - dominates[front].sum(axis=0)
         n_dominators[ranks >= 0] = -1
-        front = np.flatnonzero(n_dominators == 0)
-        rank += 1
     return ranks
 
 
