@@ -1,0 +1,105 @@
+"""The main job end to end at the smallest sizes: NAS-Bench-201 search, supernet
+training, this CPU registered from real measurements, accuracy predictor, a
+supernet search with real evaluations, best-under-budget, export — then the
+exported files are checked, and the same supernet is served over HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from service.api import create_app
+from service.app import Hwnas
+from service.quickstart import QuickstartOptions, run_quickstart
+from service.settings import load_settings
+
+TINY = QuickstartOptions(
+    nb201_evaluations=15,
+    epochs=6,
+    max_steps_per_epoch=1,
+    batch_size=16,
+    latency_extra=2,
+    latency_repeats=3,
+    predictor_samples=10,
+    search_evaluations=6,
+    search_batch=3,
+    bn_images=50,
+)
+
+
+@pytest.fixture(scope="module")
+def mission(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("home")
+    lines: list[str] = []
+    with Hwnas.open(load_settings(home=home, database_url=f"sqlite:///{home / 'hwnas.db'}")) as hw:
+        out = run_quickstart(hw, TINY, lines.append)
+        yield hw, out, lines
+
+
+def test_every_step_reports_real_work(mission) -> None:
+    _, out, lines = mission
+    assert [line for line in lines if line.startswith("[")] == [
+        f"[{i}/6]" + line.split("]", 1)[1]
+        for i, line in enumerate((line for line in lines if line.startswith("[")), start=1)
+    ]
+    nb = out["nb201"]
+    assert nb["best"]["latency_ms"] <= nb["budget_ms"]
+    assert nb["best"]["accuracy"] <= nb["oracle_accuracy"] + 1e-9
+    assert out["supernet"]["last_phase"]["name"] == "elastic-expand-2"
+    assert out["device"]["version"] == 1 and out["device"]["quality"]["n_references"] == 10
+    assert out["accuracy_predictor"]["n_train"] >= 10
+    result = out["search"]["result"]
+    assert result["n_evaluations"] == TINY.search_evaluations
+    # The promising subnets were checked on this CPU for real.
+    assert result["verified_latency"] and all(
+        v["measured_ms"] > 0 for v in result["verified_latency"]
+    )
+
+
+def test_exported_subnet_runs_the_same_in_onnxruntime_and_torchscript(mission) -> None:
+    _, out, _ = mission
+    files = {k: Path(v) for k, v in out["export"].items()}
+    manifest = json.loads((files["onnx"].parent / "hwnas-export.json").read_text())
+    shape = manifest["input_shape"]
+    x = torch.randn(*shape)
+    scripted = torch.jit.load(str(files["torchscript"])).eval()
+    with torch.no_grad():
+        expected = scripted(x).numpy()
+    session = ort.InferenceSession(str(files["onnx"]), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert np.abs(got - expected).max() <= 1e-4
+
+
+def test_http_answers_and_export_for_the_trained_supernet(mission) -> None:
+    hw, out, _ = mission
+    client = TestClient(create_app(hw))
+    device = out["device"]["device"]
+    budget = out["search"]["budget_ms"]
+    best = client.get(
+        "/v1/query/best",
+        params={"supernet": "quickstart-digits", "device": device, "budget_ms": budget},
+    ).json()
+    if best["feasible"]:
+        assert best["best"]["accuracy_source"] == "measured"
+        response = client.post(
+            "/v1/supernets/quickstart-digits/export",
+            json={"device": device, "budget_ms": budget, "formats": ["onnx"], "bn_images": 20},
+        )
+        assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+    models = client.get(f"/v1/devices/{device}/models").json()
+    assert models[0]["version"] == 1
+    refs = client.get(f"/v1/devices/{device}/references").json()["references"]
+    assert len(refs) == 10
+    bad = client.post(f"/v1/devices/{device}/latencies", json={"reference_ms": [1.0, 2.0]})
+    assert (
+        bad.status_code == 422
+        and "wrong number of reference latencies" in bad.json()["error"]["message"]
+    )
+    predictors = client.get("/v1/supernets/quickstart-digits/predictors").json()
+    assert predictors[0]["version"] == 1 and "metrics" in predictors[0]
