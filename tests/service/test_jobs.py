@@ -31,10 +31,11 @@ def test_claim_oldest_first_and_lease_fields(sessions) -> None:
         job = jobs.claim_next_job(s, "w1", lease_s=30, max_attempts=3)
         assert job is not None and job.id == ids[0]
         assert (job.state, job.worker_id, job.attempts) == ("running", "w1", 1)
-        assert job.lease_expires_at > utcnow()
+        assert job.lease_expires_at is not None and job.lease_expires_at > utcnow()
         assert job.study_name == f"hwnas-job-{ids[0]}"
     with sessions.begin() as s:
-        assert jobs.claim_next_job(s, "w2", lease_s=30, max_attempts=3).id == ids[1]
+        second = jobs.claim_next_job(s, "w2", lease_s=30, max_attempts=3)
+        assert second is not None and second.id == ids[1]
         assert jobs.claim_next_job(s, "w3", lease_s=30, max_attempts=3) is None
 
 
@@ -77,7 +78,7 @@ def test_job_fails_after_max_attempts(sessions) -> None:
     with sessions.begin() as s:
         assert jobs.claim_next_job(s, "w9", lease_s=1, max_attempts=2, now=now) is None
         job = jobs.get_job(s, job_id)
-        assert job.state == "failed" and "gave up after 2 attempts" in job.error
+        assert job.state == "failed" and "gave up after 2 attempts" in (job.error or "")
 
 
 def test_cancel(sessions) -> None:

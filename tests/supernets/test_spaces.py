@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from supernets import get_space, space_from_config
-from supernets.spaces import NB201Arch, OFAArch
+from supernets.spaces import NB201Arch, NB201Space, OFAArch, OFAMobileNetV3Space
 from supernets.tables import nb201_accuracy, nb201_latency, ofa_mbv3_archs
 
 SPACES = ["ofa-mbv3", "ofa-mbv3-tiny", "nb201"]
@@ -36,8 +36,20 @@ def test_sampling_is_driven_by_the_rng(name: str) -> None:
     assert len(many) > 15
 
 
+def _ofa(name: str, **kwargs: object) -> OFAMobileNetV3Space:
+    space = get_space(name, **kwargs)
+    assert isinstance(space, OFAMobileNetV3Space)
+    return space
+
+
+def _nb201() -> NB201Space:
+    space = get_space("nb201")
+    assert isinstance(space, NB201Space)
+    return space
+
+
 def test_ofa_encoding_layout_matches_ofa() -> None:
-    space = get_space("ofa-mbv3")
+    space = _ofa("ofa-mbv3")
     assert space.feature_dim == 145  # 25 resolutions + 20x3 kernels + 20x3 expands
     arch = space.min_arch()
     vec = space.encode(arch)
@@ -46,7 +58,7 @@ def test_ofa_encoding_layout_matches_ofa() -> None:
 
 
 def test_ofa_skipped_slots_do_not_change_identity() -> None:
-    space = get_space("ofa-mbv3-tiny")
+    space = _ofa("ofa-mbv3-tiny")
     base = space.min_arch()
     ks = list(base.ks)
     ks[3] = 7  # slot 3 is beyond depth 2 of stage 0: not part of the network
@@ -66,14 +78,14 @@ def test_ofa_skipped_slots_do_not_change_identity() -> None:
     ],
 )
 def test_ofa_validation_names_the_field(patch: dict, field: str) -> None:
-    space = get_space("ofa-mbv3-tiny")
+    space = _ofa("ofa-mbv3-tiny")
     config = {**space.max_arch().to_dict(), **patch}
     with pytest.raises(ValueError, match=field.replace("[", r"\[").replace("]", r"\]")):
         space.validate(config)
 
 
 def test_ofa_validation_rejects_unknown_and_missing_fields() -> None:
-    space = get_space("ofa-mbv3")
+    space = _ofa("ofa-mbv3")
     with pytest.raises(ValueError, match="missing"):
         space.validate({"ks": [3] * 20})
     with pytest.raises(ValueError, match="unknown"):
@@ -96,7 +108,7 @@ def test_shared_ofa_archs_are_valid_in_the_full_space() -> None:
 
 
 def test_nb201_strings_and_indices_are_official() -> None:
-    space = get_space("nb201")
+    space = _nb201()
     text = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
     arch = space.validate(text)
     assert str(arch) == text
@@ -107,7 +119,7 @@ def test_nb201_strings_and_indices_are_official() -> None:
 
 
 def test_nb201_validation() -> None:
-    space = get_space("nb201")
+    space = _nb201()
     with pytest.raises(ValueError, match="'ops'\\[2\\]"):
         space.validate(NB201Arch(("none", "none", "conv", "none", "none", "none")))
     with pytest.raises(ValueError, match="3 nodes"):
