@@ -186,16 +186,7 @@ def models_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Device 
     with open_hwnas(ctx) as hw, hw.session() as s:
         device = devices.get_device(s, name)
         rows = predictors.list_predictors(s, kind="latency", device_id=device.id)
-        data = [
-            {
-                "version": r.version,
-                "space": r.space_name,
-                "n_train": r.n_train,
-                "metrics": r.metrics,
-                "created_at": r.created_at,
-            }
-            for r in rows
-        ]
+        data = [predictors.predictor_dict(r) for r in rows]
         emit(
             ctx,
             data,

@@ -35,15 +35,9 @@ def best_cmd(
     """The most accurate evaluated subnet within the budget."""
     with open_hwnas(ctx) as hw, hw.session() as s:
         sn, dev = supernets.get_supernet(s, supernet), devices.get_device(s, device)
-        found, closest = subnets.best_under_budget(s, sn, dev, budget_ms)
-        data = {
-            "supernet": sn.name,
-            "device": dev.name,
-            "budget_ms": budget_ms,
-            "feasible": found is not None,
-            "best": found.to_dict() if found else None,
-            "closest": [c.to_dict() for c in closest],
-        }
+        data = subnets.best_answer(s, sn, dev, budget_ms)
+        found = SubnetAnswer(**data["best"]) if data["best"] else None
+        closest = [SubnetAnswer(**c) for c in data["closest"]]
         if found:
             lines = [_line(found), f"arch: {found.arch}"]
         elif closest:

@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.db import Device, LatencyMeasurement
-from service.domain.errors import ConflictError, NotFoundError
-from service.domain.names import check_name
+from service.domain.errors import NotFoundError
+from service.domain.names import add_named, check_name
 
 __all__ = [
     "DEVICE_KINDS",
@@ -78,8 +77,6 @@ def create_device(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    if session.scalar(select(Device.id).where(Device.name == name)) is not None:
-        raise ConflictError(f"device {name!r} already exists")
     device = Device(
         name=name,
         kind=kind,
@@ -90,13 +87,7 @@ def create_device(
         batch_size=batch_size,
         properties=properties or {},
     )
-    session.add(device)
-    try:
-        # Two registrations racing on one name: the unique constraint decides.
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
-        raise ConflictError(f"device {name!r} already exists") from None
+    add_named(session, "device", device)
     return device
 
 

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-__all__ = ["check_name"]
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.domain.errors import ConflictError
+
+__all__ = ["add_named", "check_name"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -17,3 +24,21 @@ def check_name(kind: str, name: str) -> str:
             "starting with a letter or digit"
         )
     return name
+
+
+def add_named(session: Session, kind: str, row: Any) -> Any:
+    """Insert ``row`` (a model with a unique ``name``) or raise a ConflictError.
+
+    The check up front gives the common case a clear message; the unique
+    constraint settles two inserts racing on one name.
+    """
+    model = type(row)
+    if session.scalar(select(model.id).where(model.name == row.name)) is not None:
+        raise ConflictError(f"{kind} {row.name!r} already exists")
+    session.add(row)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise ConflictError(f"{kind} {row.name!r} already exists") from None
+    return row

@@ -24,6 +24,7 @@ from service.domain.errors import NotFoundError
 __all__ = [
     "SubnetAnswer",
     "TrialIn",
+    "best_answer",
     "best_under_budget",
     "candidates",
     "get_trial",
@@ -244,3 +245,18 @@ def pareto_front(session: Session, supernet: Supernet, device: Device) -> list[S
         if not front or c.accuracy > front[-1].accuracy:
             front.append(c)
     return front
+
+
+def best_answer(
+    session: Session, supernet: Supernet, device: Device, budget_ms: float
+) -> dict[str, Any]:
+    """:func:`best_under_budget` as the JSON the CLI and API return."""
+    found, closest = best_under_budget(session, supernet, device, budget_ms)
+    return {
+        "supernet": supernet.name,
+        "device": device.name,
+        "budget_ms": budget_ms,
+        "feasible": found is not None,
+        "best": found.to_dict() if found else None,
+        "closest": [c.to_dict() for c in closest],
+    }

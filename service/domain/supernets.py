@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db import Supernet
-from service.domain.errors import ConflictError, NotFoundError
-from service.domain.names import check_name
+from service.domain.errors import NotFoundError
+from service.domain.names import add_named, check_name
 
 __all__ = ["get_supernet", "list_supernets", "register_supernet"]
 
@@ -36,8 +36,6 @@ def register_supernet(
         raise ValueError(
             f"unknown search space {space_name!r}; known: {', '.join(available_spaces())}"
         )
-    if session.scalar(select(Supernet.id).where(Supernet.name == name)) is not None:
-        raise ConflictError(f"supernet {name!r} already exists")
     row = Supernet(
         name=name,
         space_name=space_name,
@@ -50,9 +48,7 @@ def register_supernet(
         metrics=metrics or {},
         description=description,
     )
-    session.add(row)
-    session.flush()
-    return row
+    return add_named(session, "supernet", row)
 
 
 def get_supernet(session: Session, name: str) -> Supernet:

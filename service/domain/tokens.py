@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db import ApiToken, utcnow
-from service.domain.errors import ConflictError, NotFoundError
-from service.domain.names import check_name
+from service.domain.errors import NotFoundError
+from service.domain.names import add_named, check_name
 
 __all__ = ["create_token", "list_tokens", "revoke_token", "verify_token"]
 
@@ -27,12 +27,10 @@ def create_token(
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the row and the secret (never stored in clear)."""
     check_name("token", name)
-    if session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
-        raise ConflictError(f"token {name!r} already exists")
     secret = _PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(name=name, token_hash=_digest(secret), scopes=list(scopes))
-    session.add(row)
-    session.flush()
+    row = add_named(
+        session, "token", ApiToken(name=name, token_hash=_digest(secret), scopes=list(scopes))
+    )
     return row, secret
 
 

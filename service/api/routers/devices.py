@@ -166,12 +166,6 @@ def models(
     """The device's latency models, every version with its quality."""
     device = devices.get_device(session, name)
     return [
-        {
-            "version": r.version,
-            "space": r.space_name,
-            "n_train": r.n_train,
-            "metrics": r.metrics,
-            "created_at": r.created_at,
-        }
+        predictors.predictor_dict(r)
         for r in predictors.list_predictors(session, kind="latency", device_id=device.id)
     ]

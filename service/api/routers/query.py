@@ -24,15 +24,7 @@ def best(
     nothing meets the budget, ``best`` is null and ``closest`` lists the fastest."""
     sn = supernets.get_supernet(session, supernet)
     dev = devices.get_device(session, device)
-    found, closest = subnets.best_under_budget(session, sn, dev, budget_ms)
-    return {
-        "supernet": sn.name,
-        "device": dev.name,
-        "budget_ms": budget_ms,
-        "feasible": found is not None,
-        "best": found.to_dict() if found else None,
-        "closest": [c.to_dict() for c in closest],
-    }
+    return subnets.best_answer(session, sn, dev, budget_ms)
 
 
 @router.get("/pareto")

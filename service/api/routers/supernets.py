@@ -84,11 +84,6 @@ def accuracy_predictors(
     """The supernet's accuracy predictor versions with their quality."""
     row = supernets.get_supernet(session, name)
     return [
-        {
-            "version": r.version,
-            "n_train": r.n_train,
-            "metrics": r.metrics,
-            "created_at": r.created_at,
-        }
+        predictors.predictor_dict(r)
         for r in predictors.list_predictors(session, kind="accuracy", supernet_id=row.id)
     ]
