@@ -51,6 +51,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,9 @@ CHECKPOINTS = (50, 100, 200)
 #: (random is exact; a run that does not reach the target by its cap is censored).
 CAPS = {"ours": 400, "tpe": 1000, "nsga2": 1000, "ofa_evo": 400}
 HV_EVALS = 200
+#: Length of the stored best-so-far curves (regret plot); runs stop early once
+#: they have this many evaluations and have found the oracle.
+CURVE_EVALS = 200
 HV_REF_ACCURACY = 91.0
 TOLERANCE = 0.2
 
@@ -112,18 +116,42 @@ def problem(device: str) -> Problem:
 
 
 # -- methods: each returns the evaluated official indices, in order -----------------------
-def run_ours(p: Problem, budget: float | None, n: int, seed: int) -> list[int]:
+Done = Callable[[list[int]], bool]
+
+
+def never(order: list[int]) -> bool:
+    return False
+
+
+def run_ours(p: Problem, budget: float | None, n: int, seed: int, done: Done = never) -> list[int]:
+    import optuna
+
     from nas import run_search
 
-    result = run_search(p.space, p.evaluator, p.latency, budget, n, seed=seed)
-    return [p.index_of[str(arch)] for arch, _, _ in result.history]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    order: list[int] = []
+    run_search(
+        p.space,
+        p.evaluator,
+        p.latency,
+        budget,
+        n,
+        seed=seed,
+        on_evaluation=lambda e: order.append(p.index_of[str(e.arch)]),
+        should_stop=lambda: done(order),
+    )
+    return order
 
 
-def run_random(p: Problem, budget: float | None, n: int, seed: int) -> list[int]:
+def run_random(
+    p: Problem, budget: float | None, n: int, seed: int, done: Done = never
+) -> list[int]:
     return [int(i) for i in np.random.default_rng(seed).permutation(len(p.acc))[:n]]
 
 
-def _run_optuna(p: Problem, budget: float | None, n: int, seed: int, sampler: Any) -> list[int]:
+def _run_optuna(
+    p: Problem, budget: float | None, n: int, seed: int, sampler: Any, done: Done
+) -> list[int]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -137,7 +165,7 @@ def _run_optuna(p: Problem, budget: float | None, n: int, seed: int, sampler: An
     # Optuna may propose an architecture twice; a repeat costs no new real
     # evaluation (a cache answers it), so it is told but not counted. Bounded.
     for _ in range(20 * n):
-        if len(out) >= n:
+        if len(out) >= n or done(out):
             break
         trial = study.ask()
         arch = p.space.from_params({k: trial.suggest_categorical(k, v) for k, v in choices.items()})
@@ -154,16 +182,16 @@ def _run_optuna(p: Problem, budget: float | None, n: int, seed: int, sampler: An
     return out
 
 
-def run_tpe(p: Problem, budget: float | None, n: int, seed: int) -> list[int]:
+def run_tpe(p: Problem, budget: float | None, n: int, seed: int, done: Done = never) -> list[int]:
     import optuna
 
-    return _run_optuna(p, budget, n, seed, optuna.samplers.TPESampler(seed=seed))
+    return _run_optuna(p, budget, n, seed, optuna.samplers.TPESampler(seed=seed), done)
 
 
-def run_nsga2(p: Problem, budget: float | None, n: int, seed: int) -> list[int]:
+def run_nsga2(p: Problem, budget: float | None, n: int, seed: int, done: Done = never) -> list[int]:
     import optuna
 
-    return _run_optuna(p, budget, n, seed, optuna.samplers.NSGAIISampler(seed=seed))
+    return _run_optuna(p, budget, n, seed, optuna.samplers.NSGAIISampler(seed=seed), done)
 
 
 def _evolution(
@@ -206,12 +234,12 @@ def _evolution(
         children: list[int] = []
         for _ in range(n_mut):
             parent = all_archs[parents[int(rng.integers(len(parents)))]]
-            child = constrained(lambda parent=parent: space.mutate(parent, rng, mutate_prob))
+            child = constrained(partial(space.mutate, parent, rng, mutate_prob))
             children.append(child if child is not None else idx(parent))
         for _ in range(population - n_parents - n_mut):
             a = all_archs[parents[int(rng.integers(len(parents)))]]
             b = all_archs[parents[int(rng.integers(len(parents)))]]
-            child = constrained(lambda a=a, b=b: space.crossover(a, b, rng))
+            child = constrained(partial(space.crossover, a, b, rng))
             children.append(child if child is not None else idx(a))
         pop = parents + children
     return pop
@@ -234,7 +262,9 @@ def _X_all(p: Problem) -> np.ndarray:
     return _ARCH_CACHE[key]
 
 
-def run_ofa_evo(p: Problem, budget: float | None, n: int, seed: int) -> list[int]:
+def run_ofa_evo(
+    p: Problem, budget: float | None, n: int, seed: int, done: Done = never
+) -> list[int]:
     from predictors.accuracy import GBDTAccuracyPredictor
 
     rng = np.random.default_rng(seed)
@@ -248,7 +278,7 @@ def run_ofa_evo(p: Problem, budget: float | None, n: int, seed: int) -> list[int
         else [float(np.percentile(p.lat, q)) for q in (10, 20, 30, 40, 50)]
     )
     for round_no in range(n):  # bounded: each round adds >= 1 or stops
-        if len(out) >= n:
+        if len(out) >= n or done(out):
             break
         model = GBDTAccuracyPredictor(seed=seed * 1000 + round_no, n_jobs=1)
         model.fit(X_all[out], p.acc[out])
@@ -257,7 +287,7 @@ def run_ofa_evo(p: Problem, budget: float | None, n: int, seed: int) -> list[int
         for b in budgets:
             final = _evolution(p, model.predict, b, rng)
             ranked = [final[j] for j in np.argsort(-model.predict(X_all[final]))]
-            picked = []
+            picked: list[int] = []
             for i in ranked:
                 if i not in seen and i not in picked and len(picked) < per_budget:
                     picked.append(i)
@@ -278,7 +308,7 @@ def run_ofa_evo(p: Problem, budget: float | None, n: int, seed: int) -> list[int
     return out
 
 
-RUNNERS: dict[str, Callable[[Problem, float | None, int, int], list[int]]] = {
+RUNNERS: dict[str, Callable[[Problem, float | None, int, int, Done], list[int]]] = {
     "ours": run_ours,
     "random": run_random,
     "tpe": run_tpe,
@@ -321,9 +351,18 @@ def run_task(kind: str, device: str, q: int | None, method: str, seed: int) -> d
         assert q is not None
         budget = p.budget(q)
         n = len(p.acc) if method == "random" else CAPS[method]
-        order = RUNNERS[method](p, budget, n, seed)
-        curve = best_curve(p, order, budget)
         oracle = p.oracle(budget)
+        feasible = p.lat <= budget
+
+        def done(order: list[int]) -> bool:
+            # Nothing left to measure: the oracle is found and the regret curve is long enough.
+            if len(order) < CURVE_EVALS:
+                return False
+            idx = np.asarray(order)
+            return bool((p.acc[idx][feasible[idx]] >= oracle - 1e-9).any())
+
+        order = RUNNERS[method](p, budget, n, seed, done)
+        curve = best_curve(p, order, budget)
         row: dict[str, Any] = {
             "budget_ms": budget,
             "oracle": oracle,
@@ -336,10 +375,12 @@ def run_task(kind: str, device: str, q: int | None, method: str, seed: int) -> d
                 else oracle - float(curve[c - 1])
                 for c in CHECKPOINTS
             ],
-            "curve": [None if not np.isfinite(v) else round(float(v), 4) for v in curve[:HV_EVALS]],
+            "curve": [
+                None if not np.isfinite(v) else round(float(v), 4) for v in curve[:CURVE_EVALS]
+            ],
         }
     else:
-        order = RUNNERS[method](p, None, HV_EVALS, seed)
+        order = RUNNERS[method](p, None, HV_EVALS, seed, never)
         checkpoints = list(range(10, HV_EVALS + 1, 10))
         row = {
             "n_evaluated": len(order),
@@ -470,6 +511,9 @@ def summarise(
                 if not rm:
                     cells.append("—")
                     continue
+                if c not in rm[0]["hv_checkpoints"]:
+                    cells.append("—")
+                    continue
                 j = rm[0]["hv_checkpoints"].index(c)
                 cells.append(f"{np.median([r['hv'][j] for r in rm]):.3f}")
             lines.append(f"| {c} | " + " | ".join(cells) + " |")
@@ -566,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.fresh:
         rows = {k: r for k, r in rows.items() if r["method"] not in args.methods}
         cache.write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
-    tasks = []
+    tasks: list[tuple[str, str, int | None, str, int]] = []
     for seed in range(args.seeds):
         for method in args.methods:
             if "budget" in args.kinds:
