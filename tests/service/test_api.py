@@ -150,3 +150,64 @@ def test_auth(sqlite_url: str) -> None:
         assert (
             client.get("/v1/devices", headers={"Authorization": f"Bearer {rw}"}).status_code == 401
         )
+
+
+def test_hwnas_serve_answers_over_a_real_socket(sqlite_url: str) -> None:
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+
+    def call(path: str, body: dict | None = None) -> tuple[int, dict]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            base + path, data=data, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "--database-url",
+            sqlite_url,
+            "serve",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, health = call("/healthz")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+        assert status == 200 and health["status"] == "ok"
+        assert call("/v1/devices", {"name": "remote-1"})[0] == 201
+        assert call("/v1/devices/remote-1")[1]["kind"] == "remote"
+        try:
+            call("/v1/devices/none-such")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404 and json.loads(exc.read())["error"]["type"] == "not_found"
+        else:
+            raise AssertionError("a missing device must be a 404")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
