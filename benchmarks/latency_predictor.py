@@ -298,7 +298,7 @@ def real_benchmark(records: list[dict[str, Any]], seeds: int) -> dict[str, Any]:
     space = get_space("ofa-mbv3-tiny")
     meta = load_pretrained(space)
     src_names = list(meta.source_devices)
-    out: dict[str, Any] = {"devices": {}, "rows": []}
+    out: dict[str, Any] = {"devices": {}, "rows": [], "resolutions": space.config()["resolutions"]}
     for device in dict.fromkeys(r["device"] for r in records):
         recs = [r for r in records if r["device"] == device]
         by_role = {
@@ -586,6 +586,7 @@ def report(results: dict[str, Any]) -> str:
         out += [
             "## This machine, measured for real: `ofa-mbv3-tiny`",
             "",
+            f"Space `ofa-mbv3-tiny` at {real.get('resolutions')} px. "
             "The shipped `ofa-mbv3-tiny` predictor (meta-trained on the bundled GPU tables only) adapted "
             "from real measurements of its reference subnets on this CPU; scored against 100 other random "
             "subnets measured the same way (median of the repeats). k = 20: the 10 references plus 10 "

@@ -20,10 +20,12 @@ Backends:
   for the duration of the measurement.
 * ``onnxruntime-cpu`` -- the module exported to ONNX (static shape), run by an
   ONNX Runtime CPU session with ``threads`` intra-op threads; or an ``.onnx``
-  file given directly (what a remote device runs: this module imports only
-  numpy at the top, torch and onnxruntime on use, so
-  ``python -m predictors.latency.measure model.onnx`` needs neither torch nor
-  the rest of hwnas' dependencies beyond numpy and onnxruntime).
+  file given directly: what a remote device runs. This file imports only the
+  standard library and numpy at the top (torch and onnxruntime on use), so a
+  copy of it is a standalone runner needing just numpy and onnxruntime:
+  ``python measure.py ref_*.onnx --threads 1`` prints one JSON record per file
+  (:func:`~predictors.latency.registration.export_reference_onnx` writes that
+  copy next to the reference models).
 * ``torch-cuda`` -- PyTorch eager on the current CUDA device (when present).
 """
 

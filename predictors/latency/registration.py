@@ -102,14 +102,15 @@ def measure_archs(
     n_classes: int | None = None,
     warmup: int = 10,
     repeats: int = 50,
-    rounds: int = 1,
+    rounds: int = 5,
 ) -> list[LatencyMeasurement]:
     """Measure each architecture of ``space`` on this machine (``device`` gives
-    backend, threads and batch); one record per architecture, in order.
-    ``rounds > 1`` interleaves the architectures (see :func:`measure_many`)."""
+    backend, threads and batch); one record per architecture, in order. The
+    repeats are split into ``rounds`` interleaved over the architectures (see
+    :func:`measure_many`), so that load from other processes does not skew a few."""
     space_obj = get_space(space) if isinstance(space, str) else space
     nets = build_networks(space_obj, archs, n_classes=n_classes)
-    return measure_many(nets, device, warmup=warmup, repeats=repeats, rounds=rounds)
+    return measure_many(nets, device, warmup=warmup, repeats=repeats, rounds=min(rounds, repeats))
 
 
 def export_reference_onnx(
@@ -183,13 +184,18 @@ def adapt_device(
     extra: Sequence[tuple[Any, float]] | Mapping[str, float] | None = None,
     predictor: MetaLatencyPredictor | None = None,
     device: str | None = None,
+    refit_with_extra: bool = False,
 ) -> DeviceAdaptation:
     """Adapt the (shipped) predictor of ``space`` to a device.
 
     ``reference_latencies_ms`` holds one latency per reference architecture, in
     the order of :func:`reference_archs`. ``extra`` holds further measurements
-    as ``(arch config, ms)`` pairs (or ``{arch string: ms}``): they are used to
-    measure the model's quality, not to fit it.
+    as ``(arch config, ms)`` pairs (or ``{arch string: ms}``): the quality is
+    measured on them with a model adapted from the references only. With
+    ``refit_with_extra`` the returned model is then adapted from the references
+    *and* the extras (better: more measurements), and ``quality`` -- recorded
+    with ``"refit_with_extra": 1.0`` -- is that of the references-only model, a
+    conservative estimate.
     """
     space_obj, meta = _resolve(space, predictor)
     configs = reference_archs(space_obj, meta)
@@ -218,6 +224,9 @@ def adapt_device(
         else:
             quality["within_10pct"] = float(abs(pred[0] - y_extra[0]) <= 0.1 * y_extra[0])
             quality["mape"] = float(abs(pred[0] - y_extra[0]) / y_extra[0])
+    if refit_with_extra and pairs:
+        model = meta.adapt(np.vstack([X_ref, X_extra]), np.r_[y_ref, y_extra], device=device)
+        quality["refit_with_extra"] = 1.0
     model.metadata.update({"space": space_obj.name, "quality": quality, "reference_archs": configs})
     return DeviceAdaptation(
         model=model, quality=quality, space=space_obj.name, outliers=model.outliers

@@ -56,6 +56,9 @@ def test_adapt_device_from_table_measurements() -> None:
     assert q["n_references"] == len(refs) and q["n_extra"] == 200
     assert q["spearman_rho"] > 0.95 and q["within_10pct"] > 0.7 and q["reference_mape"] < 0.2
     assert result.model.device == "gold" and result.model.metadata["quality"] == q
+    refit = adapt_device("nb201", latency[refs], extra=extra, refit_with_extra=True)
+    assert refit.quality == {**q, "refit_with_extra": 1.0}
+    assert refit.model.n_measurements == len(refs) + 200
     one = adapt_device("nb201", latency[refs], extra=extra[:1])
     assert set(one.quality) >= {"within_10pct", "mape"} and "spearman_rho" not in one.quality
     assert json.loads(json.dumps(result.to_dict()))["space"] == "nb201"
