@@ -31,7 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from supernets.spaces import NB201_OPS, NB201Space, OFAMobileNetV3Space, SearchSpace, make_divisible
+from supernets.spaces import (
+    NB201_OPS,
+    NB201Space,
+    OFAMobileNetV3Space,
+    RestrictedSpace,
+    SearchSpace,
+    make_divisible,
+)
 
 __all__ = ["ArchCosts", "has_cost_model", "macs_and_params", "nb201_cost_weights"]
 
@@ -152,8 +159,13 @@ _COST_MODELS: dict[type, Callable[..., ArchCosts]] = {
 }
 
 
+def _unrestricted(space: SearchSpace[Any]) -> SearchSpace[Any]:
+    # A RestrictedSpace shares its base's networks, hence its costs.
+    return space.base if isinstance(space, RestrictedSpace) else space
+
+
 def has_cost_model(space: SearchSpace[Any]) -> bool:
-    return any(isinstance(space, cls) for cls in _COST_MODELS)
+    return any(isinstance(_unrestricted(space), cls) for cls in _COST_MODELS)
 
 
 def macs_and_params(space: SearchSpace[Any], archs: Sequence[Any], **kwargs: Any) -> ArchCosts:
@@ -162,9 +174,10 @@ def macs_and_params(space: SearchSpace[Any], archs: Sequence[Any], **kwargs: Any
     Keyword arguments go to the space's counter (``n_classes`` for OFA spaces).
     Raises ``ValueError`` for a space without a cost model.
     """
+    base = _unrestricted(space)
     for cls, fn in _COST_MODELS.items():
-        if isinstance(space, cls):
-            return fn(space, archs, **kwargs)
+        if isinstance(base, cls):
+            return fn(base, archs, **kwargs)
     known = ", ".join(sorted(cls.__name__ for cls in _COST_MODELS))
     raise ValueError(
         f"no MACs/params model for search space {space.name!r} ({type(space).__name__}); "

@@ -140,6 +140,9 @@ def execute_search(
         study_name = job.study_name or f"hwnas-job-{job.id}"
         s.expunge_all()
     evaluate = _evaluator(hw, supernet, spec)
+    pruning: dict[str, Any] | None = None
+    if spec.prune_space:
+        space, pruning = _pruned(hw, supernet, space, spec.seed)
     storage = optuna_storage(hw)
     fail_orphaned_trials(storage, study_name)
     count = 0
@@ -177,6 +180,7 @@ def execute_search(
     finally:
         storage.engine.dispose()
     summary = _summary(result, spec)
+    summary["pruning"] = pruning
     summary["verified_latency"] = _verify(hw, space, spec, result)
     return summary
 
@@ -193,6 +197,34 @@ def _verify(hw: Hwnas, space: Any, spec: SearchSpec, result: Any) -> list[dict[s
     predicted = {e.arch_hash: float(e.latency_ms[spec.device]) for e in chosen}
     checked = verify_latency(hw, spec.device, space, [e.arch for e in chosen])
     return [{**c, "predicted_ms": predicted[c["arch_hash"]]} for c in checked]
+
+
+#: Fewer measured subnets than this give SHAP effects too noisy to prune on.
+MIN_PRUNING_SAMPLES = 20
+
+
+def _pruned(hw: Hwnas, supernet: Supernet, space: Any, seed: int) -> tuple[Any, dict[str, Any]]:
+    """Restrict ``space`` to the choices that do not measurably hurt accuracy,
+    judged on every measured subnet of the supernet stored so far."""
+    from predictors.accuracy import prune_space
+    from supernets.spaces import RestrictedSpace
+
+    with hw.session() as s:
+        trials = subnets.list_trials(s, supernet_id=supernet.id, limit=10_000)
+        measured = {
+            t.arch_hash: t
+            for t in trials
+            if t.accuracy is not None and t.accuracy_source == "measured"
+        }
+    if len(measured) < MIN_PRUNING_SAMPLES:
+        return space, {
+            "applied": False,
+            "reason": f"{len(measured)} measured subnets; pruning needs {MIN_PRUNING_SAMPLES}",
+        }
+    X = space.encode_many([space.validate(t.arch) for t in measured.values()])
+    y = [float(t.accuracy) for t in measured.values()]  # type: ignore[arg-type]
+    result = prune_space(space, X, y, seed=seed)
+    return RestrictedSpace(space, result.choices), {"applied": True, **result.to_dict()}
 
 
 def _clean(value: float | None) -> float | None:

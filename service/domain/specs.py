@@ -38,6 +38,13 @@ class SearchSpec(BaseModel):
     bn_images: int = Field(
         default=2000, ge=1, description="Images for BN recalibration per subnet."
     )
+    prune_space: bool = Field(
+        default=False,
+        description=(
+            "Search only the promising part of the space: choices that the GBDT's SHAP "
+            "effects on the supernet's measured subnets show to hurt accuracy are removed."
+        ),
+    )
 
     @model_validator(mode="after")
     def _budgets_name_extra_devices(self) -> SearchSpec:

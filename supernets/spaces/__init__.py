@@ -2,6 +2,7 @@
 
 from supernets.spaces.base import (
     Arch,
+    RestrictedSpace,
     SearchSpace,
     available_spaces,
     get_space,
@@ -19,6 +20,7 @@ __all__ = [
     "NB201Space",
     "OFAArch",
     "OFAMobileNetV3Space",
+    "RestrictedSpace",
     "SearchSpace",
     "available_spaces",
     "get_space",

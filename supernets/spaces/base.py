@@ -22,6 +22,7 @@ import numpy as np
 
 __all__ = [
     "Arch",
+    "RestrictedSpace",
     "SearchSpace",
     "available_spaces",
     "get_space",
@@ -182,3 +183,82 @@ def available_spaces() -> Sequence[str]:
 def space_from_config(name: str, config: Mapping[str, Any]) -> SearchSpace[Any]:
     """Rebuild a space stored as ``(name, space.config())`` (e.g. in the database)."""
     return _REGISTRY.create(name, **dict(config))
+
+
+class RestrictedSpace(SearchSpace[Any]):
+    """A view of ``base`` in which some parameters may take fewer values.
+
+    Used to search only the promising part of a space (e.g. after pruning
+    choices that a predictor found harmful). Sampling and the flat parameter
+    view (what an optimiser explores) are restricted; everything that defines
+    an architecture's identity — name, validation, encoding, hashing — is the
+    base space's, so architectures, predictors and stored results stay
+    interchangeable between the two.
+    """
+
+    def __init__(self, base: SearchSpace[Any], choices: Mapping[str, Sequence[Any]]) -> None:
+        full = base.choices()
+        unknown = sorted(set(choices) - set(full))
+        if unknown:
+            raise ValueError(f"restricted parameter(s) {unknown} are not in space {base.name!r}")
+        restricted: dict[str, list[Any]] = {}
+        for key, values in full.items():
+            allowed = list(choices.get(key, values))
+            extra = [v for v in allowed if v not in values]
+            if extra:
+                raise ValueError(
+                    f"parameter {key!r} of space {base.name!r} has no value(s) {extra}"
+                )
+            if not allowed:
+                raise ValueError(f"parameter {key!r} must keep at least one value")
+            restricted[key] = allowed
+        self.base = base
+        self.name = base.name
+        self._choices = restricted
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        params = {k: v[int(rng.integers(len(v)))] for k, v in self._choices.items()}
+        return self.base.from_params(params)
+
+    def validate(self, arch: Any) -> Any:
+        return self.base.validate(arch)
+
+    def encode(self, arch: Any) -> np.ndarray:
+        return self.base.encode(arch)
+
+    def decode(self, vector: np.ndarray) -> Any:
+        return self.base.decode(vector)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.base.feature_dim
+
+    def choices(self) -> dict[str, list[Any]]:
+        return {k: list(v) for k, v in self._choices.items()}
+
+    def to_params(self, arch: Any) -> dict[str, Any]:
+        return self.base.to_params(arch)
+
+    def from_params(self, params: Mapping[str, Any]) -> Any:
+        return self.base.from_params(params)
+
+    def config(self) -> dict[str, Any]:
+        return self.base.config()
+
+    def canonical(self, arch: Any) -> Any:
+        return self.base.canonical(arch)
+
+    def contains(self, arch: Any) -> bool:
+        """True when every parameter of ``arch`` is an allowed value here."""
+        params = self.base.to_params(self.base.validate(arch))
+        return all(params[k] in v for k, v in self._choices.items())
+
+    def __getattr__(self, attr: str) -> Any:
+        # Space-specific helpers (e.g. NB201's index, OFA's widths) come from the base.
+        if attr == "base":
+            raise AttributeError(attr)
+        value = getattr(self.base, attr)
+        if attr == "all_archs":
+            # An enumerable base enumerates only what this view allows.
+            return lambda: [a for a in value() if self.contains(a)]
+        return value

@@ -157,3 +157,34 @@ def test_several_workers_share_a_postgres_queue(postgres_url: str) -> None:
                 assert len(subnets.list_trials(s, job_id=j.id)) == 10
     finally:
         hw.close()
+
+
+def test_search_on_a_pruned_space(sqlite_url: str) -> None:
+    """With prune_space, the search explores only choices that do not measurably
+    hurt accuracy, learnt from the measured subnets stored by an earlier search."""
+    hw = _open(sqlite_url)
+    try:
+        first = _submit(hw, 40, seed=1)
+        with hw.session() as s:
+            pruned_job = searches.submit_search(
+                s,
+                {**SPEC, "n_evaluations": 15, "seed": 2, "prune_space": True},
+                check_latency=check_latency_available,
+            ).id
+        assert Worker(hw).run(exit_when_idle=True) == 2
+        with hw.session() as s:
+            assert jobs.get_job(s, first).state == "succeeded"
+            job = jobs.get_job(s, pruned_job)
+            assert job.state == "succeeded", job.error
+            assert job.result is not None
+            pruning = job.result["pruning"]
+            assert pruning["applied"] is True and pruning["removed"]
+            allowed = pruning["choices"]
+            assert pruning["kept_fraction"] < 1.0
+            trials = subnets.list_trials(s, job_id=pruned_job)
+            assert len(trials) == 15
+            for trial in trials:
+                for i, op in enumerate(trial.arch["ops"]):
+                    assert op in allowed[f"edge{i}"]
+    finally:
+        hw.close()

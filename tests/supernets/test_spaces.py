@@ -145,3 +145,35 @@ def test_mutate_and_crossover_stay_in_space() -> None:
     assert space.mutate(a, rng, 0.0) == a
     with pytest.raises(ValueError, match="prob"):
         space.mutate(a, rng, 1.5)
+
+
+def test_restricted_space_samples_inside_and_keeps_identity() -> None:
+    from supernets.spaces import RestrictedSpace
+
+    base = _ofa("ofa-mbv3-tiny")
+    view = RestrictedSpace(base, {"ks0": [7], "d1": [2, 3], "r": [base.resolutions[0]]})
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        arch = view.sample(rng)
+        assert arch.ks[0] == 7 and arch.d[1] in (2, 3) and arch.r == base.resolutions[0]
+        assert view.contains(arch)
+        assert view.arch_hash(arch) == base.arch_hash(arch)
+        assert np.array_equal(view.encode(arch), base.encode(arch))
+    assert view.choices()["ks0"] == [7] and view.choices()["ks1"] == list(base.kernel_sizes)
+    assert view.name == base.name and view.max_arch() == base.max_arch()
+    assert not view.contains(base.min_arch())
+    with pytest.raises(ValueError, match="not in space"):
+        RestrictedSpace(base, {"width": [1]})
+    with pytest.raises(ValueError, match="no value"):
+        RestrictedSpace(base, {"ks0": [9]})
+    with pytest.raises(ValueError, match="at least one"):
+        RestrictedSpace(base, {"ks0": []})
+
+
+def test_restricted_enumeration() -> None:
+    from supernets.spaces import RestrictedSpace
+
+    view = RestrictedSpace(_nb201(), {"edge0": ["none"], "edge1": ["skip_connect", "none"]})
+    archs = view.all_archs()
+    assert len(archs) == 2 * 5**4
+    assert all(a.ops[0] == "none" and a.ops[1] in ("skip_connect", "none") for a in archs)
