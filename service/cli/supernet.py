@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from service.cli.common import emit, fail, open_hwnas
+from service.cli.export import subnet_cmd as export_subnet_cmd
 from service.db import Supernet
 from service.domain import supernets
 
@@ -237,3 +238,10 @@ def fit_predictor_cmd(
                 f"tau {m.get('kendall_tau', float('nan')):.3f}, rho {m.get('spearman_rho', float('nan')):.3f}"
             ],
         )
+
+
+# ``hwnas supernet export`` is ``hwnas export subnet``: one implementation, two
+# places a user looks for it.
+app.command("export", help="Export a subnet with its weights (same as `hwnas export subnet`).")(
+    export_subnet_cmd
+)
