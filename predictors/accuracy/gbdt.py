@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import xgboost as xgb
 
+from predictors._checks import check_features
 from predictors.accuracy.features import SumFeatures, auto_sum_features, binary_columns
 
 __all__ = ["GBDTAccuracyPredictor", "GBDTParams"]
@@ -424,23 +425,6 @@ class GBDTAccuracyPredictor:
 
 
 # -- input checks ---------------------------------------------------------------
-def check_features(X: Any, feature_dim: int | None = None) -> np.ndarray:
-    """``X`` as a finite 2-D float array (``feature_dim`` columns if given)."""
-    arr = np.asarray(X, dtype=np.float64)
-    if arr.ndim == 1 and feature_dim is not None and arr.shape[0] == feature_dim:
-        arr = arr.reshape(1, -1)  # one encoded architecture
-    if arr.ndim != 2:
-        raise ValueError(f"X must be a 2-D array (n_archs, n_features), got shape {arr.shape}")
-    if feature_dim is not None and arr.shape[1] != feature_dim:
-        raise ValueError(
-            f"X has {arr.shape[1]} features but the predictor was fitted on {feature_dim}: "
-            "unknown encoding (different search space or encoder?)"
-        )
-    if not np.isfinite(arr).all():
-        raise ValueError("X must be finite (no NaN or inf in the encoded architectures)")
-    return arr
-
-
 def check_training_data(X: Any, y: Any, *, min_samples: int) -> tuple[np.ndarray, np.ndarray]:
     X = check_features(X)
     y_arr = np.asarray(y, dtype=np.float64)
