@@ -25,7 +25,7 @@ import numpy as np
 from nas.inner import Pool
 from nas.pareto import hypervolume_improvement
 
-__all__ = ["select_budget", "select_closest", "select_pareto"]
+__all__ = ["select_budget", "select_closest", "select_pareto", "select_random"]
 
 #: How far down the ranking the diversity filter looks, in multiples of the batch size.
 _SCAN_FACTOR = 50
@@ -136,3 +136,12 @@ def select_pareto(
 def select_closest(violation: np.ndarray, k: int) -> list[int]:
     """The ``k`` least-violating candidates (used when none is predicted feasible)."""
     return [int(i) for i in np.argsort(violation, kind="stable")[:k]]
+
+
+def select_random(pool: Pool, k: int, picked: Sequence[int], rng: np.random.Generator) -> list[int]:
+    """Up to ``k`` uniformly random predicted-feasible candidates not in ``picked``."""
+    taken = set(picked)
+    free = [int(i) for i in np.flatnonzero(pool.candidates.feasible) if int(i) not in taken]
+    if k <= 0 or not free:
+        return []
+    return [free[int(j)] for j in rng.choice(len(free), size=min(k, len(free)), replace=False)]

@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import optuna
 
-from nas.acquisition import select_budget, select_closest, select_pareto
+from nas.acquisition import select_budget, select_closest, select_pareto, select_random
 from nas.candidates import CandidateSet, Featurizer
 from nas.constraints import Constraints
 from nas.inner import (
@@ -85,6 +85,8 @@ class SearchSettings:
     n_exploit: int = 1
     #: Batch slots given to the best-predicted neighbours of the incumbent (budget mode).
     n_local: int = 0
+    #: Batch slots given to uniformly random predicted-feasible candidates.
+    n_random: int = 0
     #: Minimum number of changed choices between two architectures of one batch.
     min_distance: float = 2.0
     #: Inner search (:mod:`nas.inner`). "auto": "exhaustive" for spaces of at most
@@ -372,11 +374,15 @@ class _Search:
         pool = self.inner.propose(predict, self.seen(), seeds, rng)
         self.last_pool = pool
         s = self.settings
+        # Random slots: exploration that does not trust the ensemble's spread,
+        # which is small exactly where the predictor has never seen data.
+        n_random = min(s.n_random, k - 1)
+        k_model = k - n_random
         if self.mode == "budget":
             best = max(feasible_records, key=lambda r: r.accuracy, default=None)
             picked = select_budget(
                 pool,
-                k,
+                k_model,
                 kappa=s.kappa,
                 n_exploit=s.n_exploit,
                 n_local=s.n_local,
@@ -386,8 +392,10 @@ class _Search:
         else:
             fronts, refs = self._fronts_and_refs(pool)
             picked = select_pareto(
-                pool, k, fronts, refs, kappa=s.kappa, min_distance=s.min_distance
+                pool, k_model, fronts, refs, kappa=s.kappa, min_distance=s.min_distance
             )
+        if picked and n_random > 0:
+            picked += select_random(pool, n_random, picked, rng)
         return pool, picked
 
     def _fronts_and_refs(

@@ -96,3 +96,14 @@ def test_pareto_selection_spreads_over_latency() -> None:
 def test_selection_edge_cases(k: int) -> None:
     pool, _ = nb201_pool()
     assert len(select_budget(pool, k, kappa=0.0)) == k
+
+
+def test_random_slots_are_feasible_and_new() -> None:
+    from nas.acquisition import select_random
+
+    pool, _ = nb201_pool()
+    picked = select_budget(pool, 3, kappa=0.0)
+    extra = select_random(pool, 4, picked, np.random.default_rng(0))
+    assert len(extra) == 4 and not set(extra) & set(picked)
+    assert pool.candidates.feasible[extra].all()
+    assert select_random(pool, 0, picked, np.random.default_rng(0)) == []
