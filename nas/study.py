@@ -76,17 +76,18 @@ def make_storage(
     workers wait for the write lock instead of failing with "database is locked"."""
     if storage is None or not isinstance(storage, str):
         return storage
-    from sqlalchemy.exc import IntegrityError, OperationalError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if storage.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 60}}
     # Workers starting together on a fresh database race to create Optuna's
-    # schema (both insert its version row); the loser retries and finds it made.
+    # schema (both insert its version row, or on PostgreSQL both create its enum
+    # types and tables); the loser retries and finds it made.
     for attempt in range(_SCHEMA_RETRIES):
         try:
             return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
-        except (IntegrityError, OperationalError):
+        except (IntegrityError, OperationalError, ProgrammingError):
             if attempt == _SCHEMA_RETRIES - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))

@@ -30,14 +30,13 @@ class JobAborted(RuntimeError):
 
 
 def optuna_storage(hw: Hwnas) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage on the service's own database."""
-    url = hw.settings.resolved_database_url
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        kwargs = {"connect_args": {"timeout": hw.settings.sqlite_busy_timeout_s}}
-    else:
-        kwargs = {"pool_pre_ping": True}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    """Optuna's RDB storage on the service's own database (created with retries:
+    workers starting together on a fresh database race to create its schema)."""
+    from nas.study import make_storage
+
+    storage = make_storage(hw.settings.resolved_database_url)
+    assert isinstance(storage, optuna.storages.RDBStorage)
+    return storage
 
 
 def fail_orphaned_trials(storage: optuna.storages.BaseStorage, study_name: str) -> int:
