@@ -5,8 +5,8 @@ service functions the CLI and API use, and reports what it did:
 
 1. zero-training search on NAS-Bench-201 (bundled tables), scored against the
    table's oracle;
-2. train an ``ofa-mbv3-tiny`` supernet on scikit-learn's digits with
-   progressive shrinking, and register it;
+2. train an ``ofa-mbv3-tiny`` supernet on scikit-learn's digits with the
+   DεpS-style shrinking schedule, and register it;
 3. register this machine's CPU as a device: measure the reference subnets for
    real, adapt the meta-learned latency predictor, store it;
 4. search the supernet for the most accurate subnet under a latency budget on
@@ -42,8 +42,11 @@ class QuickstartOptions:
     nb201_device: str = "pixel3"
     nb201_evaluations: int = 60
     supernet: str = "quickstart-digits"
-    schedule: str = "progressive-shrinking"
-    epochs: int = 24
+    #: DεpS-style shrinking: on digits it keeps every subnet within a point of
+    #: its from-scratch accuracy, where OFA's schedule loses 13 points on the
+    #: smallest (benchmarks/results/supernet_quality.md).
+    schedule: str = "deps"
+    epochs: int = 20
     max_steps_per_epoch: int | None = None
     batch_size: int = 64
     latency_extra: int = 10
@@ -269,7 +272,7 @@ def _export_step(hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], report
 def steps() -> list[Step]:
     return [
         Step("zero-training search on NAS-Bench-201", _nb201_search),
-        Step("train an ofa-mbv3-tiny supernet on digits (progressive shrinking)", _train),
+        Step("train an ofa-mbv3-tiny supernet on digits (DεpS-style shrinking)", _train),
         Step("register this CPU: 10 reference measurements + adaptation", _device_step),
         Step("accuracy predictor from measured subnets", _predictor_step),
         Step("search the supernet under a latency budget on this CPU", _supernet_search),
