@@ -20,6 +20,8 @@ from service.quickstart import QuickstartOptions, run_quickstart
 from service.settings import load_settings
 
 TINY = QuickstartOptions(
+    # The six-phase OFA schedule: the longest path through the trainer.
+    schedule="progressive-shrinking",
     nb201_evaluations=15,
     epochs=6,
     max_steps_per_epoch=1,
