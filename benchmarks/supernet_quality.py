@@ -15,7 +15,9 @@ Target: every inherited subnet within 1 point of its from-scratch accuracy.
     python benchmarks/supernet_quality.py                 # full run (about an hour on 2 busy CPU cores)
     python benchmarks/supernet_quality.py --epochs 6 --max-steps-per-epoch 2 --tag smoke
 
-Writes ``benchmarks/results/supernet_quality[-TAG].json`` and ``.md``.
+Writes ``benchmarks/results/supernet_quality[-TAG].json`` and ``.md``. With
+``--trajectory WORKDIR`` (the ``--workdir`` of a finished run) it only measures
+the three subnets on every phase checkpoint (``supernet_quality-trajectory.*``).
 """
 
 from __future__ import annotations
@@ -296,6 +298,47 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def trajectory(workdir: Path, seed: int = 0) -> dict[str, Any]:
+    """Inherited accuracy of the three subnets after every phase of each run in
+    ``workdir`` (from the per-phase checkpoints): where a schedule gains or loses."""
+    dataset = load_dataset("digits")
+    out: dict[str, Any] = {}
+    for name in SCHEDULES:
+        manifest = read_manifest(workdir / name)
+        rows = []
+        for phase in manifest["phases"]:
+            space, net, _ = load_supernet(workdir / name / phase["checkpoint"])
+            assert isinstance(space, OFAMobileNetV3Space)
+            acc = {
+                label: evaluate_subnet(net, arch, dataset, seed=seed).accuracy
+                for label, arch in subnets(space).items()
+            }
+            rows.append({"phase": phase["name"], "accuracy": acc})
+        out[name] = rows
+    return out
+
+
+def trajectory_markdown(data: dict[str, Any]) -> str:
+    lines = [
+        "# Supernet quality: inherited accuracy after each phase",
+        "",
+        "Holdout accuracy (BN recalibrated) of the benchmark's three subnets, measured on "
+        "each phase's checkpoint of the runs in `supernet_quality.json`.",
+        "",
+        "| schedule | after phase | smallest | middle | largest |",
+        "|---|---|---|---|---|",
+    ]
+    for name, rows in data.items():
+        for row in rows:
+            acc = row["accuracy"]
+            lines.append(
+                f"| {SCHEDULES[name]} | {row['phase']} | "
+                + " | ".join(f"{100 * acc[k]:.2f}%" for k in ("smallest", "middle", "largest"))
+                + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=24)
@@ -307,10 +350,23 @@ def main() -> None:
     p.add_argument("--workdir", default=None, help="where supernet runs go (default: a temp dir)")
     p.add_argument("--tag", default="", help="suffix of the results files")
     p.add_argument("--jobs", type=int, default=3, help="trainings run in parallel processes")
+    p.add_argument(
+        "--trajectory",
+        metavar="WORKDIR",
+        default=None,
+        help="only evaluate every phase checkpoint of the runs in WORKDIR (no training)",
+    )
     args = p.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.trajectory:
+        torch.set_num_threads(args.threads)
+        data = trajectory(Path(args.trajectory), args.seed)
+        (RESULTS / "supernet_quality-trajectory.json").write_text(json.dumps(data, indent=2) + "\n")
+        (RESULTS / "supernet_quality-trajectory.md").write_text(trajectory_markdown(data))
+        print(trajectory_markdown(data))
+        return
     result = run(args)
     stem = "supernet_quality" + (f"-{args.tag}" if args.tag else "")
-    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / f"{stem}.md").write_text(markdown(result))
     print(markdown(result))
