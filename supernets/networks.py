@@ -221,8 +221,6 @@ def extract_subnet(
     In eval mode its outputs equal ``supernet.set_active(arch); supernet(x)``.
     The supernet's own active subnet is left unchanged.
     """
-    if isinstance(supernet, nn.parallel.DistributedDataParallel):
-        supernet = supernet.module
     space = supernet.space
     previous = supernet.active_arch
     arch = supernet.set_active(arch)

@@ -106,10 +106,6 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
 
 @dataclass(frozen=True)
 class ProgressEvent:
@@ -484,7 +480,6 @@ def train_supernet(
     try:
         if d.main:
             out.mkdir(parents=True, exist_ok=True)
-        d.barrier()
         identity = _run_identity(space, dataset, schedule, config)
         manifest = _open_manifest(out, identity, d)
         run = _Run(space, dataset, schedule, config, out, d, progress, manifest)
@@ -500,7 +495,12 @@ def train_supernet(
 
 def _open_manifest(out: Path, identity: dict[str, Any], d: _Dist) -> dict[str, Any]:
     path = out / MANIFEST_FILE
-    if path.is_file():
+    # Every rank must take the same branch (the new-run branch has a barrier):
+    # all look before rank 0 may write, or a slow rank would see rank 0's new
+    # manifest, skip the barrier and hang the next collective.
+    exists = path.is_file()
+    d.barrier()
+    if exists:
         manifest = read_manifest(out)
         for key, value in identity.items():
             if manifest.get(key) != value:

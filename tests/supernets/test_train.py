@@ -170,3 +170,23 @@ def test_train_subnet_from_scratch(
     assert any(not torch.equal(a, b) for a, b in zip(before, sub.parameters(), strict=True))
     with pytest.raises(ValueError, match="epochs"):
         train_subnet(sub, small_digits, epochs=0)
+
+
+def test_every_rank_takes_the_same_manifest_branch(tmp_path: Path) -> None:
+    """Regression: a slow rank 1 that looked for the manifest after rank 0 had
+    written it skipped a barrier, and the next collective hung."""
+    from supernets.train import _Dist, _open_manifest
+
+    identity = {"space": {"name": "x"}}
+    calls: dict[int, int] = {0: 0, 1: 0}
+
+    class Rank(_Dist):
+        def barrier(self) -> None:
+            calls[self.rank] += 1
+            if self.rank == 1 and calls[1] == 1:
+                # Rank 0 passes the same barrier and writes the manifest at once.
+                _open_manifest(tmp_path, identity, Rank(0, 2, torch.device("cpu"), False))
+
+    manifest = _open_manifest(tmp_path, identity, Rank(1, 2, torch.device("cpu"), False))
+    assert manifest["phases"] == [] and (tmp_path / "manifest.json").is_file()
+    assert calls[0] == calls[1] == 2
