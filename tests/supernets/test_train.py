@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -143,9 +144,19 @@ def test_torchrun_two_processes(tmp_path: Path) -> None:
         "-m", "supernets.launch", "--schedule", "deps", "--epochs", "2", "--batch-size", "16",
         "--max-steps-per-epoch", "2", "--no-eval", "--out", str(tmp_path),
     ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().endswith("phase-01-sandwich.pt")
+    # Own session: on a timeout the whole group goes (torchrun's workers included).
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"torchrun did not finish in 300 s:\n{stderr[-3000:]}")
+    assert proc.returncode == 0, stderr[-3000:]
+    assert stdout.strip().endswith("phase-01-sandwich.pt")
     manifest = read_manifest(tmp_path)
     assert manifest["complete"] and manifest["world_size"] == 2
     # Both ranks ended every phase with identical weights.
