@@ -580,7 +580,10 @@ def _plot(
     ax.set_ylabel("hypervolume / true front's (median)")
     ax.set_title("accuracy-latency hypervolume")
     ax.grid(alpha=0.3)
-    axes[0].legend()
+    for ax in axes:  # the legend goes on the first panel that has lines
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+            break
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -599,6 +602,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--fresh", action="store_true", help="ignore cached runs of these methods")
     args = parser.parse_args(argv)
+    from nas import SearchSettings
+
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / f"search_efficiency{_suffix(args.device)}_runs.jsonl"
     rows: dict[str, dict[str, Any]] = {}
@@ -633,7 +638,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     info = (
         f"Run: `nice python benchmarks/search_efficiency.py --device {args.device} --seeds {args.seeds} "
         f"--jobs {args.jobs}` on {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-        f"Python {platform.python_version()}."
+        f"Python {platform.python_version()}. `ours` = `run_search` with its defaults: "
+        f"`{SearchSettings()!r}`; accuracy predictor = the loop's default "
+        "(`GBDTAccuracyPredictor(bootstrap=True)`, 5 members). Runs stop once they have "
+        f"{CURVE_EVALS} evaluations and have found the oracle; the machine was shared "
+        "with other jobs, so wall times are indicative only."
     )
     text = summarise(selected, args.device, args.out, args.seeds, info)
     (args.out / f"search_efficiency{_suffix(args.device)}.md").write_text(text)

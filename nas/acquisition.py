@@ -59,11 +59,18 @@ def _diverse(
     return picked
 
 
+def _kappas(kappa: float | Sequence[float]) -> list[float]:
+    values = [float(kappa)] if isinstance(kappa, int | float) else [float(x) for x in kappa]
+    if not values:
+        raise ValueError("kappa must be a number or a non-empty sequence")
+    return values
+
+
 def select_budget(
     pool: Pool,
     k: int,
     *,
-    kappa: float,
+    kappa: float | Sequence[float],
     n_exploit: int = 1,
     n_local: int = 0,
     incumbent: np.ndarray | None = None,
@@ -71,10 +78,12 @@ def select_budget(
 ) -> list[int]:
     """Indices into ``pool`` of up to ``k`` predicted-feasible candidates.
 
+    ``kappa`` may be a sequence: the optimistic slots then cycle through it, a
+    portfolio of cautious and bold picks in every batch (no single optimism
+    level suits every budget: tight budgets need exploration to find rare
+    cheap-and-accurate cells, loose ones reward trusting the mean).
     ``n_local`` slots go to the best-predicted neighbours (one changed choice)
-    of ``incumbent``, the encoding of the best feasible architecture measured
-    so far: near the optimum the predictor's ranking is too coarse, while the
-    landscape is locally smooth, so the predictor picks *which* neighbours.
+    of ``incumbent``, the encoding of the best feasible architecture measured.
     """
     feasible = np.flatnonzero(pool.candidates.feasible)
     if k <= 0 or feasible.size == 0:
@@ -86,9 +95,17 @@ def select_budget(
         dist = 0.5 * np.abs(X[by_mean] - incumbent).sum(axis=1)
         near = [int(i) for i in by_mean[dist <= 1.0 + 1e-9] if int(i) not in picked]
         picked += near[: min(n_local, k - len(picked))]
-    score = pool.mean[feasible] + kappa * pool.std[feasible]
-    by_ucb = feasible[np.argsort(-score, kind="stable")]
-    return _diverse(by_ucb, X, k - len(picked), min_distance, picked)
+    kappas = _kappas(kappa)
+    orders = [
+        feasible[np.argsort(-(pool.mean[feasible] + kap * pool.std[feasible]), kind="stable")]
+        for kap in kappas
+    ]
+    for slot in range(k - len(picked)):
+        before = len(picked)
+        picked = _diverse(orders[slot % len(orders)], X, 1, min_distance, picked)
+        if len(picked) == before:  # pool exhausted
+            break
+    return picked
 
 
 def select_pareto(
@@ -97,21 +114,24 @@ def select_pareto(
     fronts: Sequence[tuple[np.ndarray, np.ndarray]],
     refs: Sequence[tuple[float, float]],
     *,
-    kappa: float,
+    kappa: float | Sequence[float],
     min_distance: float = 2.0,
 ) -> list[int]:
     """Greedy hypervolume-gain batch; ``fronts[d]`` = measured (latency, accuracy)
-    of feasible evaluations on device ``d``, ``refs[d]`` its reference point."""
+    of feasible evaluations on device ``d``, ``refs[d]`` its reference point.
+    A sequence ``kappa`` cycles over the picks as in :func:`select_budget`."""
     feasible = np.flatnonzero(pool.candidates.feasible)
     if k <= 0 or feasible.size == 0:
         return []
     X = pool.candidates.X[feasible]
     lat = pool.candidates.latency[feasible]
     mean = pool.mean[feasible]
-    optimistic = mean + kappa * pool.std[feasible]
+    kappas = _kappas(kappa)
+    std = pool.std[feasible]
     fronts = [(np.asarray(fl, np.float64), np.asarray(fa, np.float64)) for fl, fa in fronts]
     picked: list[int] = []
-    for _ in range(min(k, feasible.size)):
+    for slot in range(min(k, feasible.size)):
+        optimistic = mean + kappas[slot % len(kappas)] * std
         gain = np.zeros(feasible.size)
         for d, ((f_lat, f_acc), ref) in enumerate(zip(fronts, refs, strict=True)):
             gain += hypervolume_improvement(f_lat, f_acc, lat[:, d], optimistic, ref)
@@ -128,7 +148,7 @@ def select_pareto(
             for d, (f_lat, f_acc) in enumerate(fronts)
         ]
     if len(picked) < k:  # no more predicted gain: fall back on the optimistic ranking
-        order = np.argsort(-optimistic, kind="stable")
+        order = np.argsort(-(mean + max(kappas) * std), kind="stable")
         picked = _diverse(order, X, k - len(picked), min_distance, picked)
     return [int(feasible[i]) for i in picked]
 

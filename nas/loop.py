@@ -79,14 +79,15 @@ class SearchSettings:
     batch_size: int = 10
     #: Random (predicted-feasible) architectures evaluated before the first refit.
     n_initial: int = 10
-    #: Optimism of the acquisition: predicted mean + kappa * ensemble std.
-    kappa: float = 1.0
+    #: Optimism of the acquisition: predicted mean + kappa * ensemble std. A tuple
+    #: makes a portfolio: the optimistic slots of a batch cycle through it.
+    kappa: float | tuple[float, ...] = 1.0
     #: Batch slots given to the best predicted mean before optimistic ones (budget mode).
     n_exploit: int = 1
     #: Batch slots given to the best-predicted neighbours of the incumbent (budget mode).
     n_local: int = 0
     #: Batch slots given to uniformly random predicted-feasible candidates.
-    n_random: int = 0
+    n_random: int = 2
     #: Minimum number of changed choices between two architectures of one batch.
     min_distance: float = 2.0
     #: Inner search (:mod:`nas.inner`). "auto": "exhaustive" for spaces of at most
@@ -107,7 +108,16 @@ class SearchSettings:
     #: How many predicted-best unmeasured candidates to report in ``proposals``.
     n_proposals: int = 10
 
+    @property
+    def max_kappa(self) -> float:
+        """The boldest optimism (what the inner searches score candidates with)."""
+        return max(self.kappa) if isinstance(self.kappa, tuple) else float(self.kappa)
+
     def __post_init__(self) -> None:
+        if isinstance(self.kappa, list):
+            object.__setattr__(self, "kappa", tuple(self.kappa))
+        if isinstance(self.kappa, tuple) and not self.kappa:
+            raise ValueError("kappa must be a number or a non-empty tuple")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.n_initial < 5:
@@ -216,6 +226,8 @@ class _Search:
         self.n_new = 0
         self.inner = self._make_inner()
         self.last_pool: Pool | None = None
+        #: Pool indices of this round's random exploration slots (their records say so).
+        self.random_picks: set[int] = set()
 
     # -- setup ------------------------------------------------------------------
     def _make_inner(self) -> InnerSearch:
@@ -232,14 +244,14 @@ class _Search:
                 self.featurizer,
                 population=s.inner_population,
                 generations=s.inner_generations,
-                kappa=s.kappa,
+                kappa=s.max_kappa,
                 pareto=self.mode == "pareto",
             )
         return OptunaInner(
             self.featurizer,
             population=s.inner_population,
             generations=s.inner_generations,
-            kappa=s.kappa,
+            kappa=s.max_kappa,
             pareto=self.mode == "pareto",
         )
 
@@ -347,6 +359,7 @@ class _Search:
     # -- proposing ----------------------------------------------------------------------
     def initial_batch(self, k: int, rng: np.random.Generator) -> tuple[CandidateSet, list[int]]:
         """Random predicted-feasible, unmeasured architectures."""
+        self.random_picks = set()
         cands = self.inner.sample(rng, max(50 * k, 1000))
         seen = self.seen()
         fresh = [i for i, h in enumerate(cands.hashes) if h not in seen]
@@ -395,7 +408,10 @@ class _Search:
                 pool, k_model, fronts, refs, kappa=s.kappa, min_distance=s.min_distance
             )
         if picked and n_random > 0:
-            picked += select_random(pool, n_random, picked, rng)
+            self.random_picks = set(select_random(pool, n_random, picked, rng))
+            picked += sorted(self.random_picks)
+        else:
+            self.random_picks = set()
         return pool, picked
 
     def _fronts_and_refs(
@@ -597,7 +613,7 @@ def run_search(
                 continue  # another worker started it since this round's sync
             if len(search.records) + len(search.pending) >= n_evaluations:
                 break  # other workers filled the study meanwhile
-            search.run_one(cands, i, source, pool)
+            search.run_one(cands, i, "random" if i in search.random_picks else source, pool)
         score = search.score()
         stalled = 0 if score != last_score else stalled + 1
         last_score = score

@@ -34,8 +34,9 @@ class Evaluation:
     violations: Mapping[str, float] = field(default_factory=dict)
     trial_number: int | None = None
     study_name: str | None = None
-    #: Why it was evaluated: "initial" (random design), "predictor", "closest" (nothing
-    #: feasible was predicted), or "external" (a trial this search did not propose).
+    #: Why it was evaluated: "initial" (random design), "predictor", "random" (an
+    #: exploration slot of a predictor round), "closest" (nothing feasible was
+    #: predicted), or "external" (a trial this search did not propose).
     source: str = "predictor"
     predicted_accuracy: float | None = None
     predicted_std: float | None = None

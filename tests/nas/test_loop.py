@@ -61,7 +61,8 @@ def test_entry_point_contract() -> None:
     # with an exact latency model every evaluation meets the budget.
     assert all(lat <= BUDGET for _, _, lat in result.history)
     assert all(e.predicted_accuracy is not None for e in result.evaluations[10:])
-    assert {e.source for e in result.evaluations} == {"initial", "predictor"}
+    assert {e.source for e in result.evaluations} == {"initial", "predictor", "random"}
+    assert sum(e.source == "random" for e in result.evaluations) == 2 * 2  # 2 rounds x 2 slots
     assert result.proposals and all(p.arch_hash not in hashes for p in result.proposals)
 
 
