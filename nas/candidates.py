@@ -108,7 +108,7 @@ class Featurizer:
         X = self.space.encode_many(archs)
         lat = np.stack([self.latency[d].predict_archs(archs) for d in self.devices], axis=1)
         if self.with_costs:
-            costs = macs_and_params(self.space, archs)
+            costs = macs_and_params(self.space, archs, encoded=X)
             macs, params = costs.macs, costs.params
         else:
             macs = params = np.full(len(archs), np.nan)

@@ -99,9 +99,11 @@ def nb201_cost_weights() -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     return np.tile(per_op_macs, n_edges), np.tile(per_op_params, n_edges), _nb201_fixed()
 
 
-def _nb201_costs(space: NB201Space, archs: Sequence[Any]) -> ArchCosts:
+def _nb201_costs(
+    space: NB201Space, archs: Sequence[Any], encoded: np.ndarray | None = None
+) -> ArchCosts:
     macs_w, params_w, (macs0, params0) = nb201_cost_weights()
-    X = space.encode_many(archs).astype(np.float64)
+    X = (space.encode_many(archs) if encoded is None else encoded).astype(np.float64)
     return ArchCosts(macs=X @ macs_w + macs0, params=X @ params_w + params0)
 
 
@@ -146,7 +148,10 @@ def _ofa_one(space: OFAMobileNetV3Space, arch: Any, n_classes: int) -> tuple[int
 
 
 def _ofa_costs(
-    space: OFAMobileNetV3Space, archs: Sequence[Any], n_classes: int = 1000
+    space: OFAMobileNetV3Space,
+    archs: Sequence[Any],
+    n_classes: int = 1000,
+    encoded: np.ndarray | None = None,
 ) -> ArchCosts:
     rows = [_ofa_one(space, a, n_classes) for a in archs]
     arr = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
@@ -171,7 +176,8 @@ def has_cost_model(space: SearchSpace[Any]) -> bool:
 def macs_and_params(space: SearchSpace[Any], archs: Sequence[Any], **kwargs: Any) -> ArchCosts:
     """MACs and parameter counts of ``archs`` in ``space`` (see the module docstring).
 
-    Keyword arguments go to the space's counter (``n_classes`` for OFA spaces).
+    Keyword arguments go to the space's counter (``n_classes`` for OFA spaces;
+    ``encoded``: the archs' ``space.encode_many`` if already computed).
     Raises ``ValueError`` for a space without a cost model.
     """
     base = _unrestricted(space)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -96,11 +97,14 @@ class ExhaustiveInner:
 
     def __init__(self, featurizer: Featurizer) -> None:
         space = featurizer.space
-        all_archs = getattr(space, "all_archs", None)
-        if all_archs is None:
+        if not hasattr(space, "all_archs"):
             raise ValueError(f"space {space.name!r} cannot enumerate its architectures")
         self.featurizer = featurizer
-        self.all = featurizer.featurize(all_archs())
+
+    @cached_property
+    def all(self) -> CandidateSet:
+        """Every architecture, featurized once (on the first predictor round)."""
+        return self.featurizer.featurize(self.featurizer.space.all_archs())  # type: ignore[attr-defined]
 
     def propose(
         self,
@@ -112,9 +116,9 @@ class ExhaustiveInner:
         return _pool(self.all, predict, exclude)
 
     def sample(self, rng: np.random.Generator, n: int) -> CandidateSet:
-        """``n`` distinct architectures drawn uniformly (for the initial design)."""
-        idx = rng.choice(len(self.all), size=min(n, len(self.all)), replace=False)
-        return self.all.take(idx)
+        """Up to ``n`` distinct architectures drawn uniformly (for the initial design)."""
+        space = self.featurizer.space
+        return self.featurizer.featurize([space.sample(rng) for _ in range(n)])
 
 
 class OptunaInner:

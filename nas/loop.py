@@ -299,8 +299,7 @@ class _Search:
             # ask() popped a trial someone enqueued with its own params: evaluate those.
             cands, i, arch, predicted = self.featurizer.featurize([actual]), 0, actual, {}
             attrs = self._attrs(cands, 0, "external", predicted)
-            for key, value in attrs.items():
-                trial.set_user_attr(key, value)
+            self.study.annotate(trial, **attrs)
         start = time.perf_counter()
         try:
             accuracy = float(self.evaluate(arch))

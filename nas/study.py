@@ -6,9 +6,11 @@ Layout of a study created here (what the service and other workers can rely on):
   (latency in ms), in the order of ``study.user_attrs["hwnas:devices"]``;
 * params: the space's flat categorical view (``space.choices()``), so Optuna's
   own samplers and visualisations understand the trials;
-* trial user attrs: ``arch`` (config dict), ``arch_hash``, ``macs``, ``params``,
-  ``latency_measured`` ({device: bool}), ``source``, ``duration_s``, ``predicted_accuracy`` /
-  ``predicted_std`` (the predictor's estimate at proposal time, labelled);
+* one trial user attr, ``hwnas`` (a dict: one storage write instead of ten):
+  ``arch`` (config dict), ``arch_str``, ``arch_hash``, ``macs``, ``params``,
+  ``latency_measured`` ({device: bool}), ``source``, ``duration_s``,
+  ``predicted_accuracy`` / ``predicted_std`` (the predictor's estimate at
+  proposal time, labelled); a failed evaluation adds ``error``;
 * constraints via ``trial.set_constraint`` (relative violation, <= 0 feasible),
   so ``study.best_trials`` is the feasible Pareto front;
 * study user attrs ``hwnas:space`` / ``hwnas:space_config`` / ``hwnas:devices``:
@@ -40,6 +42,7 @@ __all__ = ["SearchStudy"]
 SPACE_ATTR = "hwnas:space"
 SPACE_CONFIG_ATTR = "hwnas:space_config"
 DEVICES_ATTR = "hwnas:devices"
+TRIAL_ATTR = "hwnas"
 _SCHEMA_RETRIES = 5
 
 
@@ -155,7 +158,7 @@ class SearchStudy:
         and its params do not describe an architecture of this space)."""
         if trial.state != TrialState.COMPLETE or trial.values is None:
             return None
-        attrs = trial.user_attrs
+        attrs = trial.user_attrs.get(TRIAL_ATTR, {})
         try:
             arch = self.space.validate(attrs["arch"]) if "arch" in attrs else None
             if arch is None:
@@ -190,7 +193,7 @@ class SearchStudy:
             started = trial.datetime_start.timestamp() if trial.datetime_start else now
             if stale_after_s is not None and now - started > stale_after_s:
                 continue
-            h = trial.user_attrs.get("arch_hash")
+            h = trial.user_attrs.get(TRIAL_ATTR, {}).get("arch_hash")
             if h is None:
                 try:
                     h = self.space.arch_hash(self.space.from_params(trial.params))
@@ -200,10 +203,11 @@ class SearchStudy:
         return out
 
     def failed_hashes(self) -> set[str]:
+        failed = self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
         return {
-            t.user_attrs["arch_hash"]
-            for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if "arch_hash" in t.user_attrs
+            t.user_attrs[TRIAL_ATTR]["arch_hash"]
+            for t in failed
+            if "arch_hash" in t.user_attrs.get(TRIAL_ATTR, {})
         }
 
     # -- writing -------------------------------------------------------------------
@@ -211,9 +215,15 @@ class SearchStudy:
         """Open a RUNNING trial for ``arch`` (visible to other workers as pending)."""
         self._sampler.params = self.space.to_params(arch)
         trial = self.study.ask(self.distributions)
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
+        trial.set_user_attr(TRIAL_ATTR, dict(attrs))
         return trial
+
+    @staticmethod
+    def annotate(trial: optuna.Trial, **extra: Any) -> None:
+        """Add keys to the trial's ``hwnas`` attr (rewritten whole: one write)."""
+        attrs = dict(trial.user_attrs.get(TRIAL_ATTR, {}))
+        attrs.update(extra)
+        trial.set_user_attr(TRIAL_ATTR, attrs)
 
     def finish(
         self,
@@ -224,12 +234,12 @@ class SearchStudy:
         duration_s: float | None = None,
     ) -> FrozenTrial:
         if duration_s is not None:  # the evaluation alone, not the trial's bookkeeping
-            trial.set_user_attr("duration_s", duration_s)
+            self.annotate(trial, duration_s=duration_s)
         for name, value in violations.items():
             trial.set_constraint(name, float(value))
         values = [float(accuracy)] + [float(latency_ms[d]) for d in self.devices]
         return self.study.tell(trial, values)
 
     def fail(self, trial: optuna.Trial, error: BaseException) -> None:
-        trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
+        self.annotate(trial, error=f"{type(error).__name__}: {error}"[:2000])
         self.study.tell(trial, state=TrialState.FAIL)

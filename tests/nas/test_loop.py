@@ -31,6 +31,13 @@ BUDGET = float(np.percentile(LAT.values, 25))
 FAST = SearchSettings(batch_size=10, n_initial=10)
 
 
+def small_predictor(seed: int) -> Any:
+    """A cheap predictor for tests about bookkeeping rather than search quality."""
+    from predictors.accuracy import GBDTAccuracyPredictor
+
+    return GBDTAccuracyPredictor(seed=seed, n_models=2, bootstrap=True, params={"n_rounds": 40})
+
+
 class Counting:
     """An evaluate() that counts its calls (real evaluations)."""
 
@@ -73,8 +80,26 @@ def test_plain_callables_and_determinism() -> None:
     def evaluate(arch: Any) -> float:
         return EV(arch)
 
-    a = run_search(SPACE, evaluate, latency, BUDGET, 20, seed=3, settings=FAST)
-    b = run_search(SPACE, evaluate, latency, BUDGET, 20, seed=3, settings=FAST)
+    a = run_search(
+        SPACE,
+        evaluate,
+        latency,
+        BUDGET,
+        20,
+        seed=3,
+        settings=FAST,
+        predictor_factory=small_predictor,
+    )
+    b = run_search(
+        SPACE,
+        evaluate,
+        latency,
+        BUDGET,
+        20,
+        seed=3,
+        settings=FAST,
+        predictor_factory=small_predictor,
+    )
     assert [str(x) for x, _, _ in a.history] == [str(x) for x, _, _ in b.history]
     assert a.devices == ["latency"]
 
@@ -90,7 +115,9 @@ def test_finds_good_architectures_quickly() -> None:
 def test_infeasible_budget_stops_and_reports_closest() -> None:
     evaluate = Counting()
     tiny = float(LAT.values.min()) / 2
-    result = run_search(SPACE, evaluate, LAT, tiny, 100, seed=0, settings=FAST)
+    result = run_search(
+        SPACE, evaluate, LAT, tiny, 100, seed=0, settings=FAST, predictor_factory=small_predictor
+    )
     assert result.stop_reason == "infeasible"
     assert result.best is None and not result.feasible
     assert result.closest and all(not e.feasible for e in result.closest)
@@ -102,7 +129,16 @@ def test_infeasible_budget_stops_and_reports_closest() -> None:
 def test_macs_and_params_constraints() -> None:
     max_macs, max_params = 60e6, 0.5e6
     result = run_search(
-        SPACE, EV, LAT, None, 30, seed=1, max_macs=max_macs, max_params=max_params, settings=FAST
+        SPACE,
+        EV,
+        LAT,
+        None,
+        30,
+        seed=1,
+        max_macs=max_macs,
+        max_params=max_params,
+        settings=FAST,
+        predictor_factory=small_predictor,
     )
     assert result.best_evaluation is not None
     for e in result.evaluations:
@@ -110,7 +146,17 @@ def test_macs_and_params_constraints() -> None:
         assert e.macs is not None and e.params is not None
         assert e.feasible == (e.macs <= max_macs and e.params <= max_params)
     assert all(e.feasible for e in result.evaluations)
-    impossible = run_search(SPACE, EV, LAT, None, 30, seed=1, max_macs=1e6, settings=FAST)
+    impossible = run_search(
+        SPACE,
+        EV,
+        LAT,
+        None,
+        30,
+        seed=1,
+        max_macs=1e6,
+        settings=FAST,
+        predictor_factory=small_predictor,
+    )
     assert impossible.stop_reason == "infeasible" and impossible.best is None
 
 
@@ -118,7 +164,14 @@ def test_several_devices_and_budgets() -> None:
     fpga = EV.latency("fpga")
     budgets = {"pixel3": float(np.median(LAT.values)), "fpga": float(np.median(fpga.values))}
     result = run_search(
-        SPACE, EV, {"pixel3": LAT, "fpga": fpga}, budgets, 25, seed=0, settings=FAST
+        SPACE,
+        EV,
+        {"pixel3": LAT, "fpga": fpga},
+        budgets,
+        25,
+        seed=0,
+        settings=FAST,
+        predictor_factory=small_predictor,
     )
     assert result.devices == ["pixel3", "fpga"]
     for e in result.evaluations:
@@ -131,7 +184,9 @@ def test_several_devices_and_budgets() -> None:
 
 
 def test_pareto_mode_spreads_over_the_front() -> None:
-    result = run_search(SPACE, EV, LAT, None, 40, seed=0, settings=FAST)
+    result = run_search(
+        SPACE, EV, LAT, None, 40, seed=0, settings=FAST, predictor_factory=small_predictor
+    )
     front = result.pareto_front()
     assert len(front) >= 4
     lats = [e.latency_ms["pixel3"] for e in front]
@@ -159,11 +214,13 @@ def test_hooks_and_optuna_trials(tmp_path: Path) -> None:
     trials = study.get_trials()
     assert len(trials) == 15 and all(t.state.name == "COMPLETE" for t in trials)
     t = trials[-1]
-    assert t.values[0] == EV(SPACE.validate(t.user_attrs["arch"]))
-    assert t.values[1] == LAT(SPACE.validate(t.user_attrs["arch"]))
-    assert SPACE.from_params(t.params) == SPACE.validate(t.user_attrs["arch"])
+    attrs = t.user_attrs["hwnas"]
+    assert t.values[0] == EV(SPACE.validate(attrs["arch"]))
+    assert t.values[1] == LAT(SPACE.validate(attrs["arch"]))
+    assert SPACE.from_params(t.params) == SPACE.validate(attrs["arch"])
     assert set(t.constraints) == {"latency_ms:pixel3"}
-    assert t.user_attrs["predicted_accuracy"] is not None  # labelled as predicted
+    assert attrs["predicted_accuracy"] is not None  # labelled as predicted
+    assert attrs["duration_s"] >= 0 and attrs["arch_str"] == str(SPACE.validate(attrs["arch"]))
     feasible_front = study.best_trials
     assert feasible_front and all(tr.values[1] <= BUDGET for tr in feasible_front)
     # The JSON view is what the service stores.
@@ -174,16 +231,46 @@ def test_hooks_and_optuna_trials(tmp_path: Path) -> None:
 def test_resume_and_extend_without_re_evaluating(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
     first = Counting()
-    r1 = run_search(SPACE, first, LAT, BUDGET, 20, storage=url, study_name="job-1", settings=FAST)
+    r1 = run_search(
+        SPACE,
+        first,
+        LAT,
+        BUDGET,
+        20,
+        storage=url,
+        study_name="job-1",
+        settings=FAST,
+        predictor_factory=small_predictor,
+    )
     second = Counting()
-    r2 = run_search(SPACE, second, LAT, BUDGET, 30, storage=url, study_name="job-1", settings=FAST)
+    r2 = run_search(
+        SPACE,
+        second,
+        LAT,
+        BUDGET,
+        30,
+        storage=url,
+        study_name="job-1",
+        settings=FAST,
+        predictor_factory=small_predictor,
+    )
     assert len(first.calls) == 20 and len(second.calls) == 10
     assert r2.n_new == 10 and len(r2.history) == 30
     assert [str(a) for a, _, _ in r2.history[:20]] == [str(a) for a, _, _ in r1.history]
     assert not set(second.calls) & set(first.calls)
     # Same target again: nothing left to do.
     third = Counting()
-    r3 = run_search(SPACE, third, LAT, BUDGET, 30, storage=url, study_name="job-1", settings=FAST)
+    r3 = run_search(
+        SPACE,
+        third,
+        LAT,
+        BUDGET,
+        30,
+        storage=url,
+        study_name="job-1",
+        settings=FAST,
+        predictor_factory=small_predictor,
+    )
     assert third.calls == [] and r3.n_new == 0 and r3.stop_reason == "n_evaluations"
     assert r3.best_evaluation == r2.best_evaluation
     # A study of another problem is refused.
@@ -193,7 +280,17 @@ def test_resume_and_extend_without_re_evaluating(tmp_path: Path) -> None:
 
 def test_running_trials_of_live_workers_are_not_repeated(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    run_search(SPACE, EV, LAT, BUDGET, 10, storage=url, study_name="w", settings=FAST)
+    run_search(
+        SPACE,
+        EV,
+        LAT,
+        BUDGET,
+        10,
+        storage=url,
+        study_name="w",
+        settings=FAST,
+        predictor_factory=small_predictor,
+    )
     # Another worker is evaluating an architecture right now.
     from nas import SearchStudy
 
@@ -202,7 +299,15 @@ def test_running_trials_of_live_workers_are_not_repeated(tmp_path: Path) -> None
     other.start(busy, {"arch": busy.to_dict(), "arch_hash": SPACE.arch_hash(busy)})
     evaluate = Counting()
     result = run_search(
-        SPACE, evaluate, LAT, BUDGET, 20, storage=url, study_name="w", settings=FAST
+        SPACE,
+        evaluate,
+        LAT,
+        BUDGET,
+        20,
+        storage=url,
+        study_name="w",
+        settings=FAST,
+        predictor_factory=small_predictor,
     )
     assert str(busy) not in evaluate.calls
     assert len(evaluate.calls) == 9  # 20 wanted: 10 stored + 1 running elsewhere
@@ -217,7 +322,7 @@ def test_failed_evaluation_marks_the_trial_and_propagates() -> None:
     with pytest.raises(RuntimeError, match="GPU fell off"):
         run_search(SPACE, broken, LAT, BUDGET, 5, storage=storage, study_name="f")
     trial = optuna.load_study(study_name="f", storage=storage).get_trials()[0]
-    assert trial.state.name == "FAIL" and "GPU fell off" in trial.user_attrs["error"]
+    assert trial.state.name == "FAIL" and "GPU fell off" in trial.user_attrs["hwnas"]["error"]
 
 
 def test_time_budget_should_stop_and_patience() -> None:
@@ -376,7 +481,7 @@ def test_two_workers_share_one_study(tmp_path: Path) -> None:
     assert all(t.state.name == "COMPLETE" for t in trials)
     # Both workers stop at the shared target (a race can overshoot by one per extra worker).
     assert 24 <= len(trials) <= 25
-    hashes = [t.user_attrs["arch_hash"] for t in trials]
+    hashes = [t.user_attrs["hwnas"]["arch_hash"] for t in trials]
     assert len(calls) == len(trials)
     assert len(hashes) - len(set(hashes)) <= 1  # same narrow race for duplicates
 
@@ -387,7 +492,9 @@ def test_with_an_adapted_meta_latency_predictor() -> None:
     meta = load_pretrained("nb201")
     X_ref = meta.reference_features
     device = meta.adapt(X_ref, LAT.predict_archs([SPACE.decode(x) for x in X_ref]), device="pixel3")
-    result = run_search(SPACE, EV, device, BUDGET, 20, seed=0, settings=FAST)
+    result = run_search(
+        SPACE, EV, device, BUDGET, 20, seed=0, settings=FAST, predictor_factory=small_predictor
+    )
     assert result.devices == ["pixel3"]
     for e in result.evaluations:
         assert e.latency_measured == {"pixel3": False}  # a prediction, labelled so
