@@ -15,7 +15,7 @@ Methods (every real evaluation = one table lookup, counted):
   no predictor; the latency constraint via ``trial.set_constraint``.
 * ``nsga2``     — Optuna's ``NSGAIISampler`` (defaults), same set-up.
 * ``ofa_evo``   — OFA's evolutionary search run on the accuracy predictor
-  (the same GBDT as ours, no uncertainty): 50 random real evaluations, fit,
+  (``GBDTAccuracyPredictor`` with the library defaults: OFA uses no uncertainty): 50 random real evaluations, fit,
   evolution (population 100, 25% parents, mutation prob 0.1, half mutation
   half crossover, 100 generations instead of 500: the space is small, and the
   constraint by *bounded* rejection), evaluate the 50 predicted-best distinct
@@ -26,10 +26,13 @@ architecture costs an evaluation); ``ours`` and ``ofa_evo`` use the latency
 table as their latency model, as the service uses its latency predictor.
 
 Hypervolume runs: the same methods in multi-objective mode (accuracy and
-latency, no budget; ``ofa_evo`` searches under 5 budgets at the 10th-50th
-latency percentile, 10 evaluations each per round), reference point
-(median latency, 91% accuracy), reported as a share of the true front's
-hypervolume.
+latency), reference point (median latency, 91% accuracy), reported as a share
+of the true front's hypervolume. Two settings: ``pareto`` tells every method
+that can take a latency constraint the reference latency (``ours``:
+``mode="pareto"`` with that ``budget_ms``; TPE / NSGA-II: ``set_constraint``;
+``ofa_evo``: its 5 budgets at the 10th-50th latency percentile, 10
+evaluations each per round; ``random`` samples everything), ``pareto_plain``
+tells none of them.
 
 Usage::
 
@@ -123,7 +126,9 @@ def never(order: list[int]) -> bool:
     return False
 
 
-def run_ours(p: Problem, budget: float | None, n: int, seed: int, done: Done = never) -> list[int]:
+def run_ours(
+    p: Problem, budget: float | None, n: int, seed: int, done: Done = never, pareto: bool = False
+) -> list[int]:
     import optuna
 
     from nas import run_search
@@ -137,6 +142,7 @@ def run_ours(p: Problem, budget: float | None, n: int, seed: int, done: Done = n
         budget,
         n,
         seed=seed,
+        mode="pareto" if pareto else "budget",
         on_evaluation=lambda e: order.append(p.index_of[str(e.arch)]),
         should_stop=lambda: done(order),
     )
@@ -144,18 +150,18 @@ def run_ours(p: Problem, budget: float | None, n: int, seed: int, done: Done = n
 
 
 def run_random(
-    p: Problem, budget: float | None, n: int, seed: int, done: Done = never
+    p: Problem, budget: float | None, n: int, seed: int, done: Done = never, pareto: bool = False
 ) -> list[int]:
     return [int(i) for i in np.random.default_rng(seed).permutation(len(p.acc))[:n]]
 
 
 def _run_optuna(
-    p: Problem, budget: float | None, n: int, seed: int, sampler: Any, done: Done
+    p: Problem, budget: float | None, n: int, seed: int, sampler: Any, done: Done, pareto: bool
 ) -> list[int]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if budget is None:
+    if pareto:
         study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     else:
         study = optuna.create_study(direction="maximize", sampler=sampler)
@@ -171,27 +177,29 @@ def _run_optuna(
         arch = p.space.from_params({k: trial.suggest_categorical(k, v) for k, v in choices.items()})
         i = p.index_of[str(arch)]
         acc, lat = float(p.acc[i]), float(p.lat[i])
-        if budget is None:
-            study.tell(trial, [acc, lat])
-        else:
+        if budget is not None:
             trial.set_constraint("latency", lat - budget)
-            study.tell(trial, acc)
+        study.tell(trial, [acc, lat] if pareto else acc)
         if i not in seen:
             seen.add(i)
             out.append(i)
     return out
 
 
-def run_tpe(p: Problem, budget: float | None, n: int, seed: int, done: Done = never) -> list[int]:
+def run_tpe(
+    p: Problem, budget: float | None, n: int, seed: int, done: Done = never, pareto: bool = False
+) -> list[int]:
     import optuna
 
-    return _run_optuna(p, budget, n, seed, optuna.samplers.TPESampler(seed=seed), done)
+    return _run_optuna(p, budget, n, seed, optuna.samplers.TPESampler(seed=seed), done, pareto)
 
 
-def run_nsga2(p: Problem, budget: float | None, n: int, seed: int, done: Done = never) -> list[int]:
+def run_nsga2(
+    p: Problem, budget: float | None, n: int, seed: int, done: Done = never, pareto: bool = False
+) -> list[int]:
     import optuna
 
-    return _run_optuna(p, budget, n, seed, optuna.samplers.NSGAIISampler(seed=seed), done)
+    return _run_optuna(p, budget, n, seed, optuna.samplers.NSGAIISampler(seed=seed), done, pareto)
 
 
 def _evolution(
@@ -263,7 +271,7 @@ def _X_all(p: Problem) -> np.ndarray:
 
 
 def run_ofa_evo(
-    p: Problem, budget: float | None, n: int, seed: int, done: Done = never
+    p: Problem, budget: float | None, n: int, seed: int, done: Done = never, pareto: bool = False
 ) -> list[int]:
     from predictors.accuracy import GBDTAccuracyPredictor
 
@@ -273,9 +281,9 @@ def run_ofa_evo(
     out: list[int] = [int(i) for i in rng.permutation(len(p.acc))[: min(batch, n)]]
     seen = set(out)
     budgets = (
-        [budget]
-        if budget is not None
-        else [float(np.percentile(p.lat, q)) for q in (10, 20, 30, 40, 50)]
+        [float(np.percentile(p.lat, q)) for q in (10, 20, 30, 40, 50)]
+        if pareto or budget is None
+        else [budget]
     )
     for round_no in range(n):  # bounded: each round adds >= 1 or stops
         if len(out) >= n or done(out):
@@ -308,7 +316,7 @@ def run_ofa_evo(
     return out
 
 
-RUNNERS: dict[str, Callable[[Problem, float | None, int, int, Done], list[int]]] = {
+RUNNERS: dict[str, Callable[[Problem, float | None, int, int, Done, bool], list[int]]] = {
     "ours": run_ours,
     "random": run_random,
     "tpe": run_tpe,
@@ -361,7 +369,7 @@ def run_task(kind: str, device: str, q: int | None, method: str, seed: int) -> d
             idx = np.asarray(order)
             return bool((p.acc[idx][feasible[idx]] >= oracle - 1e-9).any())
 
-        order = RUNNERS[method](p, budget, n, seed, done)
+        order = RUNNERS[method](p, budget, n, seed, done, False)
         curve = best_curve(p, order, budget)
         row: dict[str, Any] = {
             "budget_ms": budget,
@@ -380,7 +388,10 @@ def run_task(kind: str, device: str, q: int | None, method: str, seed: int) -> d
             ],
         }
     else:
-        order = RUNNERS[method](p, None, HV_EVALS, seed, never)
+        # "pareto": methods that can take a latency bound get the reference point's
+        # (median latency); "pareto_plain": no bound at all.
+        box = p.hv_ref()[0] if kind == "pareto" else None
+        order = RUNNERS[method](p, box, HV_EVALS, seed, never, True)
         checkpoints = list(range(10, HV_EVALS + 1, 10))
         row = {
             "n_evaluated": len(order),
@@ -491,27 +502,43 @@ def summarise(
                     else ("∞" if math.isinf(np.median(arr)) else f"{np.median(arr):.2f}")
                 )
             lines.append(f"| p{q} | {c} | " + " | ".join(cells) + " |")
-    if hv_rows:
+    ref_ms = problem(device).hv_ref()[0]
+    for kind, title, note in (
+        (
+            "pareto",
+            "with the latency bound",
+            f"Every method that can take a latency constraint is told the reference "
+            f"point's latency ({ref_ms:.2f} ms): `ours` runs `mode='pareto'` with "
+            "`budget_ms` = that latency, TPE and NSGA-II get it through "
+            "`trial.set_constraint` (multi-objective studies), `ofa_evo` searches under "
+            "its 5 budgets (10th-50th latency percentile, all inside); `random` samples "
+            "the whole space.",
+        ),
+        (
+            "pareto_plain",
+            "without a latency bound",
+            "Plain multi-objective runs over the whole space (no method is told the "
+            "reference point; `ofa_evo` keeps its 5 budgets).",
+        ),
+    ):
+        kind_rows = [r for r in rows if r["kind"] == kind and r["device"] == device]
+        if not kind_rows:
+            continue
         lines += [
             "",
-            "## Hypervolume (accuracy vs latency), share of the true front's",
+            f"## Hypervolume (accuracy vs latency), {title}",
             "",
-            f"Reference point: median latency ({problem(device).hv_ref()[0]:.2f} ms) and "
-            f"{HV_REF_ACCURACY}% accuracy. Median over seeds.",
+            f"Share of the true front's hypervolume; reference point: median latency "
+            f"({ref_ms:.2f} ms) and {HV_REF_ACCURACY}% accuracy. Median over seeds. {note}",
             "",
-        ]
-        lines += [
             "| evaluations | " + " | ".join(methods) + " |",
             "|" + "---|" * (1 + len(methods)),
         ]
         for c in CHECKPOINTS:
             cells = []
             for m in methods:
-                rm = [r for r in hv_rows if r["method"] == m]
-                if not rm:
-                    cells.append("—")
-                    continue
-                if c not in rm[0]["hv_checkpoints"]:
+                rm = [r for r in kind_rows if r["method"] == m]
+                if not rm or c not in rm[0]["hv_checkpoints"]:
                     cells.append("—")
                     continue
                 j = rm[0]["hv_checkpoints"].index(c)
@@ -596,7 +623,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument(
-        "--kinds", nargs="+", default=["budget", "pareto"], choices=["budget", "pareto"]
+        "--kinds",
+        nargs="+",
+        default=["budget", "pareto", "pareto_plain"],
+        choices=["budget", "pareto", "pareto_plain"],
     )
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -620,8 +650,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for method in args.methods:
             if "budget" in args.kinds:
                 tasks += [("budget", args.device, q, method, seed) for q in QUANTILES]
-            if "pareto" in args.kinds:
-                tasks.append(("pareto", args.device, None, method, seed))
+            tasks += [(k, args.device, None, method, seed) for k in args.kinds if k != "budget"]
     todo = [t for t in tasks if task_key(*t) not in rows]
     print(f"{len(tasks)} runs, {len(todo)} to do, {args.jobs} processes", flush=True)
     t0 = time.time()
