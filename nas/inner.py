@@ -79,6 +79,11 @@ def space_size(space: SearchSpace[Any]) -> float:
     return float(math.prod(len(v) for v in space.choices().values()))
 
 
+def _uniform_sample(featurizer: Featurizer, rng: np.random.Generator, n: int) -> CandidateSet:
+    """Up to ``n`` distinct architectures from the space's own uniform sampler."""
+    return featurizer.featurize([featurizer.space.sample(rng) for _ in range(n)])
+
+
 def _pool(cands: CandidateSet, predict: PredictFn, exclude: Collection[str]) -> Pool:
     """Unmeasured candidates with predictions. Only the predicted-feasible ones
     are kept when there are any (nothing else can be picked, and prediction is
@@ -117,8 +122,7 @@ class ExhaustiveInner:
 
     def sample(self, rng: np.random.Generator, n: int) -> CandidateSet:
         """Up to ``n`` distinct architectures drawn uniformly (for the initial design)."""
-        space = self.featurizer.space
-        return self.featurizer.featurize([space.sample(rng) for _ in range(n)])
+        return _uniform_sample(self.featurizer, rng, n)
 
 
 class OptunaInner:
@@ -188,8 +192,7 @@ class OptunaInner:
         return _pool(cands, predict, exclude)
 
     def sample(self, rng: np.random.Generator, n: int) -> CandidateSet:
-        space = self.featurizer.space
-        return self.featurizer.featurize([space.sample(rng) for _ in range(n)])
+        return _uniform_sample(self.featurizer, rng, n)
 
 
 def _non_dominated_ranks(objectives: np.ndarray, violation: np.ndarray) -> np.ndarray:
