@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[3]
 
-
-def test_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "accuracy_predictor_bench", ROOT / "benchmarks" / "accuracy_predictor.py"
-    )
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_benchmark_runs_and_writes_results(
+    tmp_path: Path, load_benchmark: Callable[[str], ModuleType]
+) -> None:
+    bench = load_benchmark("accuracy_predictor")
     result = bench.main(
         ["--ns", "50", "--seeds", "1", "--methods", "xgb-default", "hwnas", "--out", str(tmp_path)]
     )
