@@ -125,7 +125,36 @@ class ExhaustiveInner:
         return _uniform_sample(self.featurizer, rng, n)
 
 
-class OptunaInner:
+class _PopulationInner:
+    """What the two population searches share: their size, optimism and mode."""
+
+    def __init__(
+        self,
+        featurizer: Featurizer,
+        *,
+        population: int,
+        generations: int,
+        kappa: float,
+        pareto: bool,
+        min_population: int,
+    ) -> None:
+        if population < min_population or generations < 1:
+            raise ValueError(
+                f"inner search needs population >= {min_population} and generations >= 1, "
+                f"got {population} and {generations}"
+            )
+        self.featurizer = featurizer
+        self.population = population
+        self.generations = generations
+        self.kappa = kappa
+        self.pareto = pareto
+
+    def sample(self, rng: np.random.Generator, n: int) -> CandidateSet:
+        """Up to ``n`` distinct architectures drawn uniformly (for the initial design)."""
+        return _uniform_sample(self.featurizer, rng, n)
+
+
+class OptunaInner(_PopulationInner):
     """Optuna sampler (NSGA-II by default) over the predictors, in whole generations."""
 
     def __init__(
@@ -138,13 +167,14 @@ class OptunaInner:
         pareto: bool = False,
         sampler_factory: Callable[[int, int], optuna.samplers.BaseSampler] | None = None,
     ) -> None:
-        if population < 2 or generations < 1:
-            raise ValueError("inner search needs population >= 2 and generations >= 1")
-        self.featurizer = featurizer
-        self.population = population
-        self.generations = generations
-        self.kappa = kappa
-        self.pareto = pareto
+        super().__init__(
+            featurizer,
+            population=population,
+            generations=generations,
+            kappa=kappa,
+            pareto=pareto,
+            min_population=2,
+        )
         self.sampler_factory = sampler_factory or (
             lambda seed, pop: optuna.samplers.NSGAIISampler(population_size=pop, seed=seed)
         )
@@ -191,9 +221,6 @@ class OptunaInner:
         cands = self.featurizer.featurize(list(visited.values()), list(visited))
         return _pool(cands, predict, exclude)
 
-    def sample(self, rng: np.random.Generator, n: int) -> CandidateSet:
-        return _uniform_sample(self.featurizer, rng, n)
-
 
 def _non_dominated_ranks(objectives: np.ndarray, violation: np.ndarray) -> np.ndarray:
     """NSGA-II front index of each row (0 = best) under constraint domination.
@@ -235,7 +262,7 @@ def _crowding(objectives: np.ndarray) -> np.ndarray:
     return dist
 
 
-class EvolutionInner:
+class EvolutionInner(_PopulationInner):
     """NSGA-II over the flat choice view, vectorised (any space, large ones).
 
     The same algorithm as Optuna's ``NSGAIISampler`` — binary tournaments on
@@ -256,13 +283,14 @@ class EvolutionInner:
         pareto: bool = False,
         mutation_prob: float | None = None,
     ) -> None:
-        if population < 4 or generations < 1:
-            raise ValueError("inner search needs population >= 4 and generations >= 1")
-        self.featurizer = featurizer
-        self.population = population
-        self.generations = generations
-        self.kappa = kappa
-        self.pareto = pareto
+        super().__init__(
+            featurizer,
+            population=population,
+            generations=generations,
+            kappa=kappa,
+            pareto=pareto,
+            min_population=4,
+        )
         choices = featurizer.space.choices()
         self.names = list(choices)
         self.values = [list(v) for v in choices.values()]

@@ -142,6 +142,33 @@ class SearchSettings:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
         if self.infeasible_rounds < 1:
             raise ValueError(f"infeasible_rounds must be >= 1, got {self.infeasible_rounds}")
+        # Checked here, not when the first inner search starts: by then the
+        # initial design has already cost real evaluations.
+        minimums = {
+            "n_exploit": 0,
+            "n_local": 0,
+            "n_random": 0,
+            "n_proposals": 0,
+            "min_distance": 0,
+            "inner_population": 4,
+            "inner_generations": 1,
+            "max_enumerate": 1,
+        }
+        for name, minimum in minimums.items():
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        for name in ("kappa", "pareto_kappa"):
+            value = getattr(self, name)
+            values = value if isinstance(value, tuple) else (value,)
+            if not all(math.isfinite(v) and v >= 0 for v in values):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        if not 0.0 <= self.ref_accuracy_quantile <= 1.0:
+            raise ValueError(
+                f"ref_accuracy_quantile must be in [0, 1], got {self.ref_accuracy_quantile}"
+            )
+        if self.pending_timeout_s is not None and not self.pending_timeout_s > 0:
+            raise ValueError(f"pending_timeout_s must be > 0 or None, got {self.pending_timeout_s}")
 
 
 @dataclass

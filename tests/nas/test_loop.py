@@ -349,6 +349,19 @@ def test_settings_validation() -> None:
         SearchSettings(n_initial=2)
     with pytest.raises(ValueError, match="batch_size"):
         SearchSettings(batch_size=0)
+    for bad in (
+        {"inner_population": 3},
+        {"inner_generations": 0},
+        {"n_random": -1},
+        {"min_distance": float("nan")},
+        {"kappa": -1.0},
+        {"pareto_kappa": (0.0, float("inf"))},
+        {"ref_accuracy_quantile": 1.5},
+        {"pending_timeout_s": 0.0},
+    ):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            SearchSettings(**bad)
+    SearchSettings(kappa=(0.0, 2.0), n_random=0, pending_timeout_s=None)  # edge values pass
     with pytest.raises(ValueError, match="mode"):
         run_search(SPACE, EV, LAT, BUDGET, 5, mode="fast")  # type: ignore[arg-type]
 
