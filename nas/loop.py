@@ -307,10 +307,9 @@ class _Search:
         self.pending = self.study.pending_hashes(self.settings.pending_timeout_s)
 
     def taken(self, arch_hash: str) -> bool:
-        """Re-read the study just before starting an evaluation: with a shared study
-        the window in which two workers can pick the same architecture shrinks from
-        a round to one storage round-trip (it cannot close: trials have no unique
-        key on params; a duplicate costs one evaluation, never a wrong record)."""
+        """Re-read the study just before starting an evaluation, so that a shared
+        study rarely gets a second claim on an architecture; the claims that still
+        collide are settled after the start (:meth:`SearchStudy.earlier_claim`)."""
         if self.study.is_shared:
             self.sync()
         return arch_hash in self.seen()
@@ -323,7 +322,11 @@ class _Search:
         return {r.arch_hash for r in self.records.values()} | self.failed | self.pending
 
     # -- one evaluation ---------------------------------------------------------------
-    def run_one(self, cands: CandidateSet, i: int, source: str, pool: Pool | None) -> Evaluation:
+    def run_one(
+        self, cands: CandidateSet, i: int, source: str, pool: Pool | None
+    ) -> Evaluation | None:
+        """Evaluate candidate ``i`` for real; None if another worker's earlier trial
+        claimed the same architecture (this trial is then withdrawn, unevaluated)."""
         arch = cands.archs[i]
         predicted: dict[str, Any] = {}
         if pool is not None:
@@ -339,6 +342,14 @@ class _Search:
             cands, i, arch, predicted = self.featurizer.featurize([actual]), 0, actual, {}
             attrs = self._attrs(cands, 0, "external", predicted)
             self.study.annotate(trial, **attrs)
+        if self.study.is_shared:
+            rival = self.study.earlier_claim(
+                trial, attrs["arch_hash"], self.settings.pending_timeout_s
+            )
+            if rival is not None:
+                self.study.withdraw(trial, duplicate_of=rival)
+                self.pending.add(attrs["arch_hash"])
+                return None
         start = time.perf_counter()
         try:
             accuracy = float(self.evaluate(arch))

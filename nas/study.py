@@ -11,15 +11,20 @@ Layout of a study created here (what the service and other workers can rely on):
   ``latency_measured`` ({device: bool}), ``source``, ``duration_s``,
   ``predicted_accuracy`` / ``predicted_std`` (the predictor's estimate at
   proposal time, labelled); a failed evaluation adds ``error``;
+* states: COMPLETE (a real evaluation), RUNNING (being evaluated), FAIL
+  (``evaluate`` raised), PRUNED (a claim withdrawn unevaluated because another
+  worker's earlier trial holds the same architecture; attr ``duplicate_of``);
 * constraints via ``trial.set_constraint`` (relative violation, <= 0 feasible),
   so ``study.best_trials`` is the feasible Pareto front;
 * study user attrs ``hwnas:space`` / ``hwnas:space_config`` / ``hwnas:devices``:
   a resumed search checks that it continues the same problem.
 
-Why a private sampler: the loop chooses the architecture itself and only needs
-Optuna to *record* it. Enqueued trials would be visible to every worker sharing
-the study and could be popped by another one; a sampler local to this process
-that returns the chosen params cannot race with anyone.
+Why trials are created from a template rather than sampled: the loop chooses
+the architecture itself and only needs Optuna to *record* it, and a trial
+created whole (params and attrs in one transaction) is never seen half-written
+by another worker. Enqueuing the choice instead would let another worker pop
+it. A private sampler returning the chosen params remains for the one case
+that goes through ``ask()``: popping trials that someone else enqueued.
 """
 
 from __future__ import annotations
@@ -118,14 +123,17 @@ class SearchStudy:
         self.distributions: dict[str, BaseDistribution] = {
             name: CategoricalDistribution(values) for name, values in space.choices().items()
         }
+        # Kept: trials are created on it directly (see :meth:`start`).
+        self._storage = make_storage(storage) or optuna.storages.InMemoryStorage()
         self.study = optuna.create_study(
-            storage=make_storage(storage),
+            storage=self._storage,
             study_name=study_name,
             sampler=self._sampler,
             directions=[StudyDirection.MAXIMIZE] + [StudyDirection.MINIMIZE] * len(self.devices),
             load_if_exists=True,
         )
         self._check_or_tag()
+        self._study_id = self._storage.get_study_id_from_name(self.name)
 
     @property
     def name(self) -> str:
@@ -212,11 +220,60 @@ class SearchStudy:
 
     # -- writing -------------------------------------------------------------------
     def start(self, arch: Any, attrs: Mapping[str, Any]) -> optuna.Trial:
-        """Open a RUNNING trial for ``arch`` (visible to other workers as pending)."""
-        self._sampler.params = self.space.to_params(arch)
-        trial = self.study.ask(self.distributions)
-        trial.set_user_attr(TRIAL_ATTR, dict(attrs))
-        return trial
+        """Open a RUNNING trial for ``arch`` (visible to other workers as pending).
+
+        The trial is created with its params and ``hwnas`` attr in one storage
+        transaction, so no other worker ever sees it half-written; Optuna
+        serialises trial creation per study (it locks the study row), so trial
+        numbers follow creation order. :meth:`earlier_claim` relies on both.
+        Trials someone enqueued are still honoured: while any is waiting,
+        ``ask()`` pops it and the caller evaluates its params instead."""
+        params = self.space.to_params(arch)
+        if self.is_shared and self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            self._sampler.params = params
+            trial = self.study.ask(self.distributions)
+            trial.set_user_attr(TRIAL_ATTR, dict(attrs))
+            return trial
+        template = optuna.trial.create_trial(
+            state=TrialState.RUNNING,
+            params=params,
+            distributions=self.distributions,
+            user_attrs={TRIAL_ATTR: dict(attrs)},
+        )
+        trial_id = self._storage.create_new_trial(self._study_id, template_trial=template)
+        return optuna.Trial(self.study, trial_id)
+
+    def earlier_claim(
+        self, trial: optuna.Trial, arch_hash: str, stale_after_s: float | None
+    ) -> int | None:
+        """Number of an earlier live trial of the same architecture (COMPLETE, or
+        RUNNING and younger than ``stale_after_s``), or None.
+
+        Two workers that pick one architecture at the same moment both pass their
+        pre-start check; afterwards, the one whose trial was created second always
+        sees the first one's (creation is serialised and atomic, see :meth:`start`)
+        and yields, while the first never sees an earlier rival and proceeds. So
+        exactly one of them evaluates it."""
+        now = time.time()
+        live = self.study.get_trials(
+            deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE)
+        )
+        for other in live:
+            if other.number >= trial.number:
+                continue
+            if other.state == TrialState.RUNNING and stale_after_s is not None:
+                started = other.datetime_start.timestamp() if other.datetime_start else now
+                if now - started > stale_after_s:
+                    continue
+            if other.user_attrs.get(TRIAL_ATTR, {}).get("arch_hash") == arch_hash:
+                return other.number
+        return None
+
+    def withdraw(self, trial: optuna.Trial, duplicate_of: int) -> None:
+        """Close a trial that lost its architecture to an earlier one (PRUNED: it
+        counts as neither an evaluation nor a failure)."""
+        self.annotate(trial, duplicate_of=duplicate_of)
+        self.study.tell(trial, state=TrialState.PRUNED)
 
     @staticmethod
     def annotate(trial: optuna.Trial, **extra: Any) -> None:
