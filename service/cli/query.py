@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from service.cli.common import emit, open_hwnas
@@ -25,6 +27,17 @@ def _line(a: SubnetAnswer) -> str:
     )
 
 
+def _arch_text(space_name: str, space_config: dict[str, Any], a: SubnetAnswer) -> str:
+    """The space's own string for the arch (NAS-Bench-201's official cell string,
+    OFA's compact form), or the stored config where the space cannot read it."""
+    from supernets import space_from_config
+
+    try:
+        return str(space_from_config(space_name, space_config).validate(a.arch))
+    except (KeyError, ValueError, TypeError):
+        return str(a.arch)
+
+
 @app.command("best")
 def best_cmd(
     ctx: typer.Context,
@@ -39,7 +52,7 @@ def best_cmd(
         found = SubnetAnswer(**data["best"]) if data["best"] else None
         closest = [SubnetAnswer(**c) for c in data["closest"]]
         if found:
-            lines = [_line(found), f"arch: {found.arch}"]
+            lines = [_line(found), f"arch: {_arch_text(sn.space_name, sn.space_config, found)}"]
         elif closest:
             lines = [
                 f"nothing evaluated meets {budget_ms} ms on {dev.name}; the fastest (infeasible):"
