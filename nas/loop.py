@@ -130,8 +130,6 @@ class SearchSettings:
                 object.__setattr__(self, name, tuple(value))
             if isinstance(value, tuple | list) and not value:
                 raise ValueError(f"{name} must be a number or a non-empty tuple")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.n_initial < 5:
             raise ValueError(f"n_initial must be >= 5 (predictor minimum), got {self.n_initial}")
         if self.inner not in ("auto", "exhaustive", "evolution", "optuna"):
@@ -140,11 +138,11 @@ class SearchSettings:
             )
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
-        if self.infeasible_rounds < 1:
-            raise ValueError(f"infeasible_rounds must be >= 1, got {self.infeasible_rounds}")
         # Checked here, not when the first inner search starts: by then the
         # initial design has already cost real evaluations.
         minimums = {
+            "batch_size": 1,
+            "infeasible_rounds": 1,
             "n_exploit": 0,
             "n_local": 0,
             "n_random": 0,

@@ -77,6 +77,14 @@ class _ChosenParamsSampler(BaseSampler):
         return self.params[param_name]
 
 
+def _stale(trial: FrozenTrial, now: float, stale_after_s: float | None) -> bool:
+    """A RUNNING trial older than ``stale_after_s`` is presumed dead (its worker
+    stopped without closing it) and no longer holds its architecture."""
+    if stale_after_s is None or trial.datetime_start is None:
+        return False
+    return now - trial.datetime_start.timestamp() > stale_after_s
+
+
 def make_storage(
     storage: str | optuna.storages.BaseStorage | None,
 ) -> optuna.storages.BaseStorage | None:
@@ -198,8 +206,7 @@ class SearchStudy:
         now = time.time()
         out = set()
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            started = trial.datetime_start.timestamp() if trial.datetime_start else now
-            if stale_after_s is not None and now - started > stale_after_s:
+            if _stale(trial, now, stale_after_s):
                 continue
             h = trial.user_attrs.get(TRIAL_ATTR, {}).get("arch_hash")
             if h is None:
@@ -261,10 +268,8 @@ class SearchStudy:
         for other in live:
             if other.number >= trial.number:
                 continue
-            if other.state == TrialState.RUNNING and stale_after_s is not None:
-                started = other.datetime_start.timestamp() if other.datetime_start else now
-                if now - started > stale_after_s:
-                    continue
+            if other.state == TrialState.RUNNING and _stale(other, now, stale_after_s):
+                continue
             if other.user_attrs.get(TRIAL_ATTR, {}).get("arch_hash") == arch_hash:
                 return other.number
         return None
