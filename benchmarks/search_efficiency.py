@@ -669,7 +669,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"--jobs {args.jobs}` on {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
         f"Python {platform.python_version()}. `ours` = `run_search` with its defaults: "
         f"`{SearchSettings()!r}`; accuracy predictor = the loop's default "
-        "(`GBDTAccuracyPredictor(bootstrap=True)`, 5 members). Runs stop once they have "
+        "(`GBDTAccuracyPredictor()`, 5 members, not bootstrapped with these settings). "
+        "Runs stop once they have "
         f"{CURVE_EVALS} evaluations and have found the oracle; the machine was shared "
         "with other jobs, so wall times are indicative only."
     )

@@ -1,9 +1,10 @@
 """Choosing the next batch of real evaluations from a predicted pool.
 
-Budget mode (maximise accuracy subject to constraints): the first slots go to
-the highest predicted *mean* (exploitation: the predictor's best guesses),
-the rest to the highest optimistic score ``mean + kappa * std``
-(exploration where the ensemble disagrees). Pareto mode: greedy expected
+Budget mode (maximise accuracy subject to constraints): a batch is shared
+among slot kinds ("arms", :func:`select_budget`): the highest predicted *mean*
+(exploitation: the predictor's best guesses), neighbours of the incumbent, the
+highest optimistic score ``mean + kappa * std`` (exploration where the
+ensemble disagrees) and uniformly random picks. Pareto mode: greedy expected
 hypervolume gain — each pick is the candidate whose optimistic accuracy adds
 the most area to the measured front (summed over devices), after which the
 pick joins the front at its *mean* ("believer") so the next pick goes
@@ -18,14 +19,23 @@ Every loop here is bounded by the pool size and the batch size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from nas.inner import Pool
 from nas.pareto import hypervolume_improvement
 
-__all__ = ["select_budget", "select_closest", "select_pareto", "select_random"]
+__all__ = [
+    "BUDGET_ARMS",
+    "select_budget",
+    "select_closest",
+    "select_pareto",
+    "select_random",
+]
+
+#: Slot kinds of a budget-mode batch (see :func:`select_budget`).
+BUDGET_ARMS = ("exploit", "local", "explore", "random")
 
 #: How far down the ranking the diversity filter looks, in multiples of the batch size.
 _SCAN_FACTOR = 50
@@ -68,44 +78,67 @@ def _kappas(kappa: float | Sequence[float]) -> list[float]:
 
 def select_budget(
     pool: Pool,
-    k: int,
+    slots: Mapping[str, int],
     *,
     kappa: float | Sequence[float],
-    n_exploit: int = 1,
-    n_local: int = 0,
     incumbent: np.ndarray | None = None,
     min_distance: float = 2.0,
-) -> list[int]:
-    """Indices into ``pool`` of up to ``k`` predicted-feasible candidates.
+    rng: np.random.Generator | None = None,
+) -> list[tuple[int, str]]:
+    """Up to ``sum(slots.values())`` predicted-feasible candidates, each with the
+    arm (slot kind) that chose it: ``(pool index, arm)``.
 
-    ``kappa`` may be a sequence: the optimistic slots then cycle through it, a
-    portfolio of cautious and bold picks in every batch (no single optimism
-    level suits every budget: tight budgets need exploration to find rare
-    cheap-and-accurate cells, loose ones reward trusting the mean).
-    ``n_local`` slots go to the best-predicted neighbours (one changed choice)
-    of ``incumbent``, the encoding of the best feasible architecture measured.
+    Arms (:data:`BUDGET_ARMS`), filled in this order:
+
+    - ``"exploit"``: the highest predicted mean (the predictor's best guesses);
+    - ``"local"``: the best-predicted neighbours (one changed choice) of
+      ``incumbent``, the encoding of the best feasible architecture measured;
+    - ``"explore"``: the highest optimistic score ``mean + kappa * std``.
+      ``kappa`` may be a sequence: these slots then cycle through it;
+    - ``"random"``: uniformly random (needs ``rng``): exploration that does not
+      trust the ensemble's spread, which is small exactly where the predictor
+      has never seen data.
+
+    Slots an arm cannot fill (no neighbour left, say) go to ``"explore"``.
     """
+    unknown = set(slots) - set(BUDGET_ARMS)
+    if unknown:
+        raise ValueError(f"unknown arm(s) {sorted(unknown)}; known: {list(BUDGET_ARMS)}")
+    k = sum(max(0, n) for n in slots.values())
     feasible = np.flatnonzero(pool.candidates.feasible)
     if k <= 0 or feasible.size == 0:
         return []
     X = pool.candidates.X
+    picked: list[int] = []
+    arms: list[str] = []
+
+    def take(indices: list[int], arm: str) -> None:
+        picked.extend(indices)
+        arms.extend([arm] * len(indices))
+
     by_mean = feasible[np.argsort(-pool.mean[feasible], kind="stable")]
-    picked = _diverse(by_mean, X, min(n_exploit, k), min_distance, [])
-    if n_local > 0 and incumbent is not None and len(picked) < k:
+    n_exploit = min(slots.get("exploit", 0), k)
+    take(_diverse(by_mean, X, n_exploit, min_distance, picked)[len(picked) :], "exploit")
+    n_local = min(slots.get("local", 0), k - len(picked))
+    if n_local > 0 and incumbent is not None:
         dist = 0.5 * np.abs(X[by_mean] - incumbent).sum(axis=1)
         near = [int(i) for i in by_mean[dist <= 1.0 + 1e-9] if int(i) not in picked]
-        picked += near[: min(n_local, k - len(picked))]
+        take(near[:n_local], "local")
+    n_random = min(slots.get("random", 0), k - len(picked)) if rng is not None else 0
     kappas = _kappas(kappa)
     orders = [
         feasible[np.argsort(-(pool.mean[feasible] + kap * pool.std[feasible]), kind="stable")]
         for kap in kappas
     ]
-    for slot in range(k - len(picked)):
+    for slot in range(k - n_random - len(picked)):
         before = len(picked)
-        picked = _diverse(orders[slot % len(orders)], X, 1, min_distance, picked)
-        if len(picked) == before:  # pool exhausted
+        extended = _diverse(orders[slot % len(orders)], X, 1, min_distance, picked)
+        if len(extended) == before:  # pool exhausted
             break
-    return picked
+        take(extended[before:], "explore")
+    if n_random > 0 and rng is not None:
+        take(select_random(pool, n_random, picked, rng), "random")
+    return list(zip(picked, arms, strict=True))
 
 
 def select_pareto(
@@ -116,15 +149,18 @@ def select_pareto(
     *,
     kappa: float | Sequence[float],
     min_distance: float = 2.0,
+    latency: np.ndarray | None = None,
 ) -> list[int]:
     """Greedy hypervolume-gain batch; ``fronts[d]`` = measured (latency, accuracy)
     of feasible evaluations on device ``d``, ``refs[d]`` its reference point.
+    ``latency`` (pool size, devices) replaces the pool's latencies when the
+    fronts are measured on another, monotone, scale (dominance is unchanged).
     A sequence ``kappa`` cycles over the picks as in :func:`select_budget`."""
     feasible = np.flatnonzero(pool.candidates.feasible)
     if k <= 0 or feasible.size == 0:
         return []
     X = pool.candidates.X[feasible]
-    lat = pool.candidates.latency[feasible]
+    lat = (pool.candidates.latency if latency is None else latency)[feasible]
     mean = pool.mean[feasible]
     kappas = _kappas(kappa)
     std = pool.std[feasible]

@@ -34,10 +34,15 @@ class Evaluation:
     violations: Mapping[str, float] = field(default_factory=dict)
     trial_number: int | None = None
     study_name: str | None = None
-    #: Why it was evaluated: "initial" (random design), "predictor", "random" (an
-    #: exploration slot of a predictor round), "closest" (nothing feasible was
-    #: predicted), or "external" (a trial this search did not propose).
-    source: str = "predictor"
+    #: Why it was evaluated: "initial" (random design); in a predictor round the
+    #: batch slot that chose it, "exploit", "local", "explore" or "random" (see
+    #: :func:`nas.acquisition.select_budget`) or "front" (Pareto mode's
+    #: hypervolume gain); "closest" (nothing feasible was predicted), or
+    #: "external" (a trial this search did not propose).
+    source: str = "external"
+    #: The round of the loop (counted from 0 in the run that proposed it) whose
+    #: batch this was; None for an external trial.
+    round_no: int | None = None
     predicted_accuracy: float | None = None
     predicted_std: float | None = None
     duration_s: float | None = None
@@ -66,6 +71,7 @@ class Evaluation:
             "trial_number": self.trial_number,
             "study_name": self.study_name,
             "source": self.source,
+            "round_no": self.round_no,
             "predicted_accuracy": self.predicted_accuracy,
             "predicted_std": self.predicted_std,
             "duration_s": self.duration_s,

@@ -8,7 +8,8 @@ Layout of a study created here (what the service and other workers can rely on):
   own samplers and visualisations understand the trials;
 * one trial user attr, ``hwnas`` (a dict: one storage write instead of ten):
   ``arch`` (config dict), ``arch_str``, ``arch_hash``, ``macs``, ``params``,
-  ``latency_measured`` ({device: bool}), ``source``, ``duration_s``,
+  ``latency_measured`` ({device: bool}), ``source``, ``round`` (the loop round
+  of the proposing run), ``duration_s``,
   ``predicted_accuracy`` / ``predicted_std`` (the predictor's estimate at
   proposal time, labelled); a failed evaluation adds ``error``;
 * states: COMPLETE (a real evaluation), RUNNING (being evaluated), FAIL
@@ -155,9 +156,12 @@ class SearchStudy:
             DEVICES_ATTR: self.devices,
         }
         if SPACE_ATTR not in attrs:
-            for key, value in mine.items():
-                self.study.set_user_attr(key, value)
-            return
+            # SPACE_ATTR is the "tagged" marker, so it is written last: another
+            # worker that sees it sees the rest too. Two new workers may both tag;
+            # re-reading settles which problem won (the loser fails below).
+            for key in (SPACE_CONFIG_ATTR, DEVICES_ATTR, SPACE_ATTR):
+                self.study.set_user_attr(key, mine[key])
+            attrs = self.study.user_attrs
         for key, value in mine.items():
             if attrs.get(key) != value:
                 raise ValueError(
@@ -195,6 +199,7 @@ class SearchStudy:
             trial_number=trial.number,
             study_name=self.name,
             source=attrs.get("source", "external"),
+            round_no=attrs.get("round"),
             predicted_accuracy=attrs.get("predicted_accuracy"),
             predicted_std=attrs.get("predicted_std"),
             duration_s=attrs.get("duration_s"),

@@ -100,6 +100,7 @@ def _trial_in(
         optuna_trial_number=evaluation.trial_number,
         details={
             "source": evaluation.source,
+            "round_no": evaluation.round_no,
             "predicted_accuracy": evaluation.predicted_accuracy,
             "predicted_std": evaluation.predicted_std,
             "duration_s": evaluation.duration_s,
@@ -128,7 +129,7 @@ def execute_search(
     ``should_stop`` is polled after every real evaluation; when it says so the
     run stops with :class:`JobAborted` (evaluations done so far are kept).
     """
-    from nas import run_search
+    from nas import SearchSettings, run_search
     from supernets import space_from_config
 
     with hw.session() as s:
@@ -164,6 +165,7 @@ def execute_search(
             max_macs=spec.max_macs,
             max_params=spec.max_params,
             time_budget_s=spec.time_budget_s,
+            settings=SearchSettings(batch_size=spec.batch_size),
             storage=storage,
             study_name=study_name,
             on_evaluation=record,

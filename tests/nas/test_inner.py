@@ -55,7 +55,7 @@ def test_pool_keeps_everything_when_nothing_is_feasible() -> None:
     inner = EvolutionInner(featurizer, population=10, generations=2)
     pool = inner.propose(fake_predict, set(), [], np.random.default_rng(0))
     assert len(pool) > 0 and not pool.candidates.feasible.any()
-    assert select_budget(pool, 5, kappa=1.0) == []
+    assert select_budget(pool, {"exploit": 5}, kappa=1.0) == []
 
 
 def nb201_pool() -> tuple[Pool, Featurizer]:
@@ -69,18 +69,44 @@ def nb201_pool() -> tuple[Pool, Featurizer]:
     return pool, featurizer
 
 
+def indices(picks: list[tuple[int, str]]) -> list[int]:
+    return [i for i, _ in picks]
+
+
 def test_budget_selection_is_feasible_diverse_and_exploits_first() -> None:
     pool, _ = nb201_pool()
-    picked = select_budget(pool, 8, kappa=1.0, min_distance=2.0)
+    picks = select_budget(pool, {"exploit": 8}, kappa=1.0, min_distance=2.0)
+    picked = indices(picks)
     assert len(picked) == 8 and len(set(picked)) == 8
-    assert picked[0] == int(np.argmax(pool.mean))
+    assert {arm for _, arm in picks} == {"exploit"}
+    by_mean = np.argsort(-pool.mean, kind="stable")
+    assert picked[0] == int(by_mean[0])
     X = pool.candidates.X[picked]
     dist = 0.5 * np.abs(X[:, None] - X[None]).sum(axis=2)
     assert dist[np.triu_indices(8, 1)].min() >= 2.0
-    incumbent = pool.candidates.X[picked[3]]
-    local = select_budget(pool, 4, kappa=1.0, n_local=2, incumbent=incumbent)
-    near = 0.5 * np.abs(pool.candidates.X[local[1:3]] - incumbent).sum(axis=1)
+    # Without the diversity rule the batch is simply the top of the mean ranking.
+    plain = indices(select_budget(pool, {"exploit": 8}, kappa=1.0, min_distance=0.0))
+    assert plain == by_mean[:8].tolist()
+
+
+def test_budget_selection_labels_every_arm() -> None:
+    pool, _ = nb201_pool()
+    incumbent = pool.candidates.X[int(np.argmax(pool.mean))]
+    slots = {"exploit": 1, "local": 2, "explore": 2, "random": 3}
+    picks = select_budget(pool, slots, kappa=1.0, incumbent=incumbent, rng=np.random.default_rng(0))
+    arms = [arm for _, arm in picks]
+    assert arms == ["exploit", "local", "local", "explore", "explore", "random", "random", "random"]
+    picked = indices(picks)
+    assert len(set(picked)) == 8 and pool.candidates.feasible[picked].all()
+    near = 0.5 * np.abs(pool.candidates.X[picked[1:3]] - incumbent).sum(axis=1)
     assert near.tolist() == [1.0, 1.0]
+    optimistic = pool.mean + pool.std
+    assert optimistic[picked[3]] >= np.sort(optimistic)[-50]  # near the top of its ranking
+    # Slots an arm cannot fill (no incumbent, no rng) go to the optimistic ranking.
+    fallback = select_budget(pool, {"local": 2, "random": 1}, kappa=1.0)
+    assert [arm for _, arm in fallback] == ["explore"] * 3
+    with pytest.raises(ValueError, match="unknown arm"):
+        select_budget(pool, {"greedy": 1}, kappa=1.0)
 
 
 def test_pareto_selection_spreads_over_latency() -> None:
@@ -95,14 +121,14 @@ def test_pareto_selection_spreads_over_latency() -> None:
 @pytest.mark.parametrize("k", [0, 1])
 def test_selection_edge_cases(k: int) -> None:
     pool, _ = nb201_pool()
-    assert len(select_budget(pool, k, kappa=0.0)) == k
+    assert len(select_budget(pool, {"exploit": k}, kappa=0.0)) == k
 
 
 def test_random_slots_are_feasible_and_new() -> None:
     from nas.acquisition import select_random
 
     pool, _ = nb201_pool()
-    picked = select_budget(pool, 3, kappa=0.0)
+    picked = indices(select_budget(pool, {"exploit": 3}, kappa=0.0))
     extra = select_random(pool, 4, picked, np.random.default_rng(0))
     assert len(extra) == 4 and not set(extra) & set(picked)
     assert pool.candidates.feasible[extra].all()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,13 +65,35 @@ def test_entry_point_contract() -> None:
     assert EV(result.best) == max(acc for acc, _ in feasible)
     assert LAT(result.best) <= BUDGET
     assert result.stop_reason == "n_evaluations"
-    # The predictor-guided rounds propose only predicted-feasible architectures:
-    # with an exact latency model every evaluation meets the budget.
-    assert all(lat <= BUDGET for _, _, lat in result.history)
-    assert all(e.predicted_accuracy is not None for e in result.evaluations[10:])
-    assert {e.source for e in result.evaluations} == {"initial", "predictor", "random"}
-    assert sum(e.source == "random" for e in result.evaluations) == 2 * 2  # 2 rounds x 2 slots
+    # The initial design covers the whole space (feasible or not); the
+    # predictor-guided rounds propose only predicted-feasible architectures: with
+    # an exact latency model every one of them meets the budget.
+    n0 = 30 // 3  # a short search: a third of its evaluations (n_initial is 20)
+    initial, guided = result.evaluations[:n0], result.evaluations[n0:]
+    assert {e.source for e in initial} == {"initial"} and any(not e.feasible for e in initial)
+    assert guided and all(e.feasible and e.predicted_accuracy is not None for e in guided)
+    assert {e.source for e in guided} == {"exploit"}  # the default batch: all best guesses
     assert result.proposals and all(p.arch_hash not in hashes for p in result.proposals)
+
+
+def test_batch_slots_and_a_feasible_initial_design() -> None:
+    settings = SearchSettings(
+        batch_size=10, n_initial=10, initial_design="feasible", n_explore=3, n_local=1, n_random=2
+    )
+    result = run_search(
+        SPACE, EV, LAT, BUDGET, 30, seed=1, settings=settings, predictor_factory=small_predictor
+    )
+    assert len(result.history) == 30 and all(e.feasible for e in result.evaluations)
+    counts = Counter(e.source for e in result.evaluations)
+    # Two predictor rounds of 4 exploit + 1 local + 3 explore + 2 random slots.
+    assert counts == {"initial": 10, "exploit": 8, "local": 2, "explore": 6, "random": 4}
+    assert Counter(e.round_no for e in result.evaluations) == {0: 10, 1: 10, 2: 10}
+
+
+def test_a_short_search_spends_at_most_a_third_on_the_initial_design() -> None:
+    result = run_search(SPACE, EV, LAT, BUDGET, 12, seed=0, predictor_factory=small_predictor)
+    sources = [e.source for e in result.evaluations]
+    assert sources == ["initial"] * 5 + ["exploit"] * 7  # 5: the predictor's minimum
 
 
 def test_plain_callables_and_determinism() -> None:
@@ -145,7 +168,8 @@ def test_macs_and_params_constraints() -> None:
         assert e.macs == pytest.approx(macs_and_params(SPACE, [e.arch]).macs[0])
         assert e.macs is not None and e.params is not None
         assert e.feasible == (e.macs <= max_macs and e.params <= max_params)
-    assert all(e.feasible for e in result.evaluations)
+    # MACs and params are exact: after the space-filling design, every guided pick meets them.
+    assert all(e.feasible for e in result.evaluations[FAST.n_initial :])
     impossible = run_search(
         SPACE,
         EV,
@@ -192,6 +216,24 @@ def test_pareto_mode_spreads_over_the_front() -> None:
     lats = [e.latency_ms["pixel3"] for e in front]
     assert lats == sorted(lats)
     assert max(lats) > 2 * min(lats)  # not collapsed on one point
+
+
+def test_pareto_mode_without_a_bound_covers_the_fast_end() -> None:
+    """Without a bound the reference accuracy is lower and the front is measured on
+    the latency quantile scale, so the fast (less accurate) end is not neglected."""
+    fpga = EV.latency("fpga")
+    median = float(np.median(fpga.values))
+
+    def fast_share(settings: SearchSettings) -> float:
+        result = run_search(
+            SPACE, EV, fpga, None, 50, seed=1, settings=settings, predictor_factory=small_predictor
+        )
+        guided = result.evaluations[settings.n_initial :]
+        return sum(e.latency_ms["fpga"] <= median for e in guided) / len(guided)
+
+    default = fast_share(FAST)
+    assert default >= 0.5
+    assert default > 2 * fast_share(replace(FAST, ref_accuracy_quantile_unbounded=0.75))
 
 
 def test_hooks_and_optuna_trials(tmp_path: Path) -> None:
@@ -420,10 +462,14 @@ def test_settings_validation() -> None:
         {"inner_population": 3},
         {"inner_generations": 0},
         {"n_random": -1},
+        {"n_explore": -1},
+        {"pareto_n_random": -1},
+        {"initial_design": "grid"},
         {"min_distance": float("nan")},
         {"kappa": -1.0},
         {"pareto_kappa": (0.0, float("inf"))},
         {"ref_accuracy_quantile": 1.5},
+        {"ref_accuracy_quantile_unbounded": -0.1},
         {"pending_timeout_s": 0.0},
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):

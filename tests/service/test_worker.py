@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -73,6 +74,13 @@ def test_worker_runs_a_search_and_records_every_trial(sqlite_url: str) -> None:
             assert all(
                 t.accuracy_source == "measured" and t.latency_source == "measured" for t in trials
             )
+            # The spec's batch_size reaches the loop: after the initial design (a
+            # third of 20), rounds of 5 real evaluations, the last one cut short.
+            per_round = Counter(t.details["round_no"] for t in trials)
+            assert [per_round[r] for r in sorted(per_round)] == [6, 5, 5, 4]
+            assert {t.details["source"] for t in trials if t.details["round_no"] == 0} == {
+                "initial"
+            }
             best = job.result["best"]
             assert best is not None and best["latency_ms"]["nb201-pixel3"] <= 20.0
             feasible = [
