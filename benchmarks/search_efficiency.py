@@ -472,6 +472,11 @@ def summarise(
         "",
     ]
     for q, med in speedups:
+        if "ours" in med and math.isinf(med["ours"]):
+            # Our median run never got there: no ratio is known, only that ours
+            # needed more than its cap.
+            lines.append(f"- p{q}: none (`ours` did not reach it within {CAPS['ours']})")
+            continue
         parts = []
         for m in methods:
             if m == "ours" or "ours" not in med:

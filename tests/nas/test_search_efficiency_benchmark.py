@@ -33,3 +33,10 @@ def test_methods_run_and_summary_renders(
     text = bench.summarise(rows, "pixel3", tmp_path, 1, "test run")
     assert "evals to oracle" in text and "Hypervolume" in text
     assert (tmp_path / "search_efficiency.png").exists()
+    # A budget where our median run never reached the target has no speed-up ratio.
+    censored = [
+        dict(r, evals_to_tol=None) if r["method"] == "ours" and r["kind"] == "budget" else r
+        for r in rows
+    ]
+    text = bench.summarise(censored, "pixel3", tmp_path, 1, "test run")
+    assert "- p50: none (`ours` did not reach it within 30)" in text
