@@ -13,7 +13,8 @@ Both population searches use the loop's defaults (population 100, 20
 generations). Problems:
 
 * ``nb201``: latency = pixel3's measured table, budget = its median; the
-  accuracy predictor (the loop's default, a 5-member GBDT ensemble) is fitted on 100 random cells with their real CIFAR-10 accuracy.
+  accuracy predictor (the loop's default, a 5-member GBDT ensemble) is
+  fitted on 100 random cells with their real CIFAR-10 accuracy.
 * ``ofa-mbv3``: latency = the shipped meta-trained predictor adapted with 10
   measurements of a meta-test GPU from the bundled table, budget = the median
   predicted latency of 1,000 random subnets; the accuracy predictor is fitted

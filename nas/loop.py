@@ -304,10 +304,6 @@ class _Search:
         self.n_new = 0
         self.inner = self._make_inner()
         self.last_pool: Pool | None = None
-        #: Pool index -> the arm that picked it, for this round's batch.
-        self.arm_of: dict[int, str] = {}
-        #: The round of this run being evaluated (recorded with each evaluation).
-        self.round_no = 0
 
     # -- setup ------------------------------------------------------------------
     def _make_inner(self) -> InnerSearch:
@@ -364,7 +360,7 @@ class _Search:
 
     # -- one evaluation ---------------------------------------------------------------
     def run_one(
-        self, cands: CandidateSet, i: int, source: str, pool: Pool | None
+        self, cands: CandidateSet, i: int, source: str, pool: Pool | None, round_no: int
     ) -> Evaluation | None:
         """Evaluate candidate ``i`` for real; None if another worker's earlier trial
         claimed the same architecture (this trial is then withdrawn, unevaluated)."""
@@ -375,13 +371,13 @@ class _Search:
                 "predicted_accuracy": float(pool.mean[i]),
                 "predicted_std": float(pool.std[i]),
             }
-        attrs = self._attrs(cands, i, source, predicted)
+        attrs = self._attrs(cands, i, source, predicted, round_no)
         trial = self.study.start(arch, attrs)
         actual = self.space.from_params(trial.params)
         if self.space.arch_hash(actual) != cands.hashes[i]:
             # ask() popped a trial someone enqueued with its own params: evaluate those.
             cands, i, arch, predicted = self.featurizer.featurize([actual]), 0, actual, {}
-            attrs = self._attrs(cands, 0, "external", predicted)
+            attrs = self._attrs(cands, 0, "external", predicted, None)
             self.study.annotate(trial, **attrs)
         if self.study.is_shared:
             rival = self.study.earlier_claim(
@@ -426,7 +422,12 @@ class _Search:
         return record
 
     def _attrs(
-        self, cands: CandidateSet, i: int, source: str, predicted: Mapping[str, Any]
+        self,
+        cands: CandidateSet,
+        i: int,
+        source: str,
+        predicted: Mapping[str, Any],
+        round_no: int | None,
     ) -> dict[str, Any]:
         arch = cands.archs[i]
         return {
@@ -437,7 +438,7 @@ class _Search:
             "params": None if cands.params is None else float(cands.params[i]),
             "latency_measured": {d: m.measured for d, m in self.featurizer.latency.items()},
             "source": source,
-            "round": None if source == "external" else self.round_no,
+            "round": round_no,
             **predicted,
         }
 
@@ -449,11 +450,13 @@ class _Search:
         return {name: float(v) for name, v in parts.items()}
 
     # -- proposing ----------------------------------------------------------------------
-    def initial_batch(self, k: int, rng: np.random.Generator) -> tuple[CandidateSet, list[int]]:
+    def initial_batch(
+        self, k: int, rng: np.random.Generator
+    ) -> tuple[CandidateSet, list[tuple[int, str]]]:
         """Random unmeasured architectures (predicted-feasible ones only when
-        ``initial_design`` is "feasible"); none if no sampled one is predicted
-        feasible (a constraint nothing may meet: no design is spent on it)."""
-        self.arm_of = {}
+        ``initial_design`` is "feasible"), labelled "initial"; none if no sampled
+        one is predicted feasible (a constraint nothing may meet: no design is
+        spent on it)."""
         cands = self.inner.sample(rng, max(50 * k, 1000))
         seen = self.seen()
         fresh = [i for i, h in enumerate(cands.hashes) if h not in seen]
@@ -462,8 +465,10 @@ class _Search:
         if feasible.size == 0:
             return cands, []  # nothing predicted feasible: the caller measures the closest
         if self.settings.initial_design == "space":
-            return cands, list(range(min(k, len(cands))))
-        return cands, [int(i) for i in feasible[:k]]
+            chosen = list(range(min(k, len(cands))))
+        else:
+            chosen = [int(i) for i in feasible[:k]]
+        return cands, [(i, "initial") for i in chosen]
 
     def fit_predictor(self, round_no: int) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
         records = self.evaluations
@@ -475,7 +480,8 @@ class _Search:
 
     def predicted_batch(
         self, k: int, round_no: int, rng: np.random.Generator
-    ) -> tuple[Pool, list[int]]:
+    ) -> tuple[Pool, list[tuple[int, str]]]:
+        """The next batch from the predictors: ``(pool index, arm that chose it)``."""
         predict = self.fit_predictor(round_no)
         records = self.evaluations
         feasible_records = [r for r in records if r.feasible]
@@ -507,8 +513,7 @@ class _Search:
             )
             extra = select_random(pool, n_random, front, rng) if front else []
             picks = [(i, "front") for i in front] + [(i, "random") for i in sorted(extra)]
-        self.arm_of = dict(picks)
-        return pool, [i for i, _ in picks]
+        return pool, picks
 
     def budget_slots(self, k: int) -> dict[str, int]:
         """How many of ``k`` slots each arm gets (budget mode); at least one slot
@@ -536,6 +541,7 @@ class _Search:
         bounded = all(dev in budgets for dev in self.featurizer.devices)
         quantile = s.ref_accuracy_quantile if bounded else s.ref_accuracy_quantile_unbounded
         ref_acc = float(np.quantile(accs, quantile))
+        front_acc = np.array([r.accuracy for r in records])
         fronts, refs = [], []
         scaled = np.array(pool.candidates.latency, dtype=np.float64, copy=True)
         for j, dev in enumerate(self.featurizer.devices):
@@ -549,7 +555,7 @@ class _Search:
                 scaled[:, j] = _quantile_scale(grid, pool.candidates.latency[:, j])
                 measured = _quantile_scale(grid, measured)
                 ref_lat = 1.0 + 1e-9
-            fronts.append((measured, np.array([r.accuracy for r in records])))
+            fronts.append((measured, front_acc))
             refs.append((float(ref_lat), ref_acc))
         return fronts, refs, scaled
 
@@ -698,17 +704,14 @@ def run_search(
             stop = "stopped"
             break
         k = min(settings.batch_size, remaining)
-        search.round_no = round_no
         pool: Pool | None = None
-        source = "predictor"  # overridden per pick by the arm that chose it
         if len(search.records) < n_initial:
             k = min(n_initial - len(search.records), remaining)
-            cands, picked = search.initial_batch(k, rng)
-            source = "initial"
+            cands, picks = search.initial_batch(k, rng)
         else:
-            pool, picked = search.predicted_batch(k, round_no, rng)
+            pool, picks = search.predicted_batch(k, round_no, rng)
             cands = pool.candidates
-        if not picked:
+        if not picks:
             if len(cands) == 0:
                 stop = "exhausted"
                 break
@@ -718,11 +721,10 @@ def run_search(
                 break
             # Nothing predicted feasible: measure the closest ones, so the answer
             # can show real numbers for them.
-            picked = select_closest(cands.violation, k)
-            source = "closest"
+            picks = [(i, "closest") for i in select_closest(cands.violation, k)]
         else:
             infeasible = 0
-        for i in picked:
+        for i, source in picks:
             if deadline is not None and time.monotonic() >= deadline:
                 break
             if should_stop is not None and should_stop():
@@ -731,7 +733,7 @@ def run_search(
                 continue  # another worker started it since this round's sync
             if len(search.records) + len(search.pending) >= n_evaluations:
                 break  # other workers filled the study meanwhile
-            search.run_one(cands, i, search.arm_of.get(i, source), pool)
+            search.run_one(cands, i, source, pool, round_no)
         score = search.score()
         stalled = 0 if score != last_score else stalled + 1
         last_score = score
