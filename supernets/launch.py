@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> Path:
     args = _parser().parse_args(argv)
     space = get_space(args.space)
-    # The split seed follows --seed, as in `hwnas supernet train` (service.supernet_ops).
+    # The split seed follows --seed, as in `hwnas supernet train` (service.orchestration.training).
     dataset = load_dataset(DatasetSpec.parse(args.dataset, seed=args.seed))
     if Path(args.schedule).is_file():
         schedule = schedule_from_dicts(json.loads(Path(args.schedule).read_text()))

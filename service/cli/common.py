@@ -13,12 +13,12 @@ from typing import Any
 
 import typer
 
-from service.app import Hwnas
 from service.db import SchemaError
 from service.domain.errors import DomainError
+from service.runtime import Runtime
 from service.settings import Settings, SettingsError, load_settings
 
-__all__ = ["CliState", "emit", "fail", "open_hwnas", "settings_of"]
+__all__ = ["CliState", "emit", "fail", "open_runtime", "settings_of"]
 
 
 @dataclass
@@ -46,19 +46,19 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 @contextmanager
-def open_hwnas(ctx: typer.Context, *, check_schema: bool = True) -> Iterator[Hwnas]:
+def open_runtime(ctx: typer.Context, *, check_schema: bool = True) -> Iterator[Runtime]:
     """Open the installation for one command; domain errors become CLI errors."""
     settings = settings_of(ctx)
     try:
-        hw = Hwnas.open(settings, check_schema=check_schema)
+        rt = Runtime.open(settings, check_schema=check_schema)
     except SchemaError as exc:
         raise fail(str(exc)) from None
     try:
-        yield hw
+        yield rt
     except (DomainError, ValueError) as exc:
         raise fail(str(exc)) from None
     finally:
-        hw.close()
+        rt.close()
 
 
 def emit(ctx: typer.Context, data: Any, lines: list[str] | None = None) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from service.cli.common import emit, fail, open_hwnas
+from service.cli.common import emit, fail, open_runtime
 from service.db import Device
 from service.domain import devices
 
@@ -46,7 +46,7 @@ def add_cmd(
 ) -> None:
     """Register a device whose latencies you will submit (kind remote), or describe
     one by hand. `hwnas device measure` registers this machine's backends itself."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         device = devices.create_device(
             s, name, kind=kind, description=description, batch_size=batch_size
         )
@@ -56,7 +56,7 @@ def add_cmd(
 @app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
     """List registered devices."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         rows = [device_dict(d) for d in devices.list_devices(s)]
         emit(
             ctx,
@@ -68,7 +68,7 @@ def list_cmd(ctx: typer.Context) -> None:
 @app.command("show")
 def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Device name.")) -> None:
     """Show a device and how many latencies are stored for it."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         device = devices.get_device(s, name)
         data = device_dict(device)
         data["n_measurements"] = len(devices.list_measurements(s, device))
@@ -78,7 +78,7 @@ def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Device na
 @app.command("remove")
 def remove_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Device name.")) -> None:
     """Remove a device with its measurements and latency models."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         devices.remove_device(s, name)
         emit(ctx, {"removed": name}, [f"device {name} removed"])
 
@@ -104,11 +104,11 @@ def measure_cmd(
 ) -> None:
     """Register this machine as a device: measure the reference subnets for real,
     adapt the meta-learned latency predictor, store model and measurements."""
-    from service.device_ops import measure_local
+    from service.orchestration.registration import measure_local
 
-    with open_hwnas(ctx) as hw:
+    with open_runtime(ctx) as rt:
         reg = measure_local(
-            hw,
+            rt,
             space,
             backend=backend,
             threads=threads,
@@ -140,10 +140,10 @@ def references_cmd(
     batch: int | None = typer.Option(None, "--batch", help="Batch size (default: the device's)."),
 ) -> None:
     """Write the reference subnets to measure on a remote device (ONNX + measure.py)."""
-    from service.device_ops import reference_package
+    from service.orchestration.registration import reference_package
 
-    with open_hwnas(ctx) as hw:
-        info = reference_package(hw, name, space, out, batch=batch)
+    with open_runtime(ctx) as rt:
+        info = reference_package(rt, name, space, out, batch=batch)
         emit(ctx, info, [f"wrote {len(info['files'])} reference subnets to {out}", info["next"]])
 
 
@@ -158,17 +158,17 @@ def submit_cmd(
 ) -> None:
     """Submit latencies measured on the device; adapts and stores its latency model."""
     from predictors.latency import reference_archs
-    from service.device_ops import parse_latency_file, submit_latencies
+    from service.orchestration.registration import parse_latency_file, submit_latencies
     from supernets import get_space
 
     try:
         text = file.read_text()
     except OSError as exc:
         raise fail(f"cannot read {file}: {exc}") from None
-    with open_hwnas(ctx) as hw:
+    with open_runtime(ctx) as rt:
         n_refs = len(reference_archs(get_space(space)))
         refs, extra, details = parse_latency_file(text, n_refs)
-        reg = submit_latencies(hw, name, space, refs, extra=extra, details=details)
+        reg = submit_latencies(rt, name, space, refs, extra=extra, details=details)
         emit(
             ctx,
             reg.to_dict(),
@@ -181,12 +181,12 @@ def submit_cmd(
 @app.command("models")
 def models_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Device name.")) -> None:
     """List the device's stored latency models (versions and quality)."""
-    from service.domain import predictors
+    from service.domain import predictor_records
 
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         device = devices.get_device(s, name)
-        rows = predictors.list_predictors(s, kind="latency", device_id=device.id)
-        data = [predictors.predictor_dict(r) for r in rows]
+        rows = predictor_records.list_predictors(s, kind="latency", device_id=device.id)
+        data = [predictor_records.predictor_dict(r) for r in rows]
         emit(
             ctx,
             data,

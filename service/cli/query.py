@@ -6,8 +6,8 @@ from typing import Any
 
 import typer
 
-from service.cli.common import emit, open_hwnas
-from service.domain import devices, subnets, supernets
+from service.cli.common import emit, open_runtime
+from service.domain import devices, subnets, supernet_records
 from service.domain.subnets import SubnetAnswer
 
 app = typer.Typer(
@@ -46,8 +46,8 @@ def best_cmd(
     budget_ms: float = typer.Option(..., "--budget-ms", "-b", help="Latency budget in ms."),
 ) -> None:
     """The most accurate evaluated subnet within the budget."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
-        sn, dev = supernets.get_supernet(s, supernet), devices.get_device(s, device)
+    with open_runtime(ctx) as rt, rt.session() as s:
+        sn, dev = supernet_records.get_supernet(s, supernet), devices.get_device(s, device)
         data = subnets.best_answer(s, sn, dev, budget_ms)
         found = SubnetAnswer(**data["best"]) if data["best"] else None
         closest = [SubnetAnswer(**c) for c in data["closest"]]
@@ -70,8 +70,8 @@ def pareto_cmd(
     device: str = typer.Option(..., "--device", "-d", help="Device name."),
 ) -> None:
     """The accuracy/latency Pareto front of the evaluated subnets, fastest first."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
-        sn, dev = supernets.get_supernet(s, supernet), devices.get_device(s, device)
+    with open_runtime(ctx) as rt, rt.session() as s:
+        sn, dev = supernet_records.get_supernet(s, supernet), devices.get_device(s, device)
         front = subnets.pareto_front(s, sn, dev)
         emit(
             ctx, [c.to_dict() for c in front], [_line(c) for c in front] or ["no evaluated subnets"]

@@ -8,10 +8,10 @@ from typing import Any
 
 import typer
 
-from service.cli.common import emit, fail, open_hwnas
+from service.cli.common import emit, fail, open_runtime
 from service.db import SearchJob
 from service.domain import jobs, searches
-from service.latency import check_latency_available
+from service.orchestration.device_latency import check_latency_available
 
 app = typer.Typer(
     help=(
@@ -90,7 +90,7 @@ def submit_cmd(
             "seed": seed,
         },
     )
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         job = searches.submit_search(
             s, spec, owner="cli", name=name, check_latency=check_latency_available
         )
@@ -108,7 +108,7 @@ def list_cmd(
     limit: int = typer.Option(50, "--limit", help="At most this many (newest first)."),
 ) -> None:
     """List search jobs, newest first."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         rows = [job_dict(j) for j in jobs.list_jobs(s, state=state, limit=limit)]
         emit(
             ctx,
@@ -124,7 +124,7 @@ def list_cmd(
 @app.command("show")
 def show_cmd(ctx: typer.Context, job_id: int = typer.Argument(..., help="Job id.")) -> None:
     """Show a job's state, progress, result or error."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         data = job_dict(jobs.get_job(s, job_id))
         emit(ctx, data, [f"{k}: {json.dumps(v, default=str)}" for k, v in data.items()])
 
@@ -132,6 +132,6 @@ def show_cmd(ctx: typer.Context, job_id: int = typer.Argument(..., help="Job id.
 @app.command("cancel")
 def cancel_cmd(ctx: typer.Context, job_id: int = typer.Argument(..., help="Job id.")) -> None:
     """Cancel a queued or running job (its evaluated trials are kept)."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         job = jobs.cancel_job(s, job_id)
         emit(ctx, job_dict(job), [f"search job {job.id} cancelled"])

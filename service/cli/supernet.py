@@ -7,10 +7,10 @@ from typing import Any
 
 import typer
 
-from service.cli.common import emit, fail, open_hwnas
+from service.cli.common import emit, fail, open_runtime
 from service.cli.export import subnet_cmd as export_subnet_cmd
 from service.db import Supernet
-from service.domain import supernets
+from service.domain import supernet_records
 
 app = typer.Typer(
     help=(
@@ -38,8 +38,8 @@ def supernet_dict(row: Supernet) -> dict[str, object]:
 @app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
     """List registered supernets and tabular spaces."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
-        rows = [supernet_dict(r) for r in supernets.list_supernets(s)]
+    with open_runtime(ctx) as rt, rt.session() as s:
+        rows = [supernet_dict(r) for r in supernet_records.list_supernets(s)]
         emit(
             ctx,
             rows,
@@ -54,8 +54,8 @@ def list_cmd(ctx: typer.Context) -> None:
 @app.command("show")
 def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Supernet name.")) -> None:
     """Show a supernet's space, dataset, checkpoint and metrics."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
-        data = supernet_dict(supernets.get_supernet(s, name))
+    with open_runtime(ctx) as rt, rt.session() as s:
+        data = supernet_dict(supernet_records.get_supernet(s, name))
         emit(ctx, data, [f"{k}: {v}" for k, v in data.items()])
 
 
@@ -65,9 +65,9 @@ def register_benchmark_cmd(
     name: str = typer.Argument("nb201", help="Bundled benchmark space (nb201)."),
 ) -> None:
     """Register a bundled benchmark space (zero training) and its measured devices."""
-    from service.benchmarks import register_benchmark
+    from service.orchestration.benchmarks import register_benchmark
 
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         reg = register_benchmark(s, name)
         emit(
             ctx,
@@ -111,7 +111,7 @@ def train_cmd(
     Interrupted? Run the same command again: it resumes after the last finished epoch."""
     from tqdm import tqdm
 
-    from service.supernet_ops import TrainRequest, train_and_register
+    from service.orchestration.training import TrainRequest, train_and_register
 
     bars: dict[str, Any] = {}
 
@@ -136,8 +136,8 @@ def train_cmd(
         batch_size=batch_size, seed=seed, max_steps_per_epoch=max_steps, threads=threads,
         nproc=nproc, out_dir=out,
     )  # fmt: skip
-    with open_hwnas(ctx) as hw:
-        row = train_and_register(hw, req, progress)
+    with open_runtime(ctx) as rt:
+        row = train_and_register(rt, req, progress)
         last = row.metrics["phases"][-1]
         accs = {k: v for k, v in last.items() if k.startswith("accuracy_")}
         emit(
@@ -158,10 +158,10 @@ def register_cmd(
     description: str = typer.Option("", "--description", help="Free text."),
 ) -> None:
     """Register a supernet trained outside hwnas (e.g. torchrun -m supernets.launch)."""
-    from service.supernet_ops import register_checkpoint
+    from service.orchestration.training import register_checkpoint
 
-    with open_hwnas(ctx) as hw:
-        row = register_checkpoint(hw, name, checkpoint, description=description)
+    with open_runtime(ctx) as rt:
+        row = register_checkpoint(rt, name, checkpoint, description=description)
         emit(
             ctx, supernet_dict(row), [f"supernet {row.name} registered from {row.checkpoint_path}"]
         )
@@ -186,12 +186,12 @@ def eval_cmd(
     import numpy as np
     from tqdm import tqdm
 
-    from service.supernet_ops import evaluate_subnets
+    from service.orchestration.training import evaluate_subnets
     from supernets import OFAMobileNetV3Space, space_from_config
 
-    with open_hwnas(ctx) as hw:
-        with hw.session() as s:
-            row = supernets.get_supernet(s, name)
+    with open_runtime(ctx) as rt:
+        with rt.session() as s:
+            row = supernet_records.get_supernet(s, name)
             space = space_from_config(row.space_name, row.space_config)
         archs: list[Any] = [space.validate(a) for a in arch]
         if extremes:
@@ -204,7 +204,7 @@ def eval_cmd(
             raise fail("nothing to evaluate: give --arch, --sample N or --extremes")
         with tqdm(total=len(archs), desc="evaluating", unit="subnet") as bar:
             results = evaluate_subnets(
-                hw, name, archs, n_bn_images=bn_images, seed=seed, progress=lambda i: bar.update(1)
+                rt, name, archs, n_bn_images=bn_images, seed=seed, progress=lambda i: bar.update(1)
             )
         emit(
             ctx,
@@ -225,10 +225,10 @@ def fit_predictor_cmd(
 ) -> None:
     """Fit the GBDT accuracy predictor on the supernet's measured subnets and store
     it as a new version with its cross-validated quality (Kendall tau, Spearman...)."""
-    from service.supernet_ops import fit_accuracy_predictor
+    from service.orchestration.training import fit_accuracy_predictor
 
-    with open_hwnas(ctx) as hw:
-        out = fit_accuracy_predictor(hw, name, seed=seed, tune=True if tune else "auto")
+    with open_runtime(ctx) as rt:
+        out = fit_accuracy_predictor(rt, name, seed=seed, tune=True if tune else "auto")
         m = out["metrics"].get("metrics", out["metrics"])
         emit(
             ctx,

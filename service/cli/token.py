@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from service.cli.common import emit, open_hwnas
+from service.cli.common import emit, open_runtime
 from service.domain import tokens
 
 app = typer.Typer(
@@ -19,7 +19,7 @@ def create_cmd(
     read_only: bool = typer.Option(False, "--read-only", help="Token may only read."),
 ) -> None:
     """Create a token and print its secret (shown only this once)."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         row, secret = tokens.create_token(s, name, ("read",) if read_only else ("read", "write"))
         emit(
             ctx,
@@ -34,7 +34,7 @@ def create_cmd(
 @app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
     """List tokens (names and scopes; never secrets)."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         rows = tokens.list_tokens(s)
         data = [
             {
@@ -60,6 +60,6 @@ def list_cmd(ctx: typer.Context) -> None:
 @app.command("revoke")
 def revoke_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Token name.")) -> None:
     """Revoke a token; requests using it are refused from now on."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         row = tokens.revoke_token(s, name)
         emit(ctx, {"name": row.name, "revoked_at": row.revoked_at}, [f"token {row.name} revoked"])

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.db import Device, SearchJob, Supernet
-from service.domain import devices, jobs, supernets
+from service.domain import devices, jobs, supernet_records
 from service.domain.errors import ConflictError
 from service.domain.specs import SearchSpec, parse_spec
 
@@ -30,7 +30,7 @@ def submit_search(
     check_latency: LatencyCheck | None = None,
 ) -> SearchJob:
     spec: SearchSpec = parse_spec(spec_data)
-    supernet = supernets.get_supernet(session, spec.supernet)
+    supernet = supernet_records.get_supernet(session, spec.supernet)
     if supernet.status != "ready":
         raise ConflictError(
             f"supernet {supernet.name!r} is {supernet.status}, not ready for search"

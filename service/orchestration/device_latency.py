@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from service.db import Device, PredictorModel, Supernet
 from service.domain.errors import DomainError
-from service.domain.predictors import scope_of
+from service.domain.predictor_records import scope_of
 
 __all__ = ["check_latency_available", "has_table_latency", "latency_source"]
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.app import Hwnas
 from service.db import Supernet
-from service.domain import predictors, subnets, supernets
+from service.domain import predictor_records, subnets, supernet_records
 from service.domain.errors import ConflictError, DomainError
+from service.runtime import Runtime
 
 __all__ = [
     "TrainRequest",
@@ -58,7 +58,7 @@ def _require_trainable(row: Supernet) -> Path:
 
 
 def register_checkpoint(
-    hw: Hwnas, name: str, checkpoint: Path, *, description: str = ""
+    rt: Runtime, name: str, checkpoint: Path, *, description: str = ""
 ) -> Supernet:
     """Register (or finish registering) a trained run directory under ``name``."""
     from supernets.train import load_supernet, read_manifest
@@ -68,12 +68,12 @@ def register_checkpoint(
         done = len(manifest.get("phases", []))
         raise DomainError(f"training run {checkpoint} is not complete ({done} phase(s) done)")
     space, _, meta = load_supernet(checkpoint)
-    with hw.session() as s:
+    with rt.session() as s:
         existing = s.query(Supernet).filter(Supernet.name == name).one_or_none()
         if existing is not None and existing.status == "ready":
             raise ConflictError(f"supernet {name!r} already exists")
         if existing is None:
-            existing = supernets.register_supernet(
+            existing = supernet_records.register_supernet(
                 s, name, space_name=space.name, space_config=space.config(), status="training"
             )
         existing.space_config = space.config()
@@ -94,15 +94,15 @@ def register_checkpoint(
 
 
 def train_and_register(
-    hw: Hwnas, req: TrainRequest, progress: Callable[[Any], None] | None = None
+    rt: Runtime, req: TrainRequest, progress: Callable[[Any], None] | None = None
 ) -> Supernet:
     """Train a supernet (resuming an interrupted run of the same name) and register it.
 
     The row is created up front with status ``training`` and the run directory,
     so a killed run is visible and the same command resumes it.
     """
-    out = Path(req.out_dir or hw.settings.home / "supernets" / req.name).resolve()
-    with hw.session() as s:
+    out = Path(req.out_dir or rt.settings.home / "supernets" / req.name).resolve()
+    with rt.session() as s:
         row = s.query(Supernet).filter(Supernet.name == req.name).one_or_none()
         if row is not None and row.status == "ready":
             raise ConflictError(f"supernet {req.name!r} already exists")
@@ -115,7 +115,7 @@ def train_and_register(
 
         space = get_space(req.space)
         if row is None:
-            supernets.register_supernet(
+            supernet_records.register_supernet(
                 s,
                 req.name,
                 space_name=space.name,
@@ -128,7 +128,7 @@ def train_and_register(
         _train_distributed(req, out)
     else:
         _train_local(req, out, progress)
-    return register_checkpoint(hw, req.name, out)
+    return register_checkpoint(rt, req.name, out)
 
 
 def _schedule_and_config(req: TrainRequest) -> tuple[Any, Any, Any, Any]:
@@ -190,7 +190,7 @@ def _load(row: Supernet) -> tuple[Any, Any, Any]:
 
 
 def evaluate_subnets(
-    hw: Hwnas,
+    rt: Runtime,
     name: str,
     archs: Sequence[Any],
     *,
@@ -203,15 +203,15 @@ def evaluate_subnets(
     each as a measured trial of the supernet (no job)."""
     from supernets.evaluate import evaluate_subnet
 
-    with hw.session() as s:
-        row = supernets.get_supernet(s, name)
+    with rt.session() as s:
+        row = supernet_records.get_supernet(s, name)
         row_id, space_name = row.id, row.space_name
         space, net, dataset = _load(row)
     archs = [space.validate(a) for a in archs]
     out = []
     for i, arch in enumerate(archs, start=1):
         result = evaluate_subnet(net, arch, dataset, n_calibration=n_bn_images, seed=seed)
-        with hw.session() as s:
+        with rt.session() as s:
             trial = subnets.record_trial(
                 s,
                 subnets.TrialIn(
@@ -230,7 +230,7 @@ def evaluate_subnets(
 
 
 def fit_accuracy_predictor(
-    hw: Hwnas, name: str, *, seed: int = 0, tune: bool | str = "auto"
+    rt: Runtime, name: str, *, seed: int = 0, tune: bool | str = "auto"
 ) -> dict[str, Any]:
     """Fit the GBDT accuracy predictor on every measured trial of the supernet,
     report its cross-validated quality, and store it as a new version."""
@@ -238,8 +238,8 @@ def fit_accuracy_predictor(
     from predictors.accuracy.training import fit_with_report
     from supernets import space_from_config
 
-    with hw.session() as s:
-        row = supernets.get_supernet(s, name)
+    with rt.session() as s:
+        row = supernet_records.get_supernet(s, name)
         space = space_from_config(row.space_name, row.space_config)
         trials = subnets.list_trials(s, supernet_id=row.id, limit=10_000)
         measured = {
@@ -258,8 +258,8 @@ def fit_accuracy_predictor(
     predictor, report = fit_with_report(X, y, seed=seed, tune=tune)
     assert isinstance(predictor, GBDTAccuracyPredictor)
     metrics = report.to_dict()
-    with hw.session() as s:
-        stored = predictors.store_predictor(
+    with rt.session() as s:
+        stored = predictor_records.store_predictor(
             s,
             kind="accuracy",
             space_name=space.name,
@@ -272,7 +272,7 @@ def fit_accuracy_predictor(
 
 
 def export_subnet(
-    hw: Hwnas,
+    rt: Runtime,
     name: str,
     arch: Any,
     out_dir: Path,
@@ -289,8 +289,8 @@ def export_subnet(
     # register; torchvision is not a dependency, so that is noise.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
 
-    with hw.session() as s:
-        row = supernets.get_supernet(s, name)
+    with rt.session() as s:
+        row = supernet_records.get_supernet(s, name)
         space, net, dataset = _load(row)
     arch = space.validate(arch)
     paths = _export(net, arch, out_dir, dataset=dataset, n_calibration=n_bn_images, formats=formats)
@@ -325,7 +325,7 @@ def choose_subnet(
         raise DomainError(
             "give exactly one of an arch, a trial id, or a device with a latency budget"
         )
-    row = supernets.get_supernet(session, supernet_name)
+    row = supernet_records.get_supernet(session, supernet_name)
     if budget_ms is not None:
         if device is None:
             raise DomainError("a latency budget needs a device")
