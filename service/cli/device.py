@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from service.cli.common import emit, fail, open_runtime
-from service.db import Device
 from service.domain import devices
+from service.domain.views import DeviceOut, PredictorOut
 
 app = typer.Typer(
     help=(
@@ -18,20 +17,6 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-
-
-def device_dict(device: Device) -> dict[str, Any]:
-    return {
-        "name": device.name,
-        "kind": device.kind,
-        "description": device.description,
-        "host": device.host,
-        "backend": device.backend,
-        "threads": device.threads,
-        "batch_size": device.batch_size,
-        "properties": device.properties,
-        "created_at": device.created_at,
-    }
 
 
 @app.command("add")
@@ -50,14 +35,14 @@ def add_cmd(
         device = devices.create_device(
             s, name, kind=kind, description=description, batch_size=batch_size
         )
-        emit(ctx, device_dict(device), [f"device {device.name} ({device.kind}) registered"])
+        emit(ctx, DeviceOut.json_of(device), [f"device {device.name} ({device.kind}) registered"])
 
 
 @app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
     """List registered devices."""
     with open_runtime(ctx) as rt, rt.session() as s:
-        rows = [device_dict(d) for d in devices.list_devices(s)]
+        rows = [DeviceOut.json_of(d) for d in devices.list_devices(s)]
         emit(
             ctx,
             rows,
@@ -70,7 +55,7 @@ def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Device na
     """Show a device and how many latencies are stored for it."""
     with open_runtime(ctx) as rt, rt.session() as s:
         device = devices.get_device(s, name)
-        data = device_dict(device)
+        data = DeviceOut.json_of(device)
         data["n_measurements"] = len(devices.list_measurements(s, device))
         emit(ctx, data, [f"{k}: {v}" for k, v in data.items()])
 
@@ -186,12 +171,12 @@ def models_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Device 
     with open_runtime(ctx) as rt, rt.session() as s:
         device = devices.get_device(s, name)
         rows = predictor_records.list_predictors(s, kind="latency", device_id=device.id)
-        data = [predictor_records.predictor_dict(r) for r in rows]
+        data = [PredictorOut.json_of(r) for r in rows]
         emit(
             ctx,
             data,
             [
-                f"v{d['version']:<3} {d['space']:<16} refs={d['n_train']:<3} {d['metrics']}"
+                f"v{d['version']:<3} {d['space_name']:<16} refs={d['n_train']:<3} {d['metrics']}"
                 for d in data
             ]
             or ["no latency models"],

@@ -40,7 +40,7 @@ def subnet_cmd(
     ),
 ) -> None:
     """Export one subnet; exactly one of --budget-ms (with --device), --trial, --arch."""
-    from service.orchestration.training import choose_subnet, export_subnet
+    from service.orchestration.export import choose_subnet, export_subnet
 
     bad = sorted(set(formats) - set(FORMATS))
     if bad:

@@ -9,8 +9,8 @@ from typing import Any
 import typer
 
 from service.cli.common import emit, fail, open_runtime
-from service.db import SearchJob
 from service.domain import jobs, searches
+from service.domain.views import JobOut
 from service.orchestration.device_latency import check_latency_available
 
 app = typer.Typer(
@@ -20,25 +20,6 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-
-
-def job_dict(job: SearchJob) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "name": job.name,
-        "state": job.state,
-        "progress": job.progress,
-        "n_evaluations": job.n_evaluations,
-        "owner": job.owner,
-        "worker_id": job.worker_id,
-        "attempts": job.attempts,
-        "error": job.error,
-        "spec": job.spec,
-        "result": job.result,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-    }
 
 
 def build_spec(spec_file: Path | None, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +77,7 @@ def submit_cmd(
         )
         emit(
             ctx,
-            job_dict(job),
+            JobOut.json_of(job),
             [f"queued search job {job.id} ({job.name}); run `hwnas worker` to process it"],
         )
 
@@ -109,7 +90,7 @@ def list_cmd(
 ) -> None:
     """List search jobs, newest first."""
     with open_runtime(ctx) as rt, rt.session() as s:
-        rows = [job_dict(j) for j in jobs.list_jobs(s, state=state, limit=limit)]
+        rows = [JobOut.json_of(j) for j in jobs.list_jobs(s, state=state, limit=limit)]
         emit(
             ctx,
             rows,
@@ -125,7 +106,7 @@ def list_cmd(
 def show_cmd(ctx: typer.Context, job_id: int = typer.Argument(..., help="Job id.")) -> None:
     """Show a job's state, progress, result or error."""
     with open_runtime(ctx) as rt, rt.session() as s:
-        data = job_dict(jobs.get_job(s, job_id))
+        data = JobOut.json_of(jobs.get_job(s, job_id))
         emit(ctx, data, [f"{k}: {json.dumps(v, default=str)}" for k, v in data.items()])
 
 
@@ -134,4 +115,4 @@ def cancel_cmd(ctx: typer.Context, job_id: int = typer.Argument(..., help="Job i
     """Cancel a queued or running job (its evaluated trials are kept)."""
     with open_runtime(ctx) as rt, rt.session() as s:
         job = jobs.cancel_job(s, job_id)
-        emit(ctx, job_dict(job), [f"search job {job.id} cancelled"])
+        emit(ctx, JobOut.json_of(job), [f"search job {job.id} cancelled"])

@@ -9,8 +9,8 @@ import typer
 
 from service.cli.common import emit, fail, open_runtime
 from service.cli.export import subnet_cmd as export_subnet_cmd
-from service.db import Supernet
 from service.domain import supernet_records
+from service.domain.views import SupernetOut
 
 app = typer.Typer(
     help=(
@@ -21,30 +21,16 @@ app = typer.Typer(
 )
 
 
-def supernet_dict(row: Supernet) -> dict[str, object]:
-    return {
-        "name": row.name,
-        "space": row.space_name,
-        "space_config": row.space_config,
-        "dataset": row.dataset,
-        "n_classes": row.n_classes,
-        "checkpoint": row.checkpoint_path,
-        "status": row.status,
-        "metrics": row.metrics,
-        "created_at": row.created_at,
-    }
-
-
 @app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
     """List registered supernets and tabular spaces."""
     with open_runtime(ctx) as rt, rt.session() as s:
-        rows = [supernet_dict(r) for r in supernet_records.list_supernets(s)]
+        rows = [SupernetOut.json_of(r) for r in supernet_records.list_supernets(s)]
         emit(
             ctx,
             rows,
             [
-                f"{r['name']:<28} {r['space']:<16} {r['status']:<9} {r['checkpoint'] or '(tabular)'}"
+                f"{r['name']:<28} {r['space_name']:<16} {r['status']:<9} {r['checkpoint_path'] or '(tabular)'}"
                 for r in rows
             ]
             or ["no supernets"],
@@ -55,7 +41,7 @@ def list_cmd(ctx: typer.Context) -> None:
 def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Supernet name.")) -> None:
     """Show a supernet's space, dataset, checkpoint and metrics."""
     with open_runtime(ctx) as rt, rt.session() as s:
-        data = supernet_dict(supernet_records.get_supernet(s, name))
+        data = SupernetOut.json_of(supernet_records.get_supernet(s, name))
         emit(ctx, data, [f"{k}: {v}" for k, v in data.items()])
 
 
@@ -111,7 +97,8 @@ def train_cmd(
     Interrupted? Run the same command again: it resumes after the last finished epoch."""
     from tqdm import tqdm
 
-    from service.orchestration.training import TrainRequest, train_and_register
+    from service.orchestration.training import train_and_register
+    from supernets.launch import TrainRequest
 
     bars: dict[str, Any] = {}
 
@@ -131,18 +118,17 @@ def train_cmd(
         elif event.kind == "phase_end" and "bar" in bars:
             bars.pop("bar").close()
 
-    req = TrainRequest(
-        name=name, space=space, dataset=dataset, schedule=schedule, epochs=epochs, lr=lr,
-        batch_size=batch_size, seed=seed, max_steps_per_epoch=max_steps, threads=threads,
-        nproc=nproc, out_dir=out,
-    )  # fmt: skip
     with open_runtime(ctx) as rt:
-        row = train_and_register(rt, req, progress)
+        req = TrainRequest(
+            space=space, dataset=dataset, schedule=schedule, epochs=epochs, lr=lr,
+            batch_size=batch_size, seed=seed, max_steps_per_epoch=max_steps, threads=threads,
+        )  # fmt: skip
+        row = train_and_register(rt, name, req, nproc=nproc, out_dir=out, progress=progress)
         last = row.metrics["phases"][-1]
         accs = {k: v for k, v in last.items() if k.startswith("accuracy_")}
         emit(
             ctx,
-            supernet_dict(row),
+            SupernetOut.json_of(row),
             [
                 f"supernet {row.name} ready: {row.checkpoint_path}",
                 f"holdout accuracy after the last phase: {accs}",
@@ -163,7 +149,9 @@ def register_cmd(
     with open_runtime(ctx) as rt:
         row = register_checkpoint(rt, name, checkpoint, description=description)
         emit(
-            ctx, supernet_dict(row), [f"supernet {row.name} registered from {row.checkpoint_path}"]
+            ctx,
+            SupernetOut.json_of(row),
+            [f"supernet {row.name} registered from {row.checkpoint_path}"],
         )
 
 
@@ -186,7 +174,7 @@ def eval_cmd(
     import numpy as np
     from tqdm import tqdm
 
-    from service.orchestration.training import evaluate_subnets
+    from service.orchestration.evaluation import evaluate_subnets
     from supernets import OFAMobileNetV3Space, space_from_config
 
     with open_runtime(ctx) as rt:
@@ -225,7 +213,7 @@ def fit_predictor_cmd(
 ) -> None:
     """Fit the GBDT accuracy predictor on the supernet's measured subnets and store
     it as a new version with its cross-validated quality (Kendall tau, Spearman...)."""
-    from service.orchestration.training import fit_accuracy_predictor
+    from service.orchestration.evaluation import fit_accuracy_predictor
 
     with open_runtime(ctx) as rt:
         out = fit_accuracy_predictor(rt, name, seed=seed, tune=True if tune else "auto")

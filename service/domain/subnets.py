@@ -29,6 +29,7 @@ __all__ = [
     "candidates",
     "get_trial",
     "list_trials",
+    "measured_accuracies",
     "pareto_front",
     "record_trial",
 ]
@@ -144,6 +145,24 @@ def list_trials(
     if after_id is not None:
         query = query.where(Trial.id > after_id)
     return session.scalars(query).all()
+
+
+def measured_accuracies(
+    session: Session, supernet_id: int
+) -> dict[str, tuple[dict[str, Any], float]]:
+    """Every architecture of the supernet with a measured accuracy, uncapped:
+    ``arch_hash -> (arch, accuracy)``, the latest evaluation of each. Only the
+    three columns are loaded, so tens of thousands of trials stay cheap."""
+    rows = session.execute(
+        select(Trial.arch_hash, Trial.arch, Trial.accuracy)
+        .where(
+            Trial.supernet_id == supernet_id,
+            Trial.accuracy.is_not(None),
+            Trial.accuracy_source == "measured",
+        )
+        .order_by(Trial.id)
+    )
+    return {arch_hash: (arch, float(acc)) for arch_hash, arch, acc in rows}
 
 
 @dataclass(frozen=True)

@@ -132,18 +132,19 @@ def _device(session: Any, name: str) -> Any:
 
 def _train(rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:
     from service.db import Supernet
-    from service.orchestration.training import TrainRequest, train_and_register
+    from service.orchestration.training import train_and_register
+    from supernets.launch import TrainRequest
 
     with rt.session() as s:
         row = s.query(Supernet).filter(Supernet.name == opts.supernet).one_or_none()
         ready = row is not None and row.status == "ready"
     if not ready:
         req = TrainRequest(
-            name=opts.supernet, space="ofa-mbv3-tiny", dataset="digits", schedule=opts.schedule,
+            space="ofa-mbv3-tiny", dataset="digits", schedule=opts.schedule,
             epochs=opts.epochs, batch_size=opts.batch_size, seed=opts.seed,
             max_steps_per_epoch=opts.max_steps_per_epoch, eval_images=opts.bn_images,
         )  # fmt: skip
-        train_and_register(rt, req, _phase_reporter(report))
+        train_and_register(rt, opts.supernet, req, progress=_phase_reporter(report))
     with rt.session() as s:
         row = supernet_records.get_supernet(s, opts.supernet)
         last = row.metrics["phases"][-1]
@@ -189,7 +190,7 @@ def _predictor_step(
 ) -> None:
     import numpy as np
 
-    from service.orchestration.training import evaluate_subnets, fit_accuracy_predictor
+    from service.orchestration.evaluation import evaluate_subnets, fit_accuracy_predictor
     from supernets import get_space
 
     space = get_space("ofa-mbv3-tiny")
@@ -247,7 +248,7 @@ def _supernet_search(
 
 
 def _export_step(rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:
-    from service.orchestration.training import choose_subnet, export_subnet
+    from service.orchestration.export import choose_subnet, export_subnet
 
     device, budget = out["device"]["device"], out["search"]["budget_ms"]
     with rt.session() as s:

@@ -208,22 +208,15 @@ def _pruned(rt: Runtime, supernet: Supernet, space: Any, seed: int) -> tuple[Any
     """Restrict ``space`` to the choices that do not measurably hurt accuracy,
     judged on every measured subnet of the supernet stored so far."""
     from predictors.accuracy import prune_space
+    from service.orchestration.evaluation import accuracy_training_set
     from supernets.spaces import RestrictedSpace
 
-    with rt.session() as s:
-        trials = subnets.list_trials(s, supernet_id=supernet.id, limit=10_000)
-        measured = {
-            t.arch_hash: t
-            for t in trials
-            if t.accuracy is not None and t.accuracy_source == "measured"
-        }
-    if len(measured) < MIN_PRUNING_SAMPLES:
+    X, y = accuracy_training_set(rt, supernet.id, space)
+    if len(y) < MIN_PRUNING_SAMPLES:
         return space, {
             "applied": False,
-            "reason": f"{len(measured)} measured subnets; pruning needs {MIN_PRUNING_SAMPLES}",
+            "reason": f"{len(y)} measured subnets; pruning needs {MIN_PRUNING_SAMPLES}",
         }
-    X = space.encode_many([space.validate(t.arch) for t in measured.values()])
-    y = [float(t.accuracy) for t in measured.values()]  # type: ignore[arg-type]
     result = prune_space(space, X, y, seed=seed)
     return RestrictedSpace(space, result.choices), {"applied": True, **result.to_dict()}
 

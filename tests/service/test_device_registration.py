@@ -79,7 +79,7 @@ def test_remote_device_flow_through_the_cli(tmp_path: Path) -> None:
     models = json.loads(
         runner.invoke(app, [*base, "--json", "device", "models", "edge-box"]).output
     )
-    assert [m["version"] for m in models] == [1] and models[0]["space"] == SPACE
+    assert [m["version"] for m in models] == [1] and models[0]["space_name"] == SPACE
 
 
 def test_submitted_model_predicts_positive_latencies(rt: Runtime) -> None:

@@ -13,6 +13,7 @@ from service.api.deps import Caller, SessionDep, get_hwnas, reader, writer
 from service.api.files import zip_response
 from service.api.schemas import DeviceIn, DeviceOut
 from service.domain import devices, predictor_records
+from service.domain.views import PredictorOut
 from service.runtime import Runtime
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
@@ -168,6 +169,6 @@ def models(
     """The device's latency models, every version with its quality."""
     device = devices.get_device(session, name)
     return [
-        predictor_records.predictor_dict(r)
+        PredictorOut.json_of(r)
         for r in predictor_records.list_predictors(session, kind="latency", device_id=device.id)
     ]

@@ -13,6 +13,7 @@ from service.api.deps import Caller, SessionDep, get_hwnas, reader
 from service.api.files import zip_response
 from service.api.schemas import SupernetOut
 from service.domain import predictor_records, supernet_records
+from service.domain.views import PredictorOut
 from service.runtime import Runtime
 
 router = APIRouter(prefix="/v1/supernets", tags=["supernets"])
@@ -53,7 +54,7 @@ def export(
 ) -> Response:
     """The chosen subnet's weights (BN recalibrated) as a zip: ONNX, TorchScript,
     config + state_dict, and ``hwnas-export.json`` saying where it came from."""
-    from service.orchestration.training import choose_subnet, export_subnet
+    from service.orchestration.export import choose_subnet, export_subnet
 
     with rt.session() as s:
         arch, provenance = choose_subnet(
@@ -84,6 +85,6 @@ def accuracy_predictors(
     """The supernet's accuracy predictor versions with their quality."""
     row = supernet_records.get_supernet(session, name)
     return [
-        predictor_records.predictor_dict(r)
+        PredictorOut.json_of(r)
         for r in predictor_records.list_predictors(session, kind="accuracy", supernet_id=row.id)
     ]
