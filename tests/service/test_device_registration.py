@@ -52,6 +52,7 @@ def test_measure_this_machine_stores_measurements_and_versions(rt: Runtime) -> N
         measure_local(rt, SPACE, threads=2, n_extra=0, repeats=3, name="here")
 
 
+@pytest.mark.slow
 def test_remote_device_flow_through_the_cli(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     base = ["--database-url", url]

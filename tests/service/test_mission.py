@@ -19,6 +19,9 @@ from service.orchestration.quickstart import QuickstartOptions, run_quickstart
 from service.runtime import Runtime
 from service.settings import load_settings
 
+# The quickstart fixture trains a supernet and measures this CPU: the slow tier.
+pytestmark = pytest.mark.slow
+
 TINY = QuickstartOptions(
     # The six-phase OFA schedule: the longest path through the trainer.
     schedule="progressive-shrinking",

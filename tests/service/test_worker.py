@@ -91,6 +91,7 @@ def test_worker_runs_a_search_and_records_every_trial(sqlite_url: str) -> None:
         rt.close()
 
 
+@pytest.mark.slow
 def test_killed_worker_job_resumes_without_reevaluating(db_url: str, tmp_path: Path) -> None:
     rt = _open(db_url)
     try:
@@ -139,6 +140,7 @@ def test_killed_worker_job_resumes_without_reevaluating(db_url: str, tmp_path: P
         rt.close()
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_several_workers_share_a_postgres_queue(postgres_url: str) -> None:
     rt = _open(postgres_url)
@@ -167,6 +169,7 @@ def test_several_workers_share_a_postgres_queue(postgres_url: str) -> None:
         rt.close()
 
 
+@pytest.mark.slow
 def test_search_on_a_pruned_space(sqlite_url: str) -> None:
     """With prune_space, the search explores only choices that do not measurably
     hurt accuracy, learnt from the measured subnets stored by an earlier search."""
