@@ -11,7 +11,7 @@ answers (see ``service.domain.subnets``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +19,10 @@ from sqlalchemy.orm import Session
 from service.db import Device, PredictorModel, Supernet
 from service.domain.errors import DomainError
 from service.domain.predictor_records import scope_of
+
+if TYPE_CHECKING:
+    from nas.evaluators import TabularLatency
+    from predictors.latency import DeviceLatencyPredictor
 
 __all__ = ["check_latency_available", "has_table_latency", "latency_source"]
 
@@ -36,7 +40,9 @@ def _table_device(device: Device) -> str:
     return str(device.properties.get("table_device", device.name))
 
 
-def latency_source(session: Session, supernet: Supernet, device: Device) -> Any:
+def latency_source(
+    session: Session, supernet: Supernet, device: Device
+) -> TabularLatency | DeviceLatencyPredictor:
     """The latency model the search uses for ``device`` on ``supernet``'s space:
     the bundled table where it covers the space, else the newest stored model."""
     if has_table_latency(supernet.space_name, device):
@@ -58,7 +64,7 @@ def latency_source(session: Session, supernet: Supernet, device: Device) -> Any:
     return _device_model(row.blob, device.name)
 
 
-def _device_model(blob: bytes, device_name: str) -> Any:
+def _device_model(blob: bytes, device_name: str) -> DeviceLatencyPredictor:
     from predictors.latency import DeviceLatencyPredictor
 
     model = DeviceLatencyPredictor.from_bytes(blob)

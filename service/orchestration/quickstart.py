@@ -213,6 +213,7 @@ def _supernet_search(
 ) -> None:
     import numpy as np
 
+    from nas.latency import BatchLatency
     from service.orchestration.device_latency import latency_source
     from supernets import get_space
 
@@ -223,7 +224,9 @@ def _supernet_search(
             s, supernet_records.get_supernet(s, opts.supernet), _device(s, device)
         )
     rng = np.random.default_rng(opts.seed)
-    predicted = model.predict(space.encode_many([space.sample(rng) for _ in range(500)]))
+    predicted = BatchLatency(model, space, device).predict_archs(
+        [space.sample(rng) for _ in range(500)]
+    )
     budget = round(float(np.percentile(predicted, 40)), 3)
     result = _run_job(
         rt,

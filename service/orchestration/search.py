@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from sqlalchemy.orm import Session
@@ -21,6 +21,10 @@ from service.domain import devices, jobs, subnets, supernet_records
 from service.domain.specs import SearchSpec, parse_spec
 from service.orchestration.device_latency import latency_source
 from service.runtime import Runtime
+
+if TYPE_CHECKING:
+    from nas import Evaluation, SearchResult
+    from supernets.spaces import SearchSpace
 
 __all__ = ["JobAborted", "execute_search", "fail_orphaned_trials", "optuna_storage"]
 
@@ -71,7 +75,7 @@ def _evaluator(rt: Runtime, supernet: Supernet, spec: SearchSpec) -> Callable[[A
 
 
 def _trial_in(
-    job: SearchJob, supernet: Supernet, device: Device, evaluation: Any
+    job: SearchJob, supernet: Supernet, device: Device, evaluation: Evaluation
 ) -> subnets.TrialIn:
     primary = device.name
     latencies = {
@@ -147,7 +151,7 @@ def execute_search(
     fail_orphaned_trials(storage, study_name)
     count = 0
 
-    def record(evaluation: Any) -> None:
+    def record(evaluation: Evaluation) -> None:
         nonlocal count
         with rt.session() as s:
             subnets.record_trial(s, _trial_in(job, supernet, devs[0], evaluation))
@@ -186,7 +190,9 @@ def execute_search(
     return summary
 
 
-def _verify(rt: Runtime, space: Any, spec: SearchSpec, result: Any) -> list[dict[str, Any]]:
+def _verify(
+    rt: Runtime, space: SearchSpace[Any], spec: SearchSpec, result: SearchResult
+) -> list[dict[str, Any]]:
     """Check the promising subnets' latency for real where the device is this
     machine: the best one and the fastest members of the front."""
     from service.orchestration.registration import verify_latency
@@ -204,7 +210,9 @@ def _verify(rt: Runtime, space: Any, spec: SearchSpec, result: Any) -> list[dict
 MIN_PRUNING_SAMPLES = 20
 
 
-def _pruned(rt: Runtime, supernet: Supernet, space: Any, seed: int) -> tuple[Any, dict[str, Any]]:
+def _pruned(
+    rt: Runtime, supernet: Supernet, space: SearchSpace[Any], seed: int
+) -> tuple[SearchSpace[Any], dict[str, Any]]:
     """Restrict ``space`` to the choices that do not measurably hurt accuracy,
     judged on every measured subnet of the supernet stored so far."""
     from predictors.accuracy import prune_space
@@ -225,8 +233,8 @@ def _clean(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def _summary(result: Any, spec: SearchSpec) -> dict[str, Any]:
-    def ev(e: Any) -> dict[str, Any]:
+def _summary(result: SearchResult, spec: SearchSpec) -> dict[str, Any]:
+    def ev(e: Evaluation) -> dict[str, Any]:
         return {
             "arch": e.arch.to_dict(),
             "arch_hash": e.arch_hash,
