@@ -30,9 +30,9 @@ def create_app(rt: Runtime) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = rt
-    from service.orchestration.device_latency import check_latency_available
+    from service.orchestration.device_latency import check_budget
 
-    app.state.latency_check = check_latency_available
+    app.state.latency_check = check_budget
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])

@@ -22,7 +22,9 @@ def upgrade_cmd(
     with open_runtime(ctx, check_schema=False) as rt:
         before = schema_status(rt.engine)
         if before.state == "unversioned":
-            raise fail("the database has hwnas tables but no version table; refusing to migrate it")
+            raise fail(
+                ctx, "the database has hwnas tables but no version table; refusing to migrate it"
+            )
         upgrade(rt.engine, revision)
         after = schema_status(rt.engine)
         emit(

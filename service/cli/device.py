@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from service.cli.common import emit, fail, open_runtime
+from service.cli.output import Column, emit_record, emit_table
 from service.domain import devices
 from service.domain.views import DeviceOut, PredictorOut
 
@@ -43,10 +44,18 @@ def list_cmd(ctx: typer.Context) -> None:
     """List registered devices."""
     with open_runtime(ctx) as rt, rt.session() as s:
         rows = [DeviceOut.json_of(d) for d in devices.list_devices(s)]
-        emit(
+        emit_table(
             ctx,
             rows,
-            [f"{r['name']:<32} {r['kind']:<18} {r['description']}" for r in rows] or ["no devices"],
+            [
+                Column("device", "name"),
+                Column("kind", "kind"),
+                Column("backend", "backend"),
+                Column("threads", "threads", "right"),
+                Column("batch", "batch_size", "right"),
+                Column("description", "description"),
+            ],
+            empty="no devices: `hwnas device add NAME` or `hwnas device measure`",
         )
 
 
@@ -57,7 +66,7 @@ def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Device na
         device = devices.get_device(s, name)
         data = DeviceOut.json_of(device)
         data["n_measurements"] = len(devices.list_measurements(s, device))
-        emit(ctx, data, [f"{k}: {v}" for k, v in data.items()])
+        emit_record(ctx, data, title=f"device {device.name}")
 
 
 @app.command("remove")
@@ -149,7 +158,7 @@ def submit_cmd(
     try:
         text = file.read_text()
     except OSError as exc:
-        raise fail(f"cannot read {file}: {exc}") from None
+        raise fail(ctx, f"cannot read {file}: {exc}") from None
     with open_runtime(ctx) as rt:
         n_refs = len(reference_archs(get_space(space)))
         refs, extra, details = parse_latency_file(text, n_refs)
@@ -172,12 +181,15 @@ def models_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Device 
         device = devices.get_device(s, name)
         rows = predictor_records.list_predictors(s, kind="latency", device_id=device.id)
         data = [PredictorOut.json_of(r) for r in rows]
-        emit(
+        emit_table(
             ctx,
             data,
             [
-                f"v{d['version']:<3} {d['space_name']:<16} refs={d['n_train']:<3} {d['metrics']}"
-                for d in data
-            ]
-            or ["no latency models"],
+                Column("version", "version", "right"),
+                Column("space", "space_name"),
+                Column("measurements", "n_train", "right"),
+                Column("quality", "metrics"),
+                Column("created", "created_at"),
+            ],
+            empty=f"device {name} has no latency models",
         )

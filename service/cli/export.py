@@ -44,13 +44,13 @@ def subnet_cmd(
 
     bad = sorted(set(formats) - set(FORMATS))
     if bad:
-        raise fail(f"unknown format(s) {bad}; choose from {list(FORMATS)}")
+        raise fail(ctx, f"unknown format(s) {bad}; choose from {list(FORMATS)}")
     config: Any = None
     if arch is not None:
         try:
             config = json.loads(arch)
         except json.JSONDecodeError as exc:
-            raise fail(f"--arch is not JSON: {exc}") from None
+            raise fail(ctx, f"--arch is not JSON: {exc}") from None
     with open_runtime(ctx) as rt:
         with rt.session() as s:
             chosen_arch, provenance = choose_subnet(

@@ -9,9 +9,10 @@ from typing import Any
 import typer
 
 from service.cli.common import emit, fail, open_runtime
+from service.cli.output import Column, emit_record, emit_table
 from service.domain import jobs, searches
 from service.domain.views import JobOut
-from service.orchestration.device_latency import check_latency_available
+from service.orchestration.device_latency import check_budget
 
 app = typer.Typer(
     help=(
@@ -22,15 +23,17 @@ app = typer.Typer(
 )
 
 
-def build_spec(spec_file: Path | None, overrides: dict[str, Any]) -> dict[str, Any]:
+def build_spec(
+    ctx: typer.Context, spec_file: Path | None, overrides: dict[str, Any]
+) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     if spec_file is not None:
         try:
             spec = json.loads(spec_file.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise fail(f"cannot read spec file {spec_file}: {exc}") from None
+            raise fail(ctx, f"cannot read spec file {spec_file}: {exc}") from None
         if not isinstance(spec, dict):
-            raise fail(f"spec file {spec_file} must hold a JSON object")
+            raise fail(ctx, f"spec file {spec_file} must hold a JSON object")
     spec.update({k: v for k, v in overrides.items() if v is not None})
     return spec
 
@@ -58,6 +61,7 @@ def submit_cmd(
 ) -> None:
     """Queue a search job (validated now, run by a worker)."""
     spec = build_spec(
+        ctx,
         spec_file,
         {
             "supernet": supernet,
@@ -73,7 +77,12 @@ def submit_cmd(
     )
     with open_runtime(ctx) as rt, rt.session() as s:
         job = searches.submit_search(
-            s, spec, owner="cli", name=name, check_latency=check_latency_available
+            s,
+            spec,
+            owner="cli",
+            name=name,
+            check_latency=check_budget,
+            warn=lambda m: typer.secho(f"warning: {m}", fg=typer.colors.YELLOW, err=True),
         )
         emit(
             ctx,
@@ -91,14 +100,20 @@ def list_cmd(
     """List search jobs, newest first."""
     with open_runtime(ctx) as rt, rt.session() as s:
         rows = [JobOut.json_of(j) for j in jobs.list_jobs(s, state=state, limit=limit)]
-        emit(
+        emit_table(
             ctx,
             rows,
             [
-                f"{r['id']:>5} {r['state']:<10} {r['progress']:>5.0%} {r['n_evaluations']:>5} evals  {r['name']}"
-                for r in rows
-            ]
-            or ["no search jobs"],
+                Column("id", "id", "right"),
+                Column("state", "state"),
+                Column("progress", lambda r: f"{r['progress']:.0%}", "right"),
+                Column("evaluations", "n_evaluations", "right"),
+                Column("supernet", lambda r: r["spec"].get("supernet")),
+                Column("device", lambda r: r["spec"].get("device")),
+                Column("budget ms", lambda r: r["spec"].get("latency_budget_ms"), "right"),
+                Column("name", "name"),
+            ],
+            empty="no search jobs: `hwnas search submit --help` shows how to start one",
         )
 
 
@@ -107,7 +122,28 @@ def show_cmd(ctx: typer.Context, job_id: int = typer.Argument(..., help="Job id.
     """Show a job's state, progress, result or error."""
     with open_runtime(ctx) as rt, rt.session() as s:
         data = JobOut.json_of(jobs.get_job(s, job_id))
-        emit(ctx, data, [f"{k}: {json.dumps(v, default=str)}" for k, v in data.items()])
+        result = data["result"] or {}
+        best = result.get("best") or {}
+        device = data["spec"].get("device")
+        summary = {
+            **{k: data[k] for k in ("id", "name", "state", "attempts", "owner", "worker_id")},
+            "progress": f"{data['progress']:.0%} of {data['spec'].get('n_evaluations')} evaluations",
+            "search": {k: data["spec"].get(k) for k in ("supernet", "device", "latency_budget_ms")},
+            "message": result.get("message"),
+            "best accuracy": best.get("accuracy"),
+            "best latency ms": (best.get("latency_ms") or {}).get(device),
+            "latency is": (best.get("latency_source") or {}).get(device),
+            "best arch": best.get("arch"),
+            "error": data["error"],
+            "created": data["created_at"],
+            "finished": data["finished_at"],
+        }
+        emit_record(
+            ctx,
+            summary,
+            title=f"search job {job_id} (`hwnas search show {job_id} --json` prints everything)",
+            data_for_json=data,
+        )
 
 
 @app.command("cancel")

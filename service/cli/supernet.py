@@ -9,6 +9,7 @@ import typer
 
 from service.cli.common import emit, fail, open_runtime
 from service.cli.export import subnet_cmd as export_subnet_cmd
+from service.cli.output import Column, emit_record, emit_table
 from service.domain import supernet_records
 from service.domain.views import SupernetOut
 
@@ -26,14 +27,16 @@ def list_cmd(ctx: typer.Context) -> None:
     """List registered supernets and tabular spaces."""
     with open_runtime(ctx) as rt, rt.session() as s:
         rows = [SupernetOut.json_of(r) for r in supernet_records.list_supernets(s)]
-        emit(
+        emit_table(
             ctx,
             rows,
             [
-                f"{r['name']:<28} {r['space_name']:<16} {r['status']:<9} {r['checkpoint_path'] or '(tabular)'}"
-                for r in rows
-            ]
-            or ["no supernets"],
+                Column("supernet", "name"),
+                Column("space", "space_name"),
+                Column("status", "status"),
+                Column("weights", lambda r: r["checkpoint_path"] or "(tabular benchmark)"),
+            ],
+            empty="no supernets: `hwnas supernet train NAME` or `hwnas supernet register-benchmark`",
         )
 
 
@@ -42,7 +45,7 @@ def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Supernet 
     """Show a supernet's space, dataset, checkpoint and metrics."""
     with open_runtime(ctx) as rt, rt.session() as s:
         data = SupernetOut.json_of(supernet_records.get_supernet(s, name))
-        emit(ctx, data, [f"{k}: {v}" for k, v in data.items()])
+        emit_record(ctx, data, title=f"supernet {name}")
 
 
 @app.command("register-benchmark")
@@ -184,12 +187,12 @@ def eval_cmd(
         archs: list[Any] = [space.validate(a) for a in arch]
         if extremes:
             if not isinstance(space, OFAMobileNetV3Space):
-                raise fail(f"--extremes needs an OFA space, {name} is {space.name}")
+                raise fail(ctx, f"--extremes needs an OFA space, {name} is {space.name}")
             archs += [space.min_arch(), space.max_arch()]
         rng = np.random.default_rng(seed)
         archs += [space.sample(rng) for _ in range(sample)]
         if not archs:
-            raise fail("nothing to evaluate: give --arch, --sample N or --extremes")
+            raise fail(ctx, "nothing to evaluate: give --arch, --sample N or --extremes")
         with tqdm(total=len(archs), desc="evaluating", unit="subnet") as bar:
             results = evaluate_subnets(
                 rt, name, archs, n_bn_images=bn_images, seed=seed, progress=lambda i: bar.update(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from service.cli.common import emit, open_runtime
+from service.cli.output import Column, emit_table
 from service.domain import tokens
 
 app = typer.Typer(
@@ -46,14 +47,17 @@ def list_cmd(ctx: typer.Context) -> None:
             }
             for r in rows
         ]
-        emit(
+        emit_table(
             ctx,
             data,
             [
-                f"{r.name:<24} {','.join(r.scopes):<12} {'revoked' if r.revoked_at else 'active'}"
-                for r in rows
-            ]
-            or ["no tokens"],
+                Column("token", "name"),
+                Column("scopes", lambda r: ", ".join(r["scopes"])),
+                Column("state", lambda r: "revoked" if r["revoked"] else "active"),
+                Column("created", "created_at"),
+                Column("last used", "last_used_at"),
+            ],
+            empty="no tokens: `hwnas token create NAME`",
         )
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+import numpy as np
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db import Device, PredictorModel, Supernet
+from service.db import Device, LatencyMeasurement, PredictorModel, Supernet
 from service.domain.errors import DomainError
 from service.domain.predictor_records import scope_of
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from nas.evaluators import TabularLatency
     from predictors.latency import DeviceLatencyPredictor
 
-__all__ = ["check_latency_available", "has_table_latency", "latency_source"]
+__all__ = ["check_budget", "check_latency_available", "has_table_latency", "latency_source"]
 
 
 def has_table_latency(space_name: str, device: Device) -> bool:
@@ -87,6 +88,74 @@ def check_latency_available(session: Session, supernet: Supernet, device: Device
     if stored is None:
         raise DomainError(
             f"device {device.name!r} has no latency model for space {supernet.space_name!r}: "
-            f"register one with `hwnas device measure {device.name}` (this machine) or "
-            f"`hwnas device submit {device.name}` (latencies measured elsewhere)"
+            "measure this machine with "
+            f"`hwnas device measure --space {supernet.space_name} --name {device.name}`, "
+            "or measure elsewhere: "
+            f"`hwnas device references {device.name} --space {supernet.space_name} -o refs/`, "
+            "run refs/measure.py on the device, then "
+            f"`hwnas device submit {device.name} --space {supernet.space_name} -f latencies.jsonl`"
         )
+
+
+#: Random subnets whose predicted latency bounds "the fastest predicted subnet"
+#: (with the space's smallest subnet, when it has one).
+_FASTEST_SAMPLE = 2000
+
+
+def check_budget(
+    session: Session, supernet: Supernet, device: Device, budget_ms: float | None
+) -> list[str]:
+    """Check, before a search is queued, that ``device`` has latencies for the
+    supernet's space and that ``budget_ms`` can be met.
+
+    Refused (DomainError, naming the latency): a budget below the fastest
+    subnet of a bundled table, or below the measured latency of the space's
+    smallest subnet. Accepted with a warning (returned): a budget below the
+    fastest *predicted* latency, since the prediction may be wrong and the
+    search's real measurements may still find a subnet.
+    """
+    check_latency_available(session, supernet, device)
+    if budget_ms is None:
+        return []
+    space_name = supernet.space_name
+    if has_table_latency(space_name, device):
+        from supernets.tables import nb201_latency
+
+        fastest = float(np.min(nb201_latency().latency[_table_device(device)]))
+        if budget_ms < fastest:
+            raise DomainError(
+                f"no subnet of {space_name} meets {budget_ms} ms on {device.name}: the fastest "
+                f"runs in {fastest:.4g} ms (bundled measurements)"
+            )
+        return []
+    from supernets import space_from_config
+
+    space = space_from_config(space_name, supernet.space_config)
+    smallest = space.min_arch() if hasattr(space, "min_arch") else None
+    if smallest is not None:
+        measured = session.scalar(
+            select(func.min(LatencyMeasurement.latency_ms)).where(
+                LatencyMeasurement.device_id == device.id,
+                LatencyMeasurement.space_name == space_name,
+                LatencyMeasurement.arch_hash == space.arch_hash(smallest),
+            )
+        )
+        if measured is not None and budget_ms < measured:
+            raise DomainError(
+                f"no subnet of {space_name} meets {budget_ms} ms on {device.name}: its smallest "
+                f"subnet measured {measured:.4g} ms there"
+            )
+    from nas.latency import BatchLatency
+
+    model = BatchLatency(latency_source(session, supernet, device), space, device.name)
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(_FASTEST_SAMPLE)]
+    archs += [smallest] if smallest is not None else []
+    fastest = float(np.min(model.predict_archs(archs)))
+    if budget_ms < fastest:
+        return [
+            f"{budget_ms} ms is below the fastest predicted latency of {space_name} on "
+            f"{device.name} ({fastest:.4g} ms); the search will measure what it can, but may "
+            "find nothing within the budget"
+        ]
+    return []

@@ -25,7 +25,7 @@ from typing import Any
 
 from service.domain import jobs, searches, subnets, supernet_records
 from service.orchestration.benchmarks import register_benchmark
-from service.orchestration.device_latency import check_latency_available
+from service.orchestration.device_latency import check_budget
 from service.orchestration.worker import Worker
 from service.runtime import Runtime
 
@@ -75,7 +75,7 @@ class Step:
 def _run_job(rt: Runtime, spec: dict[str, Any], name: str) -> dict[str, Any]:
     with rt.session() as s:
         job_id = searches.submit_search(
-            s, spec, owner="quickstart", name=name, check_latency=check_latency_available
+            s, spec, owner="quickstart", name=name, check_latency=check_budget
         ).id
     Worker(rt, worker_id="quickstart").run(exit_when_idle=True)
     with rt.session() as s:

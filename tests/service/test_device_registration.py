@@ -154,3 +154,46 @@ def test_unknown_device_and_space(rt: Runtime) -> None:
 def test_latency_file_errors(text: str, message: str) -> None:
     with pytest.raises(DomainError, match=message):
         parse_latency_file(text, 10)
+
+
+def test_budgets_out_of_reach_are_refused_or_warned_at_submit(rt: Runtime) -> None:
+    from service.domain import searches, supernet_records
+    from service.orchestration.device_latency import check_budget
+    from supernets import get_space
+
+    measure_local(rt, SPACE, threads=1, n_extra=0, repeats=3, name="here")
+    space = get_space(SPACE)
+    spec = {"supernet": "tiny", "device": "here", "n_evaluations": 5}
+    with rt.session() as s:
+        supernet_records.register_supernet(
+            s, "tiny", space_name=SPACE, space_config=space.config(), status="ready"
+        )
+    warnings: list[str] = []
+    with rt.session() as s:
+        # Below every predicted latency: queued, with a warning naming the latency.
+        searches.submit_search(
+            s, {**spec, "latency_budget_ms": 1e-6}, check_latency=check_budget,
+            warn=warnings.append,
+        )  # fmt: skip
+    assert len(warnings) == 1 and "below the fastest predicted latency" in warnings[0]
+    with rt.session() as s:
+        device = devices.get_device(s, "here")
+        smallest = space.min_arch()
+        devices.add_measurements(
+            s,
+            device,
+            [
+                devices.MeasurementIn(
+                    space_name=SPACE,
+                    arch=smallest.to_dict(),
+                    arch_hash=space.arch_hash(smallest),
+                    latency_ms=50.0,
+                    method="torch-cpu",
+                )
+            ],
+        )
+    with rt.session() as s, pytest.raises(DomainError, match="smallest subnet measured 50 ms"):
+        # Below the measured latency of the space's smallest subnet: refused.
+        searches.submit_search(s, {**spec, "latency_budget_ms": 10}, check_latency=check_budget)
+    with rt.session() as s:
+        searches.submit_search(s, {**spec, "latency_budget_ms": 60}, check_latency=check_budget)

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from service.db import Trial
 from service.domain import jobs, searches, subnets
 from service.orchestration.benchmarks import register_benchmark
-from service.orchestration.device_latency import check_latency_available
+from service.orchestration.device_latency import check_budget
 from service.orchestration.worker import Worker
 from service.runtime import Runtime
 from service.settings import load_settings
@@ -40,7 +40,7 @@ def _submit(rt: Runtime, n_evaluations: int, seed: int = 0) -> int:
         job = searches.submit_search(
             s,
             {**SPEC, "n_evaluations": n_evaluations, "seed": seed},
-            check_latency=check_latency_available,
+            check_latency=check_budget,
         )
         return job.id
 
@@ -180,7 +180,7 @@ def test_search_on_a_pruned_space(sqlite_url: str) -> None:
             pruned_job = searches.submit_search(
                 s,
                 {**SPEC, "n_evaluations": 15, "seed": 2, "prune_space": True},
-                check_latency=check_latency_available,
+                check_latency=check_budget,
             ).id
         assert Worker(rt).run(exit_when_idle=True) == 2
         with rt.session() as s:
