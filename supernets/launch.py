@@ -133,19 +133,12 @@ class TrainRequest:
     def parse_argv(cls, argv: Sequence[str] | None = None) -> tuple[TrainRequest, Path]:
         """The request and run directory given on a ``supernets.launch`` command line."""
         args = _parser().parse_args(argv)
-        request = cls(
-            space=args.space,
-            dataset=args.dataset,
-            schedule=args.schedule,
-            epochs=args.epochs,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            max_steps_per_epoch=args.max_steps_per_epoch,
-            threads=args.threads,
-            eval_after_phase=not args.no_eval,
-            eval_images=args.eval_images,
-        )
+        # One flag per field (``--batch-size`` for ``batch_size``), except that
+        # ``eval_after_phase`` is spelled ``--no-eval``.
+        values = {
+            f.name: getattr(args, f.name) for f in fields(cls) if f.name != "eval_after_phase"
+        }
+        request = cls(**values, eval_after_phase=not args.no_eval)
         return request, args.out
 
 
