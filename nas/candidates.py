@@ -99,6 +99,11 @@ class Featurizer:
         #: Bumped whenever :attr:`scale` changes: featurized sets kept elsewhere are stale.
         self.version = 0
 
+    def raw_latency(self, arch_hash: str) -> np.ndarray | None:
+        """The model's latency row of a featurized architecture, before :attr:`scale`."""
+        row = self._cache.get(arch_hash)
+        return None if row is None else row[2]
+
     def set_scale(self, scale: Mapping[str, float]) -> None:
         """Rescale the devices' predicted latencies (and their std) from now on."""
         new = np.array([float(scale.get(d, 1.0)) for d in self.devices])

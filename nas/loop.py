@@ -29,6 +29,7 @@ from nas.result import SearchResult
 from nas.search import Search
 from nas.settings import AccuracyModel, SearchSettings, StopReason, default_predictor
 from nas.stopping import StopRules
+from nas.verify import LatencyMeasure
 
 if TYPE_CHECKING:
     import optuna
@@ -59,6 +60,8 @@ def run_search(
     study_name: str | None = None,
     on_evaluation: Callable[[Evaluation], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    measure_latency: LatencyMeasure | Mapping[str, LatencyMeasure] | None = None,
+    max_latency_measurements: int | None = None,
 ) -> SearchResult:
     """Predictor-guided, hardware-aware search for accurate architectures under budgets.
 
@@ -98,6 +101,20 @@ def run_search(
     should_stop:
         Polled before every real evaluation; returning True ends the search
         cleanly with ``stop_reason="stopped"`` (job cancellation, a lease lost).
+    measure_latency, max_latency_measurements:
+        Verification on the device (:mod:`nas.verify`): a callable ``arch ->
+        ms`` measuring the true latency on the first device, or ``{device:
+        callable}`` (each such device needs a budget), and how many distinct
+        architectures may be measured in the whole study (default 10; a
+        measurement that raises counts and is recorded with its error). The
+        measurements correct the device model during the search, and
+        ``best`` is then an architecture whose *measured* latency is within
+        budget (None if every measured one is over: ``closest`` lists them
+        with their measured latencies). Without a callable, or with a cap of
+        0, nothing is measured and ``best`` is chosen by the chance
+        constraint (``SearchSettings.feasibility_confidence``), its latency
+        labelled predicted (``SearchResult.best_latency_measured``). A cap
+        without a callable, or a negative cap, is a ``ValueError``.
     """
     settings = settings or SearchSettings()
     stop_rules = StopRules(
@@ -121,6 +138,8 @@ def run_search(
         study_name=study_name,
         on_evaluation=on_evaluation,
         seed=seed,
+        measure_latency=measure_latency,
+        max_latency_measurements=max_latency_measurements,
     )
     return drive(search, stop_rules)
 
@@ -156,8 +175,11 @@ def drive(search: Search, rules: StopRules) -> SearchResult:
             if stopper.remaining(search.n_done, search.n_in_flight) <= 0:
                 break  # other workers filled the study meanwhile
             search.run_one(batch.candidates, i, source, batch.pool, round_no)
+        search.refine()
         reason = stopper.after_round(search.score())
         if reason is not None:
             stop = reason
             break
+    if stop != "stopped":  # a cancelled search answers with what it has measured
+        search.verify()
     return search.result(stop)

@@ -30,6 +30,7 @@ from nas.records import Evaluation, Proposal
 from nas.result import SearchResult
 from nas.settings import AccuracyModel, SearchSettings, StopReason, default_predictor
 from nas.study import SearchStudy
+from nas.verify import LatencyMeasure, Verifier, measure_map
 
 if TYPE_CHECKING:
     import optuna
@@ -82,7 +83,12 @@ class Search:
         study_name: str | None = None,
         on_evaluation: Callable[[Evaluation], None] | None = None,
         seed: int = 0,
+        measure_latency: LatencyMeasure | Mapping[str, LatencyMeasure] | None = None,
+        max_latency_measurements: int | None = None,
     ) -> None:
+        measures, cap = measure_map(
+            measure_latency, max_latency_measurements, list(latency), constraints
+        )
         if mode == "auto":
             mode = "budget" if constraints.latency_ms else "pareto"
         if mode not in ("budget", "pareto"):
@@ -108,6 +114,7 @@ class Search:
         self.n_new = 0
         self.inner = self._make_inner()
         self.last_pool: Pool | None = None
+        self.verifier = Verifier(measures, cap, self.study, self.featurizer)
 
     # -- setup ------------------------------------------------------------------
     def _make_inner(self) -> InnerSearch:
@@ -151,6 +158,8 @@ class Search:
                 self.records[trial.number] = record
         self.failed = self.study.failed_hashes()
         self.pending = self.study.pending_hashes(self.settings.pending_timeout_s)
+        if self.verifier.active:
+            self.verifier.load()
 
     def taken(self, arch_hash: str) -> bool:
         """Re-read the study just before starting an evaluation, so that a shared
@@ -162,8 +171,12 @@ class Search:
 
     @property
     def evaluations(self) -> list[Evaluation]:
-        """Every real evaluation of the study, in trial-number order."""
-        return [self.records[n] for n in sorted(self.records)]
+        """Every real evaluation of the study, in trial-number order; with latency
+        measurements, seen with the latencies known now (:meth:`Verifier.view`)."""
+        records = [self.records[n] for n in sorted(self.records)]
+        if not self.verifier.active:
+            return records
+        return [self.verifier.view(r, self.constraints) for r in records]
 
     @property
     def n_done(self) -> int:
@@ -445,7 +458,7 @@ class Search:
     def score(self) -> tuple[float, ...]:
         """Progress measure for ``patience``: best feasible accuracy (budget mode) or
         the set of feasible front members (Pareto mode)."""
-        feasible = [r for r in self.records.values() if r.feasible]
+        feasible = [r for r in self.evaluations if r.feasible]
         if self.mode == "budget":
             return (max((r.accuracy for r in feasible), default=-math.inf),)
         front = set()
@@ -453,24 +466,65 @@ class Search:
             front |= {r.trial_number for r in pareto_front(feasible, dev)}
         return tuple(sorted(n for n in front if n is not None))
 
+    # -- measured verification (nas.verify) ------------------------------------------
+    def refine(self) -> None:
+        """After a round: measure the current best when its latency is unverified,
+        while the in-search half of the cap lasts (this refits the correction)."""
+        v = self.verifier
+        if not v.active or v.n_used >= v.in_search:
+            return
+        found = self._best(self.evaluations)
+        if found is not None and found.arch_hash not in v.measurements:
+            v.measure(found.arch, found.arch_hash)
+
+    def verify(self) -> None:
+        """Before answering: measure the best under the corrected model until the
+        best has a measured latency or the cap is reached."""
+        v = self.verifier
+        if not v.active:
+            return
+        v.load()
+        while v.remaining > 0:
+            found = self._best(self.evaluations)
+            if found is None or found.arch_hash in v.measurements:
+                return
+            v.measure(found.arch, found.arch_hash)
+
     # -- the answer -------------------------------------------------------------------
     def result(self, stop: StopReason) -> SearchResult:
-        """The search's answer, by :mod:`nas.pareto`'s rules."""
+        """The search's answer, by :mod:`nas.pareto`'s rules; with latency
+        measurements, from the measured architectures only."""
         evaluations = self.evaluations
         confidence = self.settings.feasibility_confidence
-        found = self._best(evaluations)
+        v = self.verifier
+        describe = self.constraints.describe()
+        candidates = evaluations
+        if v.active:
+            candidates = [e for e in evaluations if v.verified(e)]
+        found = self._best(candidates)
         near: list[Evaluation] = []
         message = ""
-        describe = self.constraints.describe()
         if found is None:
             near = closest(
-                evaluations,
+                candidates or evaluations,
                 self.constraints,
                 3,
                 device=self.devices[0],
                 feasibility_confidence=confidence,
             )
-            if evaluations:
+            if v.active and candidates:
+                message = (
+                    f"none of the {len(candidates)} architectures measured on "
+                    f"{sorted(v.measures)} meets {describe}; the {len(near)} closest are "
+                    "reported with their measured latencies, marked infeasible"
+                )
+            elif v.active and evaluations:
+                message = (
+                    f"no architecture's latency was verified on {sorted(v.measures)} "
+                    f"({v.n_used} measurement(s) of {v.cap} allowed); the {len(near)} closest "
+                    f"to {describe} by predicted latency are reported, marked infeasible"
+                )
+            elif evaluations:
                 message = (
                     f"no evaluated architecture meets {describe}; "
                     f"the {len(near)} closest are reported, marked infeasible"
@@ -494,6 +548,7 @@ class Search:
             n_new=self.n_new,
             study_name=self.study.name,
             proposals=self.proposals(),
+            n_latency_measurements=v.n_used,
             best_latency_measured=found is not None and self._all_measured(found),
             feasibility_confidence=confidence,
         )

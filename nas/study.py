@@ -20,7 +20,11 @@ Layout of a study created here (what the service and other workers can rely on):
   on a predicted latency's one-sided bound when it has a std), so
   ``study.best_trials`` is the feasible Pareto front;
 * study user attrs ``hwnas:space`` / ``hwnas:space_config`` / ``hwnas:devices``:
-  a resumed search checks that it continues the same problem.
+  a resumed search checks that it continues the same problem;
+* study user attrs ``hwnas:latency:<arch_hash>``: a true latency measurement
+  (``measure_latency``, :mod:`nas.verify`): ``{"latency_ms": {device: ms},
+  "errors": {device: message}}``, one attr per architecture so that workers
+  never overwrite each other's; their number is what the cap counts.
 
 Why trials are created from a template rather than sampled: the loop chooses
 the architecture itself and only needs Optuna to *record* it, and a trial
@@ -51,6 +55,7 @@ SPACE_ATTR = "hwnas:space"
 SPACE_CONFIG_ATTR = "hwnas:space_config"
 DEVICES_ATTR = "hwnas:devices"
 TRIAL_ATTR = "hwnas"
+LATENCY_ATTR_PREFIX = "hwnas:latency:"
 _SCHEMA_RETRIES = 5
 
 
@@ -331,6 +336,19 @@ class SearchStudy:
             trial.set_constraint(name, float(value))
         values = [float(accuracy)] + [float(latency_ms[d]) for d in self.devices]
         return self.study.tell(trial, values)
+
+    def latency_measurements(self) -> dict[str, dict[str, Any]]:
+        """``{arch_hash: measurement}`` of every stored latency measurement."""
+        n = len(LATENCY_ATTR_PREFIX)
+        return {
+            key[n:]: dict(value)
+            for key, value in self.study.user_attrs.items()
+            if key.startswith(LATENCY_ATTR_PREFIX) and isinstance(value, Mapping)
+        }
+
+    def record_latency(self, arch_hash: str, measurement: Mapping[str, Any]) -> None:
+        """Store one architecture's latency measurement (JSON-able)."""
+        self.study.set_user_attr(LATENCY_ATTR_PREFIX + arch_hash, dict(measurement))
 
     def fail(self, trial: optuna.Trial, error: BaseException) -> None:
         self.annotate(trial, error=f"{type(error).__name__}: {error}"[:2000])
