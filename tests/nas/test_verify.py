@@ -200,6 +200,7 @@ def test_every_measured_candidate_over_budget_gives_no_best() -> None:
     assert "measured" in result.message
 
 
+@pytest.mark.slow
 def test_measurements_are_stored_and_not_repeated_on_resume(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
     first = Measure()
