@@ -260,14 +260,17 @@ def best_under_budget(
     function only gathers the candidates (stored measurements win over
     predictions, the latest evaluation of an architecture wins).
     """
-    from nas.pareto import best_under_budget as rule
+    from nas.constraints import Constraints
+    from nas.pareto import best, closest
 
     if not math.isfinite(budget_ms) or budget_ms <= 0:
         raise ValueError(f"budget_ms must be positive, got {budget_ms}")
     records = _records(candidates(session, supernet, device), device.name)
-    answer = rule(records, device.name, budget_ms)
-    best = None if answer.best is None else answer.best["answer"]
-    return best, [r["answer"] for r in answer.closest]
+    constraints = Constraints({device.name: budget_ms})
+    found = best(records, constraints, device=device.name)
+    if found is not None:
+        return found["answer"], []
+    return None, [r["answer"] for r in closest(records, constraints, device=device.name)]
 
 
 def pareto_front(session: Session, supernet: Supernet, device: Device) -> list[SubnetAnswer]:

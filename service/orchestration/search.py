@@ -9,7 +9,6 @@ write are reconciled from the study at the end (``record_trial`` is idempotent).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
     from nas import Evaluation, SearchResult
     from supernets.spaces import SearchSpace
 
-__all__ = ["JobAborted", "execute_search", "fail_orphaned_trials", "optuna_storage"]
+__all__ = ["JobAborted", "execute_search", "optuna_storage"]
 
 
 class JobAborted(RuntimeError):
@@ -41,25 +40,6 @@ def optuna_storage(rt: Runtime) -> optuna.storages.RDBStorage:
     storage = make_storage(rt.settings.resolved_database_url)
     assert isinstance(storage, optuna.storages.RDBStorage)
     return storage
-
-
-def fail_orphaned_trials(storage: optuna.storages.BaseStorage, study_name: str) -> int:
-    """Mark the study's RUNNING trials as failed; returns how many.
-
-    Only safe because a job's study is worked on by the one worker holding the
-    job's lease: when a job is (re)started, any RUNNING trial in its study was
-    left by a worker that died, and would otherwise count as in flight.
-    """
-    try:
-        study_id = storage.get_study_id_from_name(study_name)
-    except KeyError:
-        return 0
-    orphans = storage.get_all_trials(
-        study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
-    )
-    for trial in orphans:
-        storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-    return len(orphans)
 
 
 def _evaluator(rt: Runtime, supernet: Supernet, spec: SearchSpec) -> Callable[[Any], float]:
@@ -134,6 +114,7 @@ def execute_search(
     run stops with :class:`JobAborted` (evaluations done so far are kept).
     """
     from nas import SearchSettings, run_search
+    from nas.study import fail_running_trials
     from supernets import space_from_config
 
     with rt.session() as s:
@@ -148,7 +129,9 @@ def execute_search(
     if spec.prune_space:
         space, pruning = _pruned(rt, supernet, space, spec.seed)
     storage = optuna_storage(rt)
-    fail_orphaned_trials(storage, study_name)
+    # Only the worker holding this job's lease works on its study: whatever is
+    # RUNNING there was left by a worker that died.
+    fail_running_trials(storage, study_name)
     count = 0
 
     def record(evaluation: Evaluation) -> None:
@@ -184,7 +167,7 @@ def execute_search(
                 subnets.record_trial(s, _trial_in(job, supernet, devs[0], evaluation))
     finally:
         storage.engine.dispose()
-    summary = _summary(result, spec)
+    summary = result.to_dict(spec.device)
     summary["pruning"] = pruning
     summary["verified_latency"] = _verify(rt, space, spec, result)
     return summary
@@ -227,45 +210,3 @@ def _pruned(
         }
     result = prune_space(space, X, y, seed=seed)
     return RestrictedSpace(space, result.choices), {"applied": True, **result.to_dict()}
-
-
-def _clean(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def _summary(result: SearchResult, spec: SearchSpec) -> dict[str, Any]:
-    def ev(e: Evaluation) -> dict[str, Any]:
-        return {
-            "arch": e.arch.to_dict(),
-            "arch_hash": e.arch_hash,
-            "accuracy": e.accuracy,
-            "accuracy_source": "measured",
-            "latency_ms": {k: float(v) for k, v in e.latency_ms.items()},
-            "latency_source": {
-                k: "measured" if e.latency_measured.get(k) else "predicted" for k in e.latency_ms
-            },
-            "macs": _clean(e.macs),
-            "params": _clean(e.params),
-            "feasible": e.feasible,
-        }
-
-    message = result.message
-    if result.best_evaluation is not None and not message:
-        best = result.best_evaluation
-        source = "measured" if best.latency_measured.get(spec.device) else "predicted"
-        message = (
-            f"best of {len(result.evaluations)} real evaluations: accuracy {best.accuracy:.2f} "
-            f"at {best.latency_ms[spec.device]:.3f} ms ({source}) on {spec.device}"
-        )
-    return {
-        "feasible": result.feasible,
-        "message": message,
-        "stop_reason": str(result.stop_reason),
-        "n_evaluations": len(result.evaluations),
-        "n_new": result.n_new,
-        "budget_ms": spec.latency_budget_ms,
-        "device": spec.device,
-        "best": ev(result.best_evaluation) if result.best_evaluation is not None else None,
-        "closest": [ev(e) for e in result.closest],
-        "proposals": [p.to_dict() for p in result.proposals],
-    }

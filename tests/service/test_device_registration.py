@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from predictors.latency import DeviceLatencyPredictor
 from service.cli import app
 from service.domain import devices, predictor_records
 from service.domain.errors import DomainError
@@ -108,6 +109,7 @@ def test_submitted_model_predicts_positive_latencies(rt: Runtime) -> None:
     space = get_space(SPACE)
     import numpy as np
 
+    assert isinstance(model, DeviceLatencyPredictor)
     X = space.encode_many([space.sample(np.random.default_rng(i)) for i in range(20)])
     pred = model.predict(X)
     assert pred.shape == (20,) and (pred > 0).all() and model.device == "phone"
@@ -160,9 +162,11 @@ def test_budgets_out_of_reach_are_refused_or_warned_at_submit(rt: Runtime) -> No
     from service.domain import searches, supernet_records
     from service.orchestration.device_latency import check_budget
     from supernets import get_space
+    from supernets.spaces import OFAMobileNetV3Space
 
     measure_local(rt, SPACE, threads=1, n_extra=0, repeats=3, name="here")
     space = get_space(SPACE)
+    assert isinstance(space, OFAMobileNetV3Space)
     spec = {"supernet": "tiny", "device": "here", "n_evaluations": 5}
     with rt.session() as s:
         supernet_records.register_supernet(

@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -163,16 +163,17 @@ def test_service_answers_equal_nas_reference(
     if want.best is None:
         assert found is None
     else:
+        wb = cast(dict[str, Any], want.best)
         assert found is not None
-        assert found.arch_hash == want.best["arch"]
-        assert found.accuracy == want.best["accuracy"]
-        assert found.latency_ms == want.best["latency_ms"][dev.name]
-        assert (found.latency_source == "measured") == want.best["latency_measured"][dev.name]
-    assert [c.arch_hash for c in closest] == [r["arch"] for r in want.closest]
+        assert found.arch_hash == wb["arch"]
+        assert found.accuracy == wb["accuracy"]
+        assert found.latency_ms == wb["latency_ms"][dev.name]
+        assert (found.latency_source == "measured") == wb["latency_measured"][dev.name]
+    assert [c.arch_hash for c in closest] == [cast(dict[str, Any], r)["arch"] for r in want.closest]
 
     want_front = reference_front(
         [{**r, "latency_ms": {dev.name: r["latency_ms"]["dev"]}} for r in expected], dev.name
     )
     assert [(c.arch_hash, c.latency_ms) for c in front] == [
-        (r["arch"], r["latency_ms"][dev.name]) for r in want_front
+        (r["arch"], r["latency_ms"][dev.name]) for r in cast(list[dict[str, Any]], want_front)
     ]
