@@ -713,7 +713,10 @@ def load_supernet(
     ``metadata`` holds ``space``, ``n_classes``, ``class_names``, ``dataset``
     (a :class:`DatasetSpec` dict: ``load_dataset(metadata["dataset"])``
     reloads the same split), ``schedule``, ``train_config``, ``phase_index``,
-    ``phase``, ``complete`` and ``checkpoint`` (the file loaded).
+    ``phase``, ``complete`` and ``checkpoint`` (the file loaded); for a
+    supernet imported from OFA (:func:`supernets.ofa_import.save_imported`)
+    also ``imported_from``, an empty schedule, and ``dataset`` ``None`` when
+    it was imported without images.
     """
     path = Path(checkpoint)
     if path.is_dir():
@@ -733,7 +736,11 @@ def load_supernet(
     net = net.to(map_location).eval()
     metadata = {k: v for k, v in payload.items() if k not in ("state_dict", "optimizer")}
     metadata["checkpoint"] = str(path)
-    # Validate what the service will rebuild from the metadata.
-    DatasetSpec.from_dict(metadata["dataset"])
-    schedule_from_dicts(metadata["schedule"])
+    # Validate what the service will rebuild from the metadata. An imported
+    # supernet (``imported_from``) was not trained here: no schedule, and
+    # possibly no dataset.
+    if metadata.get("dataset") is not None or "imported_from" not in metadata:
+        DatasetSpec.from_dict(metadata["dataset"])
+    if "imported_from" not in metadata:
+        schedule_from_dicts(metadata["schedule"])
     return space, net, metadata
