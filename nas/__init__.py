@@ -37,6 +37,7 @@ from nas.pareto import (
     hypervolume_improvement,
     pareto_front,
 )
+from nas.proxy import ProxyAnswer, largest_macs_under_budget
 from nas.records import Evaluation, Proposal
 from nas.study import SearchStudy
 
@@ -51,6 +52,7 @@ __all__ = [
     "Featurizer",
     "LatencyModel",
     "Proposal",
+    "ProxyAnswer",
     "SearchResult",
     "SearchSettings",
     "SearchStudy",
@@ -61,6 +63,7 @@ __all__ = [
     "has_cost_model",
     "hypervolume_2d",
     "hypervolume_improvement",
+    "largest_macs_under_budget",
     "macs_and_params",
     "pareto_front",
     "run_search",

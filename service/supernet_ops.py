@@ -26,6 +26,7 @@ __all__ = [
     "evaluate_subnets",
     "export_subnet",
     "fit_accuracy_predictor",
+    "import_ofa_supernet",
     "register_checkpoint",
     "train_and_register",
 ]
@@ -77,7 +78,9 @@ def register_checkpoint(
                 s, name, space_name=space.name, space_config=space.config(), status="training"
             )
         existing.space_config = space.config()
-        existing.dataset = meta["dataset"]
+        # An OFA import without images has no dataset: stored as {} (the
+        # column is required), which the search reads as "no accuracy".
+        existing.dataset = meta["dataset"] or {}
         existing.n_classes = int(meta["n_classes"])
         existing.checkpoint_path = str(Path(checkpoint).resolve())
         existing.schedule = {
@@ -87,6 +90,7 @@ def register_checkpoint(
         existing.metrics = {
             "phases": manifest["phases"],
             "world_size": manifest.get("world_size", 1),
+            **({"imported_from": meta["imported_from"]} if "imported_from" in meta else {}),
         }
         existing.status = "ready"
         existing.description = description or existing.description
@@ -182,11 +186,22 @@ def _train_distributed(req: TrainRequest, out: Path) -> None:
 
 
 def _load(row: Supernet) -> tuple[Any, Any, Any]:
+    """``(space, supernet, dataset)``; the dataset is ``None`` for a supernet
+    imported without images."""
     from supernets.data import load_dataset
     from supernets.train import load_supernet
 
     space, net, meta = load_supernet(_require_trainable(row))
+    if meta.get("dataset") is None:
+        return space, net, None
     return space, net, load_dataset(meta["dataset"])
+
+
+def _no_data_error(name: str) -> DomainError:
+    return DomainError(
+        f"supernet {name!r} was imported without images, so no accuracy can be measured; "
+        f"import it again with --dataset folder:PATH"
+    )
 
 
 def evaluate_subnets(
@@ -207,6 +222,8 @@ def evaluate_subnets(
         row = supernets.get_supernet(s, name)
         row_id, space_name = row.id, row.space_name
         space, net, dataset = _load(row)
+    if dataset is None:
+        raise _no_data_error(name)
     archs = [space.validate(a) for a in archs]
     out = []
     for i, arch in enumerate(archs, start=1):
@@ -299,11 +316,71 @@ def export_subnet(
         "space": space.name,
         "arch": arch.to_dict(),
         "input_shape": [1, 3, arch.r, arch.r],
+        # Without images (an OFA import without --dataset) the subnet keeps the
+        # supernet's BN statistics, which fit no subnet exactly.
+        "bn_recalibrated": dataset is not None,
         "files": {k: str(Path(p).name) for k, p in paths.items()},
         **(provenance or {}),
     }
     (out_dir / "hwnas-export.json").write_text(json.dumps(manifest, indent=2, default=str))
     return {k: str(p) for k, p in paths.items()}
+
+
+def import_ofa_supernet(
+    hw: Hwnas,
+    name: str,
+    checkpoint: Path,
+    *,
+    width_mult: float = 1.0,
+    dataset: str | None = None,
+    n_classes: int = 1000,
+    image_size: int = 224,
+    out_dir: Path | None = None,
+    description: str = "",
+) -> Supernet:
+    """Import an OFA ``OFAMobileNetV3`` checkpoint and register it as ``name``.
+
+    ``dataset`` (e.g. ``folder:/data/imagenet/val``) is the user's images: BN
+    recalibration uses its training split and accuracy its disjoint holdout
+    split. Images get ImageNet's normalisation and centre crop, which OFA's
+    networks expect, and labels are the positions of the class folder names
+    in sorted order (OFA's ImageNet order), so every class must have its
+    folder. Without a dataset the supernet is searchable for latency only.
+    """
+    import json as _json
+
+    from supernets.data import DatasetSpec, folder_classes, load_dataset
+    from supernets.ofa_import import import_ofa, save_imported
+
+    with hw.session() as s:
+        if s.query(Supernet).filter(Supernet.name == name).one_or_none() is not None:
+            raise ConflictError(f"supernet {name!r} already exists")
+    spec: DatasetSpec | None = None
+    class_names: tuple[str, ...] | None = None
+    if dataset:
+        # What OFA's evaluation does to ImageNet images; a JSON spec may override.
+        defaults = {"normalization": "imagenet", "crop_fraction": 0.875, "image_size": image_size}
+        text = dataset.strip()
+        if text.startswith("{"):
+            spec = DatasetSpec.from_dict({**defaults, **_json.loads(text)})
+        else:
+            spec = DatasetSpec.parse(text, **defaults)
+        if spec.kind == "folder":
+            class_names = tuple(folder_classes(str(spec.path)))
+        else:
+            class_names = load_dataset(spec).class_names
+        if len(class_names) != n_classes:
+            raise DomainError(
+                f"dataset {spec} has {len(class_names)} classes but the network has {n_classes} "
+                "outputs: labels are the positions of the class folder names in sorted order, "
+                "so every class needs its folder (empty folders are fine)"
+            )
+    net = import_ofa(checkpoint, width_mult=width_mult, n_classes=n_classes)
+    out = Path(out_dir or hw.settings.home / "supernets" / name).resolve()
+    if out.exists() and any(out.iterdir()):
+        raise ConflictError(f"output directory {out} is not empty")
+    save_imported(net, out, dataset=spec, class_names=class_names, source=str(checkpoint))
+    return register_checkpoint(hw, name, out, description=description)
 
 
 def choose_subnet(
