@@ -48,6 +48,8 @@ class TrainRequest:
     out_dir: Path | None = None
     #: Training images for BN recalibration in the after-phase accuracy check.
     eval_images: int = 2000
+    #: Mixed precision (CUDA only; training elsewhere raises).
+    amp: bool = False
 
 
 def _require_trainable(row: Supernet) -> Path:
@@ -151,6 +153,7 @@ def _schedule_and_config(req: TrainRequest) -> tuple[Any, Any, Any, Any]:
         max_steps_per_epoch=req.max_steps_per_epoch,
         num_threads=req.threads,
         eval_calibration_images=req.eval_images,
+        amp=req.amp,
     )
     return space, dataset, schedule, config
 
@@ -178,6 +181,8 @@ def _train_distributed(req: TrainRequest, out: Path) -> None:
     ):
         if value is not None:
             cmd += [flag, str(value)]
+    if req.amp:
+        cmd.append("--amp")
     done = subprocess.run(cmd, env=dict(os.environ), check=False)
     if done.returncode != 0:
         raise DomainError(

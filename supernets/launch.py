@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps-per-epoch", type=int, default=None)
     p.add_argument("--no-eval", action="store_true", help="skip the per-phase accuracy check")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per process")
+    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     p.add_argument("--out", required=True, type=Path)
     return p
 
@@ -62,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         max_steps_per_epoch=args.max_steps_per_epoch,
         eval_after_phase=not args.no_eval,
         num_threads=args.threads,
+        amp=args.amp,
     )
     final = train_supernet(space, dataset, schedule, args.out, config=config)
     if int(os.environ.get("RANK", "0")) == 0:

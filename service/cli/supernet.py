@@ -103,6 +103,9 @@ def train_cmd(
     ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads per process."),
     nproc: int = typer.Option(1, "--nproc", help="Processes (torchrun + DDP; gloo on CPU)."),
+    amp: bool = typer.Option(
+        False, "--amp", help="Mixed precision (float16 autocast + grad scaling); CUDA only."
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="Run directory (default <home>/supernets/NAME)."
     ),
@@ -134,7 +137,7 @@ def train_cmd(
     req = TrainRequest(
         name=name, space=space, dataset=dataset, schedule=schedule, epochs=epochs, lr=lr,
         batch_size=batch_size, seed=seed, max_steps_per_epoch=max_steps, threads=threads,
-        nproc=nproc, out_dir=out,
+        nproc=nproc, out_dir=out, amp=amp,
     )  # fmt: skip
     with open_hwnas(ctx) as hw:
         row = train_and_register(hw, req, progress)

@@ -136,3 +136,26 @@ def test_import_with_images_measures_accuracy_at_128(tmp_path: Path) -> None:
          "--classes", "10", "--dataset", f"folder:{images}"],
     )  # fmt: skip
     assert bad.exit_code == 1 and "11 classes but the network has 10 outputs" in bad.output
+
+
+def test_w12_imports_but_gets_no_w10_latency_model(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    torch.manual_seed(0)
+    path = tmp_path / "w12.pth"
+    torch.save({"state_dict": ofa_mobilenet_v3(1.2, 10).state_dict()}, path)
+    base = ["--database-url", url]
+    wrong = runner.invoke(
+        app, [*base, "supernet", "import-ofa", "w", "--checkpoint", str(path), "--classes", "10"]
+    )
+    assert wrong.exit_code == 1 and "is not width_mult 1.0" in wrong.output
+    row = _cli(
+        url, "supernet", "import-ofa", "w12", "--checkpoint", str(path), "--width", "1.2",
+        "--classes", "10",
+    )  # fmt: skip
+    assert row["space"] == "ofa-mbv3-w1.2" and row["space_config"]["width_mult"] == 1.2
+    measure = runner.invoke(app, [*base, "device", "measure", "--space", "ofa-mbv3-w1.2"])
+    assert measure.exit_code == 1
+    assert "no meta-learned latency predictor ships for space 'ofa-mbv3-w1.2'" in measure.output
+    assert runner.invoke(app, [*base, "device", "add", "box"]).exit_code == 0
+    search = runner.invoke(app, [*base, "search", "submit", "-s", "w12", "-d", "box", "-b", "5"])
+    assert search.exit_code == 1 and "ofa-mbv3-w1.2" in search.output
