@@ -10,9 +10,10 @@ import pytest
 
 from nas.costs import macs_and_params
 from nas.proxy import PROXY_RULE, largest_macs_under_budget
-from supernets import get_space
+from supernets import OFAMobileNetV3Space, get_space
 
 SPACE = get_space("ofa-mbv3")
+assert isinstance(SPACE, OFAMobileNetV3Space)
 
 
 class MacsLatency:

@@ -153,6 +153,10 @@ def test_w12_imports_but_gets_no_w10_latency_model(tmp_path: Path) -> None:
         "--classes", "10",
     )  # fmt: skip
     assert row["space"] == "ofa-mbv3-w1.2" and row["space_config"]["width_mult"] == 1.2
+    # No images: accuracy cannot be measured, and the error says what to do.
+    evaluate = runner.invoke(app, [*base, "supernet", "eval", "w12", "--extremes"])
+    assert evaluate.exit_code == 1 and "imported without images" in evaluate.output
+    assert "--dataset folder:PATH" in evaluate.output
     measure = runner.invoke(app, [*base, "device", "measure", "--space", "ofa-mbv3-w1.2"])
     assert measure.exit_code == 1
     assert "no meta-learned latency predictor ships for space 'ofa-mbv3-w1.2'" in measure.output
