@@ -12,8 +12,14 @@ from nas.costs import macs_and_params
 from nas.proxy import PROXY_RULE, largest_macs_under_budget
 from supernets import OFAMobileNetV3Space, get_space
 
-SPACE = get_space("ofa-mbv3")
-assert isinstance(SPACE, OFAMobileNetV3Space)
+
+def _ofa_space() -> OFAMobileNetV3Space:
+    space = get_space("ofa-mbv3")
+    assert isinstance(space, OFAMobileNetV3Space)
+    return space
+
+
+SPACE = _ofa_space()
 
 
 class MacsLatency:
