@@ -138,7 +138,8 @@ def test_import_with_images_measures_accuracy_at_128(tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "11 classes but the network has 10 outputs" in bad.output
 
 
-def test_w12_imports_but_gets_no_w10_latency_model(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_w12_gets_its_own_space_and_device_model(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     torch.manual_seed(0)
     path = tmp_path / "w12.pth"
@@ -157,9 +158,19 @@ def test_w12_imports_but_gets_no_w10_latency_model(tmp_path: Path) -> None:
     evaluate = runner.invoke(app, [*base, "supernet", "eval", "w12", "--extremes"])
     assert evaluate.exit_code == 1 and "imported without images" in evaluate.output
     assert "--dataset folder:PATH" in evaluate.output
-    measure = runner.invoke(app, [*base, "device", "measure", "--space", "ofa-mbv3-w1.2"])
-    assert measure.exit_code == 1
-    assert "no meta-learned latency predictor ships for space 'ofa-mbv3-w1.2'" in measure.output
-    assert runner.invoke(app, [*base, "device", "add", "box"]).exit_code == 0
-    search = runner.invoke(app, [*base, "search", "submit", "-s", "w12", "-d", "box", "-b", "5"])
-    assert search.exit_code == 1 and "ofa-mbv3-w1.2" in search.output
+    # A w1.0 device model does not serve the w1.2 space ...
+    _cli(url, "device", "measure", "--space", "ofa-mbv3", "--name", "cpu", "--extra", "0",
+         "--repeats", "3")  # fmt: skip
+    search = runner.invoke(app, [*base, "search", "submit", "-s", "w12", "-d", "cpu", "-b", "5"])
+    assert search.exit_code == 1 and "no latency model for space 'ofa-mbv3-w1.2'" in search.output
+    # ... a registration for the w1.2 space (measuring w1.2 networks) does.
+    reg = _cli(url, "device", "measure", "--space", "ofa-mbv3-w1.2", "--name", "cpu",
+               "--extra", "0", "--repeats", "3")  # fmt: skip
+    assert reg["space"] == "ofa-mbv3-w1.2"
+    with Hwnas.open(load_settings(database_url=url)) as hw, hw.session() as s:
+        rows = devices.list_measurements(s, devices.get_device(s, "cpu"))
+        fastest = min(r.latency_ms for r in rows if r.space_name == "ofa-mbv3-w1.2")
+    job = _cli(url, "search", "submit", "-s", "w12", "-d", "cpu", "-b", f"{1.5 * fastest:.4f}")
+    runner.invoke(app, [*base, "worker", "--max-jobs", "1", "--exit-when-idle"])
+    result = _cli(url, "search", "show", str(job["id"]))["result"]
+    assert result["answer"] == "proxy" and result["best"] is not None
