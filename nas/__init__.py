@@ -59,6 +59,7 @@ from nas.pareto import (
     pareto_front,
     violation,
 )
+from nas.proxy import ProxyAnswer, largest_macs_under_budget
 from nas.records import Evaluation, Proposal
 from nas.result import SearchResult
 from nas.search import Search
@@ -81,6 +82,7 @@ __all__ = [
     "LatencyLike",
     "LatencyModel",
     "Proposal",
+    "ProxyAnswer",
     "Record",
     "Search",
     "SearchResult",
@@ -101,6 +103,7 @@ __all__ = [
     "has_cost_model",
     "hypervolume_2d",
     "hypervolume_improvement",
+    "largest_macs_under_budget",
     "macs_and_params",
     "pareto_front",
     "run_search",

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         build_supernet,
         extract_subnet,
     )
+    from supernets.ofa_import import import_ofa, save_imported
     from supernets.schedules import (
         Phase,
         available_schedules,
@@ -83,6 +84,8 @@ _LAZY: dict[str, str] = {
     "build_subnet": "supernets.networks",
     "build_supernet": "supernets.networks",
     "extract_subnet": "supernets.networks",
+    "import_ofa": "supernets.ofa_import",
+    "save_imported": "supernets.ofa_import",
     "Phase": "supernets.schedules",
     "available_schedules": "supernets.schedules",
     "deps_schedule": "supernets.schedules",
@@ -139,6 +142,7 @@ __all__ = [
     "extract_subnet",
     "get_schedule",
     "get_space",
+    "import_ofa",
     "load_dataset",
     "load_subnet",
     "load_supernet",
@@ -146,6 +150,7 @@ __all__ = [
     "read_manifest",
     "recalibrate_bn",
     "register_space",
+    "save_imported",
     "save_subnet",
     "space_from_config",
     "train_subnet",

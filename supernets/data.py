@@ -31,14 +31,24 @@ import torch.nn.functional as F
 
 __all__ = [
     "DATASET_KINDS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "NORMALIZATIONS",
     "DatasetSpec",
     "ImageDataset",
+    "folder_classes",
     "load_dataset",
     "resize_all",
     "resize_batch",
 ]
 
 DATASET_KINDS = ("digits", "folder", "npz")
+NORMALIZATIONS = ("split", "imagenet")
+#: ImageNet's per-channel mean and std (of images scaled to 0..1), as
+#: torchvision's and OFA's evaluation pipelines use them.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_LATER_DEFAULTS: dict[str, Any] = {"normalization": "split", "crop_fraction": 1.0}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 
 
@@ -53,6 +63,14 @@ class DatasetSpec:
     #: Stored image size for ``folder`` (images are resized to it on load);
     #: ignored by ``digits`` (8x8) and ``npz`` (stored as given).
     image_size: int = 64
+    #: ``"split"``: normalise by the training split's per-channel mean/std;
+    #: ``"imagenet"``: by ImageNet's, which networks trained on ImageNet (OFA's
+    #: released supernets) expect.
+    normalization: str = "split"
+    #: ``folder`` only. 1.0 resizes the whole image to ``image_size`` square;
+    #: below 1, the shorter side is resized to ``image_size / crop_fraction``
+    #: and the centre ``image_size`` square is kept (ImageNet evaluation: 0.875).
+    crop_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in DATASET_KINDS:
@@ -67,6 +85,12 @@ class DatasetSpec:
             raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
         if self.image_size < 8:
             raise ValueError(f"image_size must be >= 8, got {self.image_size}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {list(NORMALIZATIONS)}, got {self.normalization!r}"
+            )
+        if not 0.0 < self.crop_fraction <= 1.0:
+            raise ValueError(f"crop_fraction must be in (0, 1], got {self.crop_fraction}")
         if self.path is not None:
             # Stored specs (checkpoints, the database) outlive the working directory.
             object.__setattr__(self, "path", os.path.abspath(os.path.expanduser(self.path)))
@@ -81,7 +105,14 @@ class DatasetSpec:
         return cls(kind=kind, path=path if sep else None, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        # Fields added after the first release are written only when they
+        # matter, so the specs of existing runs (compared on resume) and
+        # checkpoints stay exactly as they were.
+        for key, default in _LATER_DEFAULTS.items():
+            if data[key] == default:
+                del data[key]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DatasetSpec:
@@ -175,7 +206,9 @@ def load_dataset(spec: DatasetSpec | str | Mapping[str, Any] = "digits") -> Imag
     if spec.kind == "digits":
         images, labels, names = _load_digits()
     elif spec.kind == "folder":
-        images, labels, names = _load_folder(Path(str(spec.path)), spec.image_size)
+        images, labels, names = _load_folder(
+            Path(str(spec.path)), spec.image_size, spec.crop_fraction
+        )
     else:
         images, labels, names = _load_npz(Path(str(spec.path)))
     return _split(spec, images, labels, names)
@@ -189,14 +222,25 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     return images, bunch.target.astype(np.int64), tuple(str(n) for n in bunch.target_names)
 
 
-def _load_folder(root: Path, size: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def folder_classes(root: str | os.PathLike[str]) -> list[str]:
+    """Class names of an image folder, in label order: its sub-directory names,
+    sorted (as torchvision's ``ImageFolder``, hence OFA's ImageNet labels, has
+    them). Empty sub-directories count, so a subset of ImageNet keeps the
+    labels of the full set when every class directory is present."""
+    path = Path(root)
+    if not path.is_dir():
+        raise ValueError(f"image folder {str(path)!r} does not exist or is not a directory")
+    return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _load_folder(
+    root: Path, size: int, crop_fraction: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     try:
         from PIL import Image
     except ImportError as exc:  # pragma: no cover - Pillow is a dependency
         raise ImportError("loading an image folder needs Pillow (pip install pillow)") from exc
-    if not root.is_dir():
-        raise ValueError(f"image folder {str(root)!r} does not exist or is not a directory")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = folder_classes(root)
     if len(classes) < 2:
         raise ValueError(f"image folder {str(root)!r} needs >= 2 class sub-directories")
     images: list[np.ndarray] = []
@@ -205,13 +249,29 @@ def _load_folder(root: Path, size: int) -> tuple[np.ndarray, np.ndarray, tuple[s
         files = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
         for path in files:
             with Image.open(path) as img:
-                rgb = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+                rgb = _fit(img.convert("RGB"), size, crop_fraction)
                 images.append(np.asarray(rgb, dtype=np.uint8))
             labels.append(label)
     if not images:
         raise ValueError(f"image folder {str(root)!r} contains no images")
     arr = np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     return arr, np.asarray(labels, dtype=np.int64), tuple(classes)
+
+
+def _fit(img: Any, size: int, crop_fraction: float) -> Any:
+    """``size`` x ``size`` RGB image: squashed (``crop_fraction`` 1) or resized
+    by its shorter side and centre-cropped."""
+    from PIL import Image
+
+    if crop_fraction >= 1.0:
+        return img.resize((size, size), Image.Resampling.BILINEAR)
+    short = int(np.ceil(size / crop_fraction))
+    w, h = img.size
+    scale = short / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    img = img.resize((nw, nh), Image.Resampling.BILINEAR)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return img.crop((left, top, left + size, top + size))
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -260,8 +320,11 @@ def _split(
         x = x.expand(-1, 3, -1, -1)
     x_train = x[torch.from_numpy(train_idx)].contiguous()
     x_hold = x[torch.from_numpy(hold_idx)].contiguous()
-    mean = x_train.mean(dim=(0, 2, 3))
-    std = x_train.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    if spec.normalization == "imagenet":
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+    else:
+        mean = x_train.mean(dim=(0, 2, 3))
+        std = x_train.std(dim=(0, 2, 3)).clamp_min(1e-6)
     norm = (mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1))
     y = torch.from_numpy(labels)
     return ImageDataset(

@@ -56,6 +56,8 @@ class TrainRequest:
     eval_after_phase: bool = True
     #: Training images for BN recalibration in that check.
     eval_images: int = 2000
+    #: Mixed precision (float16 autocast + gradient scaling); CUDA only.
+    amp: bool = False
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "eval_images"):
@@ -92,6 +94,7 @@ class TrainRequest:
             eval_after_phase=self.eval_after_phase,
             eval_calibration_images=self.eval_images,
             num_threads=self.threads,
+            amp=self.amp,
         )
         return space, dataset, list(schedule), config
 
@@ -115,6 +118,9 @@ class TrainRequest:
             if f.name == "eval_after_phase":
                 if not value:
                     argv.append("--no-eval")
+            elif isinstance(value, bool):
+                if value:
+                    argv.append(flag)
             elif value is not None and value != getattr(defaults, f.name):
                 argv += [flag, str(value)]
         return argv
@@ -169,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         help="training images for BN recalibration in the per-phase check",
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads per process")
+    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     p.add_argument("--out", required=True, type=Path)
     return p
 

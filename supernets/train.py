@@ -89,6 +89,10 @@ class TrainConfig:
     eval_calibration_images: int = 2000
     #: Intra-op CPU threads (``torch.set_num_threads``); ``None``: leave as is.
     num_threads: int | None = None
+    #: Mixed precision on CUDA: float16 autocast for the forward passes, a
+    #: gradient scaler for the backward pass, float32 master weights. Training
+    #: on any other device with ``amp`` raises (CPUs gain nothing from float16).
+    amp: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -207,7 +211,14 @@ def _run_identity(
 ) -> dict[str, Any]:
     """What must match for a run directory to be resumed (and what checkpoints carry)."""
     train = config.to_dict()
-    for volatile in ("device", "num_threads", "eval_after_phase", "eval_calibration_images"):
+    # ``amp`` changes how, not what, is trained: a run may resume with or without it.
+    for volatile in (
+        "device",
+        "num_threads",
+        "eval_after_phase",
+        "eval_calibration_images",
+        "amp",
+    ):
         train.pop(volatile)
     return {
         "space": {"name": space.name, "config": space.config()},
@@ -295,6 +306,31 @@ def _step_archs(
     return [_sample_arch(space, phase, rng, r, kind) for kind in kinds]
 
 
+class _Precision:
+    """Mixed precision (or not) for one training loop: ``autocast()`` around
+    forward passes and the loss, ``backward``/``step`` through the scaler."""
+
+    def __init__(self, amp: bool, device: torch.device) -> None:
+        if amp and device.type != "cuda":
+            raise ValueError(
+                f"amp (mixed precision) needs a CUDA device; this run trains on {device.type}"
+            )
+        self.enabled = amp
+        self.device_type = device.type
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp)
+
+    def autocast(self) -> Any:
+        return torch.autocast(self.device_type, dtype=torch.float16, enabled=self.enabled)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.scaler.scale(loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        # With amp off both are plain ``optimizer.step()``.
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+
 def _soft_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
     return -(F.softmax(target_logits, dim=1) * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
@@ -338,10 +374,13 @@ def _train_phase(
     spe = run.steps_per_epoch()
     total = phase.epochs * spe
     optimizer = _optimizer(net, config, phase.lr)
+    precision = _Precision(config.amp, d.device)
     start_epoch = 0
     elapsed = 0.0
     if resume is not None:
         optimizer.load_state_dict(resume["optimizer"])
+        if config.amp and "scaler" in resume:
+            precision.scaler.load_state_dict(resume["scaler"])
         start_epoch = int(resume["epochs_done"])
         elapsed = float(resume.get("seconds", 0.0))
 
@@ -385,25 +424,26 @@ def _train_phase(
             optimizer.zero_grad(set_to_none=True)
             soft: torch.Tensor | None = None
             if teacher is not None and phase.uses_teacher:
-                with torch.no_grad():
-                    soft = teacher(x)
+                with torch.no_grad(), precision.autocast():
+                    soft = teacher(x).float()
             ramp = 1.0
             if phase.subnet_lr_ramp_epochs > 0:
                 ramp = min(1.0, (global_step + 1) / (phase.subnet_lr_ramp_epochs * spe))
             step_loss = 0.0
             for j, arch in enumerate(archs):
                 net.set_active(arch)
-                out = model(x)
-                loss = F.cross_entropy(out, y, label_smoothing=config.label_smoothing)
-                if soft is not None and phase.kd_weight > 0:
-                    loss = loss + phase.kd_weight * _soft_cross_entropy(out, soft)
+                with precision.autocast():
+                    out = model(x).float()
+                    loss = F.cross_entropy(out, y, label_smoothing=config.label_smoothing)
+                    if soft is not None and phase.kd_weight > 0:
+                        loss = loss + phase.kd_weight * _soft_cross_entropy(out, soft)
                 if j == 0 and phase.distill_from == "largest" and phase.kd_weight > 0:
                     soft = out.detach()  # in-place distillation target (sandwich: j=0 is max)
                 if j > 0:
                     loss = loss * ramp
-                loss.backward()
+                precision.backward(loss)
                 step_loss += float(loss.detach())
-            optimizer.step()
+            precision.step(optimizer)
             loss_value = step_loss / len(archs)
             images += len(batch)
             event("step", epoch, global_step + 1, loss=loss_value, lr=lr)
@@ -418,6 +458,7 @@ def _train_phase(
                 "seconds": elapsed,
                 "state_dict": net.state_dict(),
                 "optimizer": optimizer.state_dict(),
+                **({"scaler": precision.scaler.state_dict()} if config.amp else {}),
             }
             _atomic_save(state, run.out / LAST_FILE)
         d.barrier()
@@ -478,6 +519,11 @@ def train_supernet(
     out = Path(out_dir)
     d = _setup_distributed(config)
     try:
+        if config.amp and d.device.type != "cuda":
+            # Before anything is written: a CPU run with --amp is a mistake.
+            raise ValueError(
+                f"amp (mixed precision) needs a CUDA device; this run trains on {d.device.type}"
+            )
         if d.main:
             out.mkdir(parents=True, exist_ok=True)
         identity = _run_identity(space, dataset, schedule, config)
@@ -682,6 +728,7 @@ def train_subnet(
         _channels_last(subnet)
     spe = config.steps_per_epoch(dataset.n_train)
     optimizer = _optimizer(subnet, config, lr)
+    precision = _Precision(config.amp, device)
     r = subnet.resolution
     for epoch in range(epochs):
         subnet.train()
@@ -695,9 +742,11 @@ def train_subnet(
             idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
             x, y = _batch(dataset, idx, r, device)
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(subnet(x), y, label_smoothing=config.label_smoothing)
-            loss.backward()
-            optimizer.step()
+            with precision.autocast():
+                logits = subnet(x).float()
+                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            precision.backward(loss)
+            precision.step(optimizer)
             if progress is not None:
                 progress(global_step + 1, epochs * spe, float(loss.detach()))
     return subnet.eval()
@@ -713,7 +762,10 @@ def load_supernet(
     ``metadata`` holds ``space``, ``n_classes``, ``class_names``, ``dataset``
     (a :class:`DatasetSpec` dict: ``load_dataset(metadata["dataset"])``
     reloads the same split), ``schedule``, ``train_config``, ``phase_index``,
-    ``phase``, ``complete`` and ``checkpoint`` (the file loaded).
+    ``phase``, ``complete`` and ``checkpoint`` (the file loaded); for a
+    supernet imported from OFA (:func:`supernets.ofa_import.save_imported`)
+    also ``imported_from``, an empty schedule, and ``dataset`` ``None`` when
+    it was imported without images.
     """
     path = Path(checkpoint)
     if path.is_dir():
@@ -733,7 +785,11 @@ def load_supernet(
     net = net.to(map_location).eval()
     metadata = {k: v for k, v in payload.items() if k not in ("state_dict", "optimizer")}
     metadata["checkpoint"] = str(path)
-    # Validate what the service will rebuild from the metadata.
-    DatasetSpec.from_dict(metadata["dataset"])
-    schedule_from_dicts(metadata["schedule"])
+    # Validate what the service will rebuild from the metadata. An imported
+    # supernet (``imported_from``) was not trained here: no schedule, and
+    # possibly no dataset.
+    if metadata.get("dataset") is not None or "imported_from" not in metadata:
+        DatasetSpec.from_dict(metadata["dataset"])
+    if "imported_from" not in metadata:
+        schedule_from_dicts(metadata["schedule"])
     return space, net, metadata

@@ -76,3 +76,18 @@ def load_benchmark() -> Callable[[str], ModuleType]:
         return module
 
     return load
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` run wherever a CUDA GPU is present (against
+    whatever torch build is installed there) and are skipped elsewhere."""
+    if not any("cuda" in item.keywords for item in items):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

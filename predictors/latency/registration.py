@@ -70,8 +70,9 @@ def reference_archs(
 
 def default_n_classes(space: SearchSpace[Any]) -> int:
     """Classifier width used for latency: ImageNet's 1000 for the full-size OFA
-    space (what HELP's tables measured), 10 for smaller presets."""
-    return 1000 if space.name == "ofa-mbv3" else 10
+    spaces (what HELP's tables measured, and OFA's released w1.0 and w1.2
+    networks have), 10 for smaller presets."""
+    return 1000 if space.name in ("ofa-mbv3", "ofa-mbv3-w1.2") else 10
 
 
 def build_networks(

@@ -117,6 +117,11 @@ def list_cmd(
         )
 
 
+def _on_device(value: Any, device: str | None) -> Any:
+    """A per-device value of a result (``{device: x}``), or a plain value as is."""
+    return value.get(device) if isinstance(value, dict) else value
+
+
 @app.command("show")
 def show_cmd(ctx: typer.Context, job_id: int = typer.Argument(..., help="Job id.")) -> None:
     """Show a job's state, progress, result or error."""
@@ -131,8 +136,8 @@ def show_cmd(ctx: typer.Context, job_id: int = typer.Argument(..., help="Job id.
             "search": {k: data["spec"].get(k) for k in ("supernet", "device", "latency_budget_ms")},
             "message": result.get("message"),
             "best accuracy": best.get("accuracy"),
-            "best latency ms": (best.get("latency_ms") or {}).get(device),
-            "latency is": (best.get("latency_source") or {}).get(device),
+            "best latency ms": _on_device(best.get("latency_ms"), device),
+            "latency is": _on_device(best.get("latency_source"), device),
             "best arch": best.get("arch"),
             "error": data["error"],
             "created": data["created_at"],

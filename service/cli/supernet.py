@@ -92,6 +92,9 @@ def train_cmd(
     ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads per process."),
     nproc: int = typer.Option(1, "--nproc", help="Processes (torchrun + DDP; gloo on CPU)."),
+    amp: bool = typer.Option(
+        False, "--amp", help="Mixed precision (float16 autocast + grad scaling); CUDA only."
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="Run directory (default <home>/supernets/NAME)."
     ),
@@ -125,6 +128,7 @@ def train_cmd(
         req = TrainRequest(
             space=space, dataset=dataset, schedule=schedule, epochs=epochs, lr=lr,
             batch_size=batch_size, seed=seed, max_steps_per_epoch=max_steps, threads=threads,
+            amp=amp,
         )  # fmt: skip
         row = train_and_register(rt, name, req, nproc=nproc, out_dir=out, progress=progress)
         last = row.metrics["phases"][-1]
@@ -155,6 +159,53 @@ def register_cmd(
             ctx,
             SupernetOut.json_of(row),
             [f"supernet {row.name} registered from {row.checkpoint_path}"],
+        )
+
+
+@app.command("import-ofa")
+def import_ofa_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Name to register the imported supernet under."),
+    checkpoint: Path = typer.Option(
+        ..., "--checkpoint", help="OFA checkpoint, e.g. ofa_mbv3_d234_e346_k357_w1.0."
+    ),
+    width: float = typer.Option(1.0, "--width", help="Width multiplier: 1.0 or 1.2."),
+    dataset: str | None = typer.Option(
+        None,
+        "--dataset",
+        help=(
+            "Your images (folder:PATH, one sub-directory per class, all classes present): "
+            "BN recalibration and accuracy use disjoint parts. Without it, searches answer "
+            "with a labelled proxy (largest MACs under the budget)."
+        ),
+    ),
+    n_classes: int = typer.Option(1000, "--classes", help="Outputs of the network."),
+    image_size: int = typer.Option(
+        224, "--image-size", help="Stored image size (memory: N x 3 x S x S floats)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Where to write it (default <home>/supernets/NAME)."
+    ),
+    description: str = typer.Option("", "--description", help="Free text."),
+) -> None:
+    """Import a Once-for-All OFA-MobileNetV3 supernet (MIT HAN Lab's release) and register it."""
+    from service.orchestration.training import import_ofa_supernet
+
+    with open_runtime(ctx) as rt:
+        row = import_ofa_supernet(
+            rt, name, checkpoint, width_mult=width, dataset=dataset, n_classes=n_classes,
+            image_size=image_size, out_dir=out, description=description,
+        )  # fmt: skip
+        data_line = (
+            f"accuracy from {row.dataset.get('path')} (BN on its training split, accuracy on "
+            "the disjoint holdout split)"
+            if row.dataset
+            else "no images: searches answer with a labelled proxy, not measured accuracy"
+        )
+        emit(
+            ctx,
+            SupernetOut.json_of(row),
+            [f"supernet {row.name} ({row.space_name}) imported: {row.checkpoint_path}", data_line],
         )
 
 

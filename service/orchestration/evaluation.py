@@ -37,13 +37,25 @@ def require_trainable(row: Supernet) -> Path:
     return Path(row.checkpoint_path)
 
 
-def load_trained(row: Supernet) -> tuple[SearchSpace[Any], OFAMobileNetV3, ImageDataset]:
-    """Space, weights and dataset of a trained supernet."""
+def load_trained(
+    row: Supernet,
+) -> tuple[SearchSpace[Any], OFAMobileNetV3, ImageDataset | None]:
+    """Space, weights and dataset of a trained supernet; the dataset is None for
+    a supernet imported without images."""
     from supernets.data import load_dataset
     from supernets.train import load_supernet
 
     space, net, meta = load_supernet(require_trainable(row))
+    if meta.get("dataset") is None:
+        return space, net, None
     return space, net, load_dataset(meta["dataset"])
+
+
+def _no_data_error(name: str) -> DomainError:
+    return DomainError(
+        f"supernet {name!r} was imported without images, so no accuracy can be measured; "
+        f"import it again with --dataset folder:PATH"
+    )
 
 
 def accuracy_training_set(
@@ -78,6 +90,8 @@ def evaluate_subnets(
         row = supernet_records.get_supernet(s, name)
         row_id, space_name = row.id, row.space_name
         space, net, dataset = load_trained(row)
+    if dataset is None:
+        raise _no_data_error(name)
     archs = [space.validate(a) for a in archs]
     out = []
     for i, arch in enumerate(archs, start=1):

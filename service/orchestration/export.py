@@ -46,6 +46,9 @@ def export_subnet(
         "space": space.name,
         "arch": arch.to_dict(),
         "input_shape": [1, 3, arch.r, arch.r],
+        # Without images (an OFA import without --dataset) the subnet keeps the
+        # supernet's BN statistics, which fit no subnet exactly.
+        "bn_recalibrated": dataset is not None,
         "files": {k: str(Path(p).name) for k, p in paths.items()},
         **(provenance or {}),
     }

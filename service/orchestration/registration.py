@@ -66,15 +66,24 @@ class Registered:
 
 
 def space_with_predictor(space_name: str) -> Any:
+    """The space, if a meta-learned latency predictor can be adapted for it:
+    a shipped one, or (``predictors.latency.load_pretrained``) any registered
+    OFA-MobileNetV3 space, e.g. ``ofa-mbv3-w1.2`` of an imported OFA w1.2
+    network, whose prior is meta-trained from the bundled w1.0 latencies and
+    then adapted to the device's own measurements of that space's subnets."""
     from predictors.latency import pretrained_spaces
-    from supernets import get_space
+    from supernets import OFAMobileNetV3Space, available_spaces, get_space
 
-    if space_name not in pretrained_spaces():
-        raise DomainError(
-            f"no meta-learned latency predictor ships for space {space_name!r}; "
-            f"available: {', '.join(pretrained_spaces())}"
-        )
-    return get_space(space_name)
+    if space_name in pretrained_spaces():
+        return get_space(space_name)
+    if space_name in available_spaces():
+        space = get_space(space_name)
+        if isinstance(space, OFAMobileNetV3Space):
+            return space
+    raise DomainError(
+        f"no meta-learned latency predictor ships for space {space_name!r}; "
+        f"available: {', '.join(pretrained_spaces())} and OFA-MobileNetV3 spaces"
+    )
 
 
 def local_device_name(backend: str, threads: int, batch: int) -> str:

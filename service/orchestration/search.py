@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.db import Device, SearchJob, Supernet
 from service.domain import devices, jobs, subnets, supernet_records
+from service.domain.errors import DomainError
 from service.domain.specs import SearchSpec, parse_spec
 from service.orchestration.device_latency import latency_source
 from service.runtime import Runtime
@@ -124,6 +125,8 @@ def execute_search(
         budgets = {spec.device: spec.latency_budget_ms, **spec.extra_budgets_ms}
         study_name = job.study_name or f"hwnas-job-{job.id}"
         s.expunge_all()
+    if supernet.checkpoint_path is not None and not supernet.dataset:
+        return _proxy_answer(rt, space, supernet, spec, models)
     evaluate = _evaluator(rt, supernet, spec)
     pruning: dict[str, Any] | None = None
     if spec.prune_space:
@@ -187,6 +190,65 @@ def _verify(
     predicted = {e.arch_hash: float(e.latency_ms[spec.device]) for e in chosen}
     checked = verify_latency(rt, spec.device, space, [e.arch for e in chosen])
     return [{**c, "predicted_ms": predicted[c["arch_hash"]]} for c in checked]
+
+
+def _proxy_answer(
+    rt: Runtime,
+    space: SearchSpace[Any],
+    supernet: Supernet,
+    spec: SearchSpec,
+    models: dict[str, Any],
+) -> dict[str, Any]:
+    """The search of a supernet without images (an OFA import without a
+    dataset): nas's labelled proxy, never reported as a measured accuracy."""
+    from nas.latency import BatchLatency
+    from nas.proxy import largest_macs_under_budget
+    from service.orchestration.registration import verify_latency
+
+    if spec.extra_budgets_ms:
+        raise DomainError(
+            f"supernet {supernet.name!r} has no images, so its search answers with a proxy "
+            "that takes one latency budget; drop extra_budgets_ms"
+        )
+    answer = largest_macs_under_budget(
+        space,
+        models[spec.device],
+        spec.latency_budget_ms,
+        device=spec.device,
+        max_macs=spec.max_macs,
+        max_params=spec.max_params,
+        seed=spec.seed,
+        n_classes=supernet.n_classes or 1000,
+    )
+    chosen = answer.to_dict()
+    chosen["latency_ms"] = {spec.device: answer.latency_ms}
+    for name in spec.extra_devices:
+        extra = BatchLatency(models[name], space, name).predict_archs([answer.arch])
+        chosen["latency_ms"][name] = float(extra[0])
+    verb = "fits" if answer.feasible else "is the fastest found; nothing fits"
+    message = (
+        f"PROXY ANSWER, no accuracy measured ({supernet.name} has no images): the subnet with "
+        f"the most MACs ({answer.macs / 1e6:.1f}M) whose predicted latency "
+        f"{answer.latency_ms:.3f} ms {verb} the {spec.latency_budget_ms} ms budget on "
+        f"{spec.device}; import with --dataset to search by measured accuracy"
+    )
+    checked = verify_latency(rt, spec.device, space, [answer.arch])
+    return {
+        "feasible": answer.feasible,
+        "answer": "proxy",
+        "proxy_rule": answer.rule,
+        "message": message,
+        "stop_reason": "proxy",
+        "n_evaluations": 0,
+        "n_new": 0,
+        "budget_ms": spec.latency_budget_ms,
+        "device": spec.device,
+        "best": chosen if answer.feasible else None,
+        "closest": [] if answer.feasible else [chosen],
+        "proposals": [],
+        "pruning": None,
+        "verified_latency": [{**c, "predicted_ms": answer.latency_ms} for c in checked],
+    }
 
 
 #: Fewer measured subnets than this give SHAP effects too noisy to prune on.

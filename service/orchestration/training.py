@@ -18,7 +18,7 @@ from service.runtime import Runtime
 if TYPE_CHECKING:
     from supernets.launch import TrainRequest
 
-__all__ = ["register_checkpoint", "train_and_register"]
+__all__ = ["import_ofa_supernet", "register_checkpoint", "train_and_register"]
 
 
 def register_checkpoint(
@@ -41,7 +41,9 @@ def register_checkpoint(
                 s, name, space_name=space.name, space_config=space.config(), status="training"
             )
         existing.space_config = space.config()
-        existing.dataset = meta["dataset"]
+        # An OFA import without images has no dataset: stored as {} (the
+        # column is required), which the search reads as "no accuracy".
+        existing.dataset = meta["dataset"] or {}
         existing.n_classes = int(meta["n_classes"])
         existing.checkpoint_path = str(Path(checkpoint).resolve())
         existing.schedule = {
@@ -51,6 +53,7 @@ def register_checkpoint(
         existing.metrics = {
             "phases": manifest["phases"],
             "world_size": manifest.get("world_size", 1),
+            **({"imported_from": meta["imported_from"]} if "imported_from" in meta else {}),
         }
         existing.status = "ready"
         existing.description = description or existing.description
@@ -108,3 +111,60 @@ def train_and_register(
     else:
         request.train(out, progress)
     return register_checkpoint(rt, name, out)
+
+
+def import_ofa_supernet(
+    rt: Runtime,
+    name: str,
+    checkpoint: Path,
+    *,
+    width_mult: float = 1.0,
+    dataset: str | None = None,
+    n_classes: int = 1000,
+    image_size: int = 224,
+    out_dir: Path | None = None,
+    description: str = "",
+) -> Supernet:
+    """Import an OFA ``OFAMobileNetV3`` checkpoint and register it as ``name``.
+
+    ``dataset`` (e.g. ``folder:/data/imagenet/val``) is the user's images: BN
+    recalibration uses its training split and accuracy its disjoint holdout
+    split. Images get ImageNet's normalisation and centre crop, which OFA's
+    networks expect, and labels are the positions of the class folder names
+    in sorted order (OFA's ImageNet order), so every class must have its
+    folder. Without a dataset the supernet is searchable for latency only.
+    """
+    import json as _json
+
+    from supernets.data import DatasetSpec, folder_classes, load_dataset
+    from supernets.ofa_import import import_ofa, save_imported
+
+    with rt.session() as s:
+        if s.query(Supernet).filter(Supernet.name == name).one_or_none() is not None:
+            raise ConflictError(f"supernet {name!r} already exists")
+    spec: DatasetSpec | None = None
+    class_names: tuple[str, ...] | None = None
+    if dataset:
+        # What OFA's evaluation does to ImageNet images; a JSON spec may override.
+        defaults = {"normalization": "imagenet", "crop_fraction": 0.875, "image_size": image_size}
+        text = dataset.strip()
+        if text.startswith("{"):
+            spec = DatasetSpec.from_dict({**defaults, **_json.loads(text)})
+        else:
+            spec = DatasetSpec.parse(text, **defaults)
+        if spec.kind == "folder":
+            class_names = tuple(folder_classes(str(spec.path)))
+        else:
+            class_names = load_dataset(spec).class_names
+        if len(class_names) != n_classes:
+            raise DomainError(
+                f"dataset {spec} has {len(class_names)} classes but the network has {n_classes} "
+                "outputs: labels are the positions of the class folder names in sorted order, "
+                "so every class needs its folder (empty folders are fine)"
+            )
+    net = import_ofa(checkpoint, width_mult=width_mult, n_classes=n_classes)
+    out = Path(out_dir or rt.settings.home / "supernets" / name).resolve()
+    if out.exists() and any(out.iterdir()):
+        raise ConflictError(f"output directory {out} is not empty")
+    save_imported(net, out, dataset=spec, class_names=class_names, source=str(checkpoint))
+    return register_checkpoint(rt, name, out, description=description)

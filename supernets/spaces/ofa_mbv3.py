@@ -339,3 +339,11 @@ def ofa_mbv3_tiny(**overrides: Any) -> OFAMobileNetV3Space:
     """Narrow OFA-MobileNetV3 for small images (32-48 px)."""
     kwargs = {**TINY_DEFAULTS, **_with_tuples(overrides)}
     return OFAMobileNetV3Space(name="ofa-mbv3-tiny", **kwargs)
+
+
+@register_space("ofa-mbv3-w1.2")
+def ofa_mbv3_w12(**overrides: Any) -> OFAMobileNetV3Space:
+    """OFA-MobileNetV3 at width 1.2 (OFA's released ``_w1.2`` supernet). A name
+    of its own: the shipped latency predictor is for w1.0 networks."""
+    kwargs = {"width_mult": 1.2, **_with_tuples(overrides)}
+    return OFAMobileNetV3Space(name="ofa-mbv3-w1.2", **kwargs)

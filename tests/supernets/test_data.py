@@ -91,3 +91,33 @@ def test_spec_paths_are_made_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.chdir(tmp_path)
     spec = DatasetSpec.parse("npz:data/x.npz")
     assert spec.path == str(tmp_path / "data" / "x.npz")
+
+
+def test_imagenet_normalisation_and_centre_crop(tmp_path: Path) -> None:
+    # One class: a white square centred on a black landscape image; the other
+    # black; the centre crop keeps only white from the first.
+    for name, fill in (("b", 0), ("a", 255)):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            img = np.zeros((40, 80, 3), dtype=np.uint8)
+            img[:, 20:60] = fill
+            Image.fromarray(img).save(tmp_path / name / f"{i}.png")
+    spec = DatasetSpec(
+        kind="folder", path=str(tmp_path), image_size=16, normalization="imagenet",
+        crop_fraction=0.875, holdout_fraction=0.34,
+    )  # fmt: skip
+    ds = load_dataset(spec)
+    assert ds.class_names == ("a", "b")
+    assert ds.mean == pytest.approx((0.485, 0.456, 0.406))
+    white = (1.0 - torch.tensor(ds.mean)) / torch.tensor(ds.std)
+    x = torch.cat([ds.train_x, ds.holdout_x])
+    y = torch.cat([ds.train_y, ds.holdout_y])
+    # Class "a" (label 0): entirely white after the centre crop, no black border.
+    assert torch.allclose(x[y == 0], white.view(1, 3, 1, 1).expand_as(x[y == 0]), atol=1e-5)
+    # Round trip: the new fields are stored when set, omitted at their defaults.
+    assert DatasetSpec.from_dict(spec.to_dict()) == spec
+    assert "normalization" not in DatasetSpec().to_dict()
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        DatasetSpec(normalization="zscore")
+    with pytest.raises(ValueError, match="crop_fraction"):
+        DatasetSpec(crop_fraction=0.0)

@@ -22,6 +22,7 @@ def test_every_option_round_trips_through_the_command_line(tmp_path: Path) -> No
         threads=1,
         eval_after_phase=False,
         eval_images=123,
+        amp=True,
     )
     parsed, out = TrainRequest.parse_argv(request.to_argv(tmp_path / "run"))
     assert parsed == request
