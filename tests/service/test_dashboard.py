@@ -95,7 +95,7 @@ def _add_measured_device(rt: Runtime) -> None:
     that space (no checkpoint: only its space matters here)."""
     import numpy as np
 
-    from service.domain import devices, supernet_records
+    from service.domain import devices, subnets, supernet_records
     from service.orchestration.registration import submit_latencies
     from supernets import get_space
 
@@ -110,6 +110,18 @@ def _add_measured_device(rt: Runtime) -> None:
             checkpoint_path="/nowhere",
         )  # fmt: skip
     submit_latencies(rt, "phone", space.name, [3.0 + i for i in range(10)], extra=extra)
+    with rt.session() as s:
+        # One evaluated subnet of "tiny" on the phone, so that it has a front.
+        arch = space.sample(rng)
+        subnets.record_trial(
+            s,
+            subnets.TrialIn(
+                space_name=space.name, arch=arch.to_dict(), arch_hash=space.arch_hash(arch),
+                accuracy=50.0, latency_ms=5.0, latency_source="predicted",
+                supernet_id=supernet_records.get_supernet(s, "tiny").id,
+                device_id=devices.get_device(s, "phone").id,
+            ),
+        )  # fmt: skip
 
 
 def _free_port() -> int:
@@ -185,6 +197,7 @@ def _front(rt: Runtime) -> list[dict[str, Any]]:
 @needs_chromium
 def test_the_page_shows_the_stored_front_and_a_clicked_subnet(store: Store, browser: Any) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     with store.runtime() as rt, serving(rt) as url:
         front = _front(rt)
@@ -213,8 +226,9 @@ def test_the_page_shows_the_stored_front_and_a_clicked_subnet(store: Store, brow
         latency = browser.find_element(By.ID, "detail-latency").text
         assert "nb201-pixel3" in latency and "measured (a real evaluation)" in latency
         assert "measured" in browser.find_element(By.ID, "detail-accuracy").text
-        # Auth is off: the caller may write, so export is offered.
-        assert browser.find_element(By.ID, "export-button").is_enabled()
+        # A tabular benchmark has no weights: export is not offered, and the page says why.
+        assert not browser.find_element(By.ID, "export-button").is_enabled()
+        assert "no weights to export" in browser.find_element(By.ID, "export-note").text
 
         # The search job's live view: its curve of best feasible accuracy.
         browser.find_element(By.CSS_SELECTOR, "#tabs button[data-tab=searches]").click()
@@ -242,6 +256,22 @@ def test_the_page_shows_the_stored_front_and_a_clicked_subnet(store: Store, brow
         assert "Spearman ρ" in quality and f"on {PHONE_EXTRA} held-out" in quality
 
         assert _console_errors(browser) == []
+
+        # A supernet with weights: auth is off, so export is offered and asks the
+        # API; this record's checkpoint is missing, and the page shows the refusal.
+        browser.find_element(By.CSS_SELECTOR, "#tabs button[data-tab=pareto]").click()
+        Select(browser.find_element(By.ID, "pareto-supernet")).select_by_value("tiny")
+        Select(browser.find_element(By.ID, "pareto-device")).select_by_value("phone")
+        _wait(
+            browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#pareto-chart circle.front-point")
+        )[0].click()
+        button = browser.find_element(By.ID, "export-button")
+        assert button.is_enabled() and not browser.find_elements(By.ID, "export-note")
+        button.click()
+        status = browser.find_element(By.ID, "export-status")
+        _wait(browser, lambda d: "Export failed" in status.text)
+        assert "Error 422: no supernet checkpoint at '/nowhere'" in status.text
+        assert [e for e in _console_errors(browser) if "422" not in e] == []
 
 
 @pytest.mark.slow
@@ -307,6 +337,7 @@ def test_page_assets_and_helpers_over_http(tmp_path: Path) -> None:
     answer as documented."""
     store = Store(tmp_path)
     store.hwnas("supernet", "register-benchmark", "nb201")
+    secret = json.loads(store.hwnas("--json", "token", "create", "viewer", "--read-only"))["token"]
     with store.runtime() as rt, TestClient(create_app(rt)) as client:
         page = client.get("/")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
@@ -332,6 +363,12 @@ def test_page_assets_and_helpers_over_http(tmp_path: Path) -> None:
         assert client.get("/dashboard/settings.json").json() == {"require_auth": True}
         refused = client.get("/v1/whoami")
         assert refused.status_code == 401
+        reader = {"Authorization": f"Bearer {secret}"}
+        me = client.get("/v1/whoami", headers=reader).json()
+        assert me == {"name": "viewer", "scopes": ["read"]}
+        # What the page disables for a read-only token, the API refuses too.
+        export = client.post("/v1/supernets/nb201/export", json={"trial_id": 1}, headers=reader)
+        assert export.status_code == 403 and "read-only" in export.json()["error"]["message"]
 
 
 def test_latency_fit_pairs_each_measurement_with_the_searchs_prediction(sqlite_url: str) -> None:

@@ -418,11 +418,13 @@
     for (const other of document.querySelectorAll("#pareto-chart circle.chosen")) other.classList.remove("chosen");
     if (dot) dot.classList.add("chosen");
     const box = $("subnet-details");
-    const exportNote = state.canWrite
-      ? null
-      : "This token is read-only: exporting needs a token with the write scope.";
+    const record = state.supernets.find((s) => s.name === supernet);
+    const reasons = [];
+    if (record && !record.checkpoint_path) reasons.push(`${supernet} is a tabular benchmark: it has no weights to export.`);
+    if (!state.canWrite) reasons.push("This token is read-only: exporting needs a token with the write scope.");
+    const exportNote = reasons.length ? reasons.join(" ") : null;
     const button = el("button", {
-      type: "button", id: "export-button", disabled: !state.canWrite, title: exportNote,
+      type: "button", id: "export-button", disabled: exportNote !== null, title: exportNote,
       onclick: () => exportSubnet(supernet, c),
     }, "Export weights (ONNX, TorchScript, state_dict)");
     box.replaceChildren(
@@ -465,7 +467,7 @@
     } catch (err) {
       status.replaceChildren(el("span", { class: "error" }, `Export failed. ${describe(err)}`));
     } finally {
-      button.disabled = !state.canWrite;
+      button.disabled = false;
     }
   }
 
