@@ -174,9 +174,28 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 def _wait(driver: Any, condition: Any, timeout: float = 20) -> Any:
+    """``condition(driver)`` once truthy; an element the page redrew meanwhile
+    (the job view redraws while it polls) is looked up again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, timeout, ignored_exceptions=ignored).until(condition)
+
+
+def _click(driver: Any, css: str) -> None:
+    """Click the element ``css`` selects, again if the page redrew it meanwhile."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def attempt(d: Any) -> bool:
+        try:
+            d.find_element(By.CSS_SELECTOR, css).click()
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False
+        return True
+
+    _wait(driver, attempt)
 
 
 def _console_errors(driver: Any) -> list[str]:
@@ -232,9 +251,7 @@ def test_the_page_shows_the_stored_front_and_a_clicked_subnet(store: Store, brow
 
         # The search job's live view: its curve of best feasible accuracy.
         browser.find_element(By.CSS_SELECTOR, "#tabs button[data-tab=searches]").click()
-        _wait(
-            browser, lambda d: d.find_element(By.CSS_SELECTOR, "#searches-table tbody tr")
-        ).click()
+        _click(browser, '#searches-table tr[data-key="1"]')
         dots = _wait(
             browser,
             lambda d: d.find_elements(By.CSS_SELECTOR, "#progress-chart circle.trial"),
@@ -244,11 +261,11 @@ def test_the_page_shows_the_stored_front_and_a_clicked_subnet(store: Store, brow
 
         # A device page: a table device says where its latencies come from.
         browser.find_element(By.CSS_SELECTOR, "#tabs button[data-tab=devices]").click()
-        browser.find_element(By.CSS_SELECTOR, '#devices-table tr[data-key="nb201-pixel3"]').click()
+        _click(browser, '#devices-table tr[data-key="nb201-pixel3"]')
         detail = _wait(browser, lambda d: d.find_element(By.ID, "device-detail"))
         _wait(browser, lambda d: "bundled benchmark table" in detail.text)
         # A device with a latency model: its quality and predicted-vs-measured plot.
-        browser.find_element(By.CSS_SELECTOR, '#devices-table tr[data-key="phone"]').click()
+        _click(browser, '#devices-table tr[data-key="phone"]')
         fit = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#fit-chart circle"))
         assert len(fit) == 10 + PHONE_EXTRA
         assert len(browser.find_elements(By.CSS_SELECTOR, "#fit-chart circle.reference")) == 10
@@ -423,10 +440,13 @@ def test_a_running_search_is_followed_live(store: Store, browser: Any) -> None:
         browser.get(url)
         browser.find_element(By.CSS_SELECTOR, "#tabs button[data-tab=searches]").click()
         row = f'#searches-table tr[data-key="{job_id}"]'
-        _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, row)).click()
-        title = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#search-detail h3"))
-        assert "queued" in title.text
-        assert "No evaluations yet" in browser.find_element(By.ID, "search-detail").text
+        _click(browser, row)
+        _wait(
+            browser, lambda d: "queued" in d.find_element(By.CSS_SELECTOR, "#search-detail h3").text
+        )
+        _wait(
+            browser, lambda d: "No evaluations yet" in d.find_element(By.ID, "search-detail").text
+        )
 
         store.hwnas("worker", "--exit-when-idle")  # the page keeps polling meanwhile
 
@@ -434,6 +454,7 @@ def test_a_running_search_is_followed_live(store: Store, browser: Any) -> None:
             browser,
             lambda d: "succeeded" in d.find_element(By.CSS_SELECTOR, "#search-detail h3").text,
         )
+        # Finished: polling has stopped, so nothing is redrawn under the reads below.
         dots = browser.find_elements(By.CSS_SELECTOR, "#progress-chart circle.trial")
         assert len(dots) == 6
         assert browser.find_element(By.CSS_SELECTOR, f"{row} td:nth-child(3)").text == "succeeded"

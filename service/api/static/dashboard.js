@@ -13,6 +13,7 @@
     supernets: [],
     devices: [],
     jobs: [],
+    jobsShown: "", // the job list as last drawn
     selectedJob: null,
     trials: new Map(), // job id -> trials read so far (read incrementally)
     pollTimer: null,
@@ -474,6 +475,11 @@
   // ---- search jobs ---------------------------------------------------------
 
   function renderJobs() {
+    // Rebuilding an unchanged table every poll would only make rows flicker
+    // (and swallow a click landing mid-rebuild).
+    const snapshot = JSON.stringify(state.jobs);
+    if (snapshot === state.jobsShown) return;
+    state.jobsShown = snapshot;
     fillTable($("searches-table"),
       ["id", "name", "state", "progress", "evaluations", "supernet", "device", "budget (ms)", "owner", "created"],
       state.jobs.map((j) => ({
@@ -588,17 +594,19 @@
   function schedulePoll() {
     stopPolling();
     if (!state.jobs.some(active)) return;
-    state.pollTimer = setTimeout(async () => {
-      try {
-        state.jobs = await api("v1/searches?limit=200");
-      } catch (err) {
-        report(err);
-        return;
-      }
-      renderJobs();
-      if (state.selectedJob !== null) await refreshJob();
-      schedulePoll();
-    }, POLL_MS);
+    state.pollTimer = setTimeout(refreshJobs, POLL_MS);
+  }
+
+  async function refreshJobs() {
+    try {
+      state.jobs = await api("v1/searches?limit=200");
+    } catch (err) {
+      report(err);
+      return;
+    }
+    renderJobs();
+    if (state.selectedJob !== null) await refreshJob();
+    schedulePoll();
   }
 
   // ---- devices -------------------------------------------------------------
@@ -740,6 +748,8 @@
   // ---- wiring --------------------------------------------------------------
 
   function showTab(name) {
+    // Jobs submitted elsewhere since the last look show up when the tab opens.
+    if (name === "searches" && !$("content").hidden) refreshJobs();
     for (const button of document.querySelectorAll("#tabs button")) {
       button.classList.toggle("active", button.dataset.tab === name);
     }
