@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from service.api.errors import install_error_handlers
-from service.api.routers import devices, query, searches, supernets
+from service.api.routers import dashboard, devices, query, searches, supernets
 from service.db import schema_status
 from service.runtime import Runtime
 
@@ -40,6 +40,6 @@ def create_app(rt: Runtime) -> FastAPI:
         status = schema_status(rt.engine)
         return {"status": "ok" if status.state == "current" else "degraded", "schema": status.state}
 
-    for module in (devices, supernets, searches, query):
+    for module in (devices, supernets, searches, query, dashboard):
         app.include_router(module.router)
     return app

@@ -17,7 +17,7 @@ def serve(
     ),
     port: int | None = typer.Option(None, "--port", help="Port (default: settings api_port)."),
 ) -> None:
-    """Serve the API until interrupted. OpenAPI docs at /docs."""
+    """Serve the API and the dashboard (at /) until interrupted. OpenAPI docs at /docs."""
     import uvicorn
 
     from service.api import create_app

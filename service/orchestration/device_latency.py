@@ -11,7 +11,7 @@ answers (see ``service.domain.subnets``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -25,7 +25,13 @@ if TYPE_CHECKING:
     from nas.evaluators import TabularLatency
     from predictors.latency import DeviceLatencyPredictor
 
-__all__ = ["check_budget", "check_latency_available", "has_table_latency", "latency_source"]
+__all__ = [
+    "check_budget",
+    "check_latency_available",
+    "has_table_latency",
+    "latency_source",
+    "predicted_vs_measured",
+]
 
 
 def has_table_latency(space_name: str, device: Device) -> bool:
@@ -159,3 +165,40 @@ def check_budget(
             "find nothing within the budget"
         ]
     return []
+
+
+def predicted_vs_measured(session: Session, supernet: Supernet, device: Device) -> dict[str, Any]:
+    """Every latency stored for ``device`` in ``supernet``'s space next to what
+    the search's latency source (:func:`latency_source`) predicts for the same
+    architecture: the data of a predicted-vs-measured plot.
+
+    Reference measurements are flagged: the model was fitted on them, so only
+    the other points show how well it generalises.
+    """
+    from nas.latency import BatchLatency
+    from service.domain.devices import list_measurements
+    from supernets import space_from_config
+
+    source = latency_source(session, supernet, device)
+    space = space_from_config(supernet.space_name, supernet.space_config)
+    rows = list_measurements(session, device, space_name=supernet.space_name)
+    predicted = BatchLatency(source, space, device.name).predict_archs(
+        [space.validate(r.arch) for r in rows]
+    )
+    return {
+        "device": device.name,
+        "supernet": supernet.name,
+        "space": supernet.space_name,
+        "source": "table" if has_table_latency(supernet.space_name, device) else "model",
+        "points": [
+            {
+                "measurement_id": r.id,
+                "arch_hash": r.arch_hash,
+                "measured_ms": r.latency_ms,
+                "predicted_ms": float(p),
+                "is_reference": r.is_reference,
+                "method": r.method,
+            }
+            for r, p in zip(rows, predicted, strict=True)
+        ],
+    }

@@ -172,3 +172,16 @@ def models(
         PredictorOut.json_of(r)
         for r in predictor_records.list_predictors(session, kind="latency", device_id=device.id)
     ]
+
+
+@router.get("/{name}/latency-fit")
+def latency_fit(
+    name: str, session: SessionDep, _: Annotated[Caller, Depends(reader)], supernet: str
+) -> dict[str, Any]:
+    """The device's stored latency measurements in ``supernet``'s space, each
+    with the latency the search would predict for it (table or latency model)."""
+    from service.domain import supernet_records
+    from service.orchestration.device_latency import predicted_vs_measured
+
+    device = devices.get_device(session, name)
+    return predicted_vs_measured(session, supernet_records.get_supernet(session, supernet), device)

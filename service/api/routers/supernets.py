@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import Caller, SessionDep, get_hwnas, reader
+from service.api.deps import Caller, SessionDep, get_hwnas, reader, writer
 from service.api.files import zip_response
 from service.api.schemas import SupernetOut
 from service.domain import predictor_records, supernet_records
@@ -50,10 +50,11 @@ def export(
     name: str,
     body: ExportIn,
     rt: Annotated[Runtime, Depends(get_hwnas)],
-    _: Annotated[Caller, Depends(reader)],
+    _: Annotated[Caller, Depends(writer)],
 ) -> Response:
     """The chosen subnet's weights (BN recalibrated) as a zip: ONNX, TorchScript,
-    config + state_dict, and ``hwnas-export.json`` saying where it came from."""
+    config + state_dict, and ``hwnas-export.json`` saying where it came from.
+    Needs a write token: it is work on the server (minutes of CPU), not a read."""
     from service.orchestration.export import choose_subnet, export_subnet
 
     with rt.session() as s:
