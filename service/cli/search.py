@@ -11,6 +11,7 @@ import typer
 from service.cli.common import emit, fail, open_runtime
 from service.cli.output import Column, emit_record, emit_table
 from service.domain import jobs, searches
+from service.domain.job_progress import job_view
 from service.domain.views import JobOut
 from service.orchestration.device_latency import check_budget
 
@@ -99,7 +100,10 @@ def list_cmd(
 ) -> None:
     """List search jobs, newest first."""
     with open_runtime(ctx) as rt, rt.session() as s:
-        rows = [JobOut.json_of(j) for j in jobs.list_jobs(s, state=state, limit=limit)]
+        rows = [
+            job_view(s, j).model_dump(mode="json")
+            for j in jobs.list_jobs(s, state=state, limit=limit)
+        ]
         emit_table(
             ctx,
             rows,
@@ -108,6 +112,10 @@ def list_cmd(
                 Column("state", "state"),
                 Column("progress", lambda r: f"{r['progress']:.0%}", "right"),
                 Column("evaluations", "n_evaluations", "right"),
+                Column("best so far", "best_accuracy", "right"),
+                Column(
+                    "ETA s", lambda r: None if r["eta_s"] is None else round(r["eta_s"]), "right"
+                ),
                 Column("supernet", lambda r: r["spec"].get("supernet")),
                 Column("device", lambda r: r["spec"].get("device")),
                 Column("budget ms", lambda r: r["spec"].get("latency_budget_ms"), "right"),
@@ -126,7 +134,7 @@ def _on_device(value: Any, device: str | None) -> Any:
 def show_cmd(ctx: typer.Context, job_id: int = typer.Argument(..., help="Job id.")) -> None:
     """Show a job's state, progress, result or error."""
     with open_runtime(ctx) as rt, rt.session() as s:
-        data = JobOut.json_of(jobs.get_job(s, job_id))
+        data = job_view(s, jobs.get_job(s, job_id)).model_dump(mode="json")
         result = data["result"] or {}
         best = result.get("best") or {}
         device = data["spec"].get("device")
@@ -134,6 +142,8 @@ def show_cmd(ctx: typer.Context, job_id: int = typer.Argument(..., help="Job id.
             **{k: data[k] for k in ("id", "name", "state", "attempts", "owner", "worker_id")},
             "progress": f"{data['progress']:.0%} of {data['spec'].get('n_evaluations')} evaluations",
             "search": {k: data["spec"].get(k) for k in ("supernet", "device", "latency_budget_ms")},
+            "best so far": data["best_accuracy"],
+            "time left s": None if data["eta_s"] is None else round(data["eta_s"]),
             "message": result.get("message"),
             "best accuracy": best.get("accuracy"),
             "best latency ms": _on_device(best.get("latency_ms"), device),

@@ -69,6 +69,10 @@ class JobOut(View):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    #: Live progress, filled by ``service.domain.job_progress.job_view`` (None
+    #: when nothing feasible was evaluated yet, or the job is not running).
+    best_accuracy: float | None = None
+    eta_s: float | None = None
 
 
 class TrialOut(View):

@@ -9,6 +9,8 @@ write are reconciled from the study at the end (``record_trial`` is idempotent).
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,8 @@ from service.runtime import Runtime
 if TYPE_CHECKING:
     from nas import Evaluation, SearchResult
     from supernets.spaces import SearchSpace
+
+log = logging.getLogger("hwnas.worker")
 
 __all__ = ["JobAborted", "execute_search", "optuna_storage"]
 
@@ -102,6 +106,44 @@ def _load(session: Session, job_id: int) -> tuple[SearchJob, SearchSpec, Superne
     return job, spec, supernet, devs
 
 
+class _ProgressLog:
+    """One log line per real evaluation: what it measured, the best feasible
+    accuracy so far and the time left at the rate of this run."""
+
+    def __init__(self, job_id: int, total: int, device: str) -> None:
+        self.job_id, self.total, self.device = job_id, total, device
+        self.best: float | None = None
+        self.started = time.monotonic()
+        self.first_count: int | None = None
+
+    def log(self, count: int, e: Evaluation) -> None:
+        if e.feasible and (self.best is None or e.accuracy > self.best):
+            self.best = e.accuracy
+        if self.first_count is None:  # a resumed job: rate from this run only
+            self.first_count = count - 1
+        done_here = count - self.first_count
+        rate = (time.monotonic() - self.started) / max(done_here, 1)
+        left = max(self.total - count, 0) * rate
+        latency = e.latency_ms.get(self.device)
+        log.info(
+            "job %s: evaluation %d/%d accuracy %.2f at %s ms%s; best feasible %s; about %s left",
+            self.job_id,
+            count,
+            self.total,
+            e.accuracy,
+            "?" if latency is None else f"{latency:.3f}",
+            "" if e.feasible else " (infeasible)",
+            "none yet" if self.best is None else f"{self.best:.2f}",
+            _duration(left),
+        )
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
 def execute_search(
     rt: Runtime,
     job_id: int,
@@ -136,6 +178,7 @@ def execute_search(
     # RUNNING there was left by a worker that died.
     fail_running_trials(storage, study_name)
     count = 0
+    tracker = _ProgressLog(job.id, spec.n_evaluations, spec.device)
 
     def record(evaluation: Evaluation) -> None:
         nonlocal count
@@ -143,6 +186,7 @@ def execute_search(
             subnets.record_trial(s, _trial_in(job, supernet, devs[0], evaluation))
         count += 1
         on_progress(count)
+        tracker.log(count, evaluation)
 
     try:
         result = run_search(

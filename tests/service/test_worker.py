@@ -3,6 +3,7 @@ resume after a killed worker, several workers on one database."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 
 from service.db import Trial
 from service.domain import jobs, searches, subnets
+from service.domain.job_progress import eta_seconds, job_view
 from service.orchestration.benchmarks import register_benchmark
 from service.orchestration.device_latency import check_budget
 from service.orchestration.worker import Worker
@@ -60,11 +62,19 @@ def _hwnas_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "service.cli", *args]
 
 
-def test_worker_runs_a_search_and_records_every_trial(sqlite_url: str) -> None:
+def test_worker_runs_a_search_and_records_every_trial(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     rt = _open(sqlite_url)
     try:
         job_id = _submit(rt, 20)
-        assert Worker(rt).run(exit_when_idle=True) == 1
+        with caplog.at_level(logging.INFO, logger="hwnas.worker"):
+            assert Worker(rt).run(exit_when_idle=True) == 1
+        # One progress line per real evaluation, with the best so far and the time left.
+        lines = [r.getMessage() for r in caplog.records if "evaluation " in r.getMessage()]
+        assert len(lines) == 20
+        assert lines[-1].startswith(f"job {job_id}: evaluation 20/20 accuracy ")
+        assert "best feasible" in lines[-1] and lines[-1].endswith("about 0m00s left")
         with rt.session() as s:
             job = jobs.get_job(s, job_id)
             assert job.state == "succeeded", job.error
@@ -87,6 +97,9 @@ def test_worker_runs_a_search_and_records_every_trial(sqlite_url: str) -> None:
                 t.accuracy for t in trials if t.latency_ms is not None and t.latency_ms <= 20.0
             ]
             assert best["accuracy"] == max(a for a in feasible if a is not None)
+            # Readers see the best feasible accuracy so far (no ETA once finished).
+            view = job_view(s, job)
+            assert view.best_accuracy == best["accuracy"] and view.eta_s is None
     finally:
         rt.close()
 
@@ -197,5 +210,24 @@ def test_search_on_a_pruned_space(sqlite_url: str) -> None:
             for trial in trials:
                 for i, op in enumerate(trial.arch["ops"]):
                     assert op in allowed[f"edge{i}"]
+    finally:
+        rt.close()
+
+
+def test_eta_follows_the_rate_so_far(sqlite_url: str) -> None:
+    from datetime import timedelta
+
+    from service.db import utcnow
+
+    rt = _open(sqlite_url)
+    try:
+        job_id = _submit(rt, 40)
+        with rt.session() as s:
+            job = jobs.get_job(s, job_id)
+            assert eta_seconds(job) is None  # queued: no rate yet
+            job.state, job.n_evaluations = "running", 10
+            job.started_at = utcnow() - timedelta(seconds=100)
+            # 10 evaluations in 100 s: 30 more take about 300 s.
+            assert eta_seconds(job) == pytest.approx(300, rel=0.05)
     finally:
         rt.close()

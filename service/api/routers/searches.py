@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from service.api.deps import Caller, SessionDep, reader, writer
 from service.api.schemas import JobOut, TrialOut
 from service.domain import jobs, searches, subnets
+from service.domain.job_progress import job_view
 
 router = APIRouter(prefix="/v1/searches", tags=["searches"])
 
@@ -36,14 +37,13 @@ def list_searches(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     before_id: int | None = None,
 ) -> list[JobOut]:
-    return [
-        JobOut.of(j) for j in jobs.list_jobs(session, state=state, limit=limit, before_id=before_id)
-    ]
+    rows = jobs.list_jobs(session, state=state, limit=limit, before_id=before_id)
+    return [job_view(session, j) for j in rows]
 
 
 @router.get("/{job_id}")
 def get_search(job_id: int, session: SessionDep, _: Annotated[Caller, Depends(reader)]) -> JobOut:
-    return JobOut.of(jobs.get_job(session, job_id))
+    return job_view(session, jobs.get_job(session, job_id))
 
 
 @router.post("/{job_id}/cancel")
