@@ -16,7 +16,7 @@ import numpy as np
 from nas.constraints import DEFAULT_FEASIBILITY_CONFIDENCE, Constraints, confidence_z
 from nas.costs import has_cost_model, macs_and_params
 from nas.latency import BatchLatency
-from supernets.spaces import SearchSpace
+from supernets.spaces import Arch, SearchSpace
 
 __all__ = ["CandidateSet", "Featurizer"]
 
@@ -25,7 +25,7 @@ __all__ = ["CandidateSet", "Featurizer"]
 class CandidateSet:
     """Aligned arrays over ``n`` distinct architectures."""
 
-    archs: list[Any]
+    archs: list[Arch]
     hashes: list[str]
     X: np.ndarray  # (n, feature_dim) encodings
     latency: np.ndarray  # (n, n_devices) ms, devices in Featurizer.devices order
@@ -92,7 +92,7 @@ class Featurizer:
         self.z = confidence_z(feasibility_confidence)
         # hash -> (arch, encoding, latency row, latency std row, macs, params); the
         # latency as the model gives it, before :attr:`scale`.
-        self._cache: dict[str, tuple[Any, np.ndarray, np.ndarray, np.ndarray, float, float]] = {}
+        self._cache: dict[str, tuple[Arch, np.ndarray, np.ndarray, np.ndarray, float, float]] = {}
         #: Per-device factor applied to the model's latency and std (the online
         #: correction from measured latencies, :mod:`nas.verify`); 1 by default.
         self.scale = np.ones(len(self.devices))
@@ -113,10 +113,10 @@ class Featurizer:
             self.scale = new
             self.version += 1
 
-    def hash(self, arch: Any) -> str:
+    def hash(self, arch: Arch) -> str:
         return self.space.arch_hash(arch)
 
-    def featurize(self, archs: Sequence[Any], hashes: Sequence[str] | None = None) -> CandidateSet:
+    def featurize(self, archs: Sequence[Arch], hashes: Sequence[str] | None = None) -> CandidateSet:
         """Features of ``archs`` (deduplicated by network identity, first kept)."""
         hashes = [self.hash(a) for a in archs] if hashes is None else list(hashes)
         seen: dict[str, Any] = {}
@@ -151,7 +151,7 @@ class Featurizer:
             latency_std=std if uncertain else None,
         )
 
-    def _compute(self, archs: list[Any], hashes: list[str]) -> None:
+    def _compute(self, archs: list[Arch], hashes: list[str]) -> None:
         X = self.space.encode_many(archs)
         pairs = [self.latency[d].predict_archs_with_std(archs) for d in self.devices]
         lat = np.stack([p[0] for p in pairs], axis=1)

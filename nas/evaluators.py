@@ -11,13 +11,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from supernets.spaces import NB201Space, SearchSpace
+from supernets.spaces import NB201Arch, NB201Space, SearchSpace
+
+if TYPE_CHECKING:  # torch-backed: imported only when a supernet is evaluated
+    from supernets.data import ImageDataset
+    from supernets.evaluate import SubnetEvaluation
+    from supernets.networks import OFAMobileNetV3
+    from supernets.spaces import OFAArch
 
 __all__ = ["SupernetEvaluator", "TabularEvaluator", "TabularLatency"]
 
@@ -53,10 +59,10 @@ class TabularLatency:
         values[table.arch_ids] = table.latency[device]
         self.values = values  # by official index
 
-    def __call__(self, arch: Any) -> float:
+    def __call__(self, arch: NB201Arch) -> float:
         return float(self.values[self.space.index(arch)])
 
-    def predict_archs(self, archs: Sequence[Any]) -> np.ndarray:
+    def predict_archs(self, archs: Sequence[NB201Arch]) -> np.ndarray:
         return self.values[[self.space.index(a) for a in archs]]
 
     def __repr__(self) -> str:
@@ -76,10 +82,10 @@ class TabularEvaluator:
         self.space = _nb201(space)
         self._accuracy = nb201_accuracy()
 
-    def __call__(self, arch: Any) -> float:
+    def __call__(self, arch: NB201Arch | Mapping[str, Any] | str) -> float:
         return float(self._accuracy[str(self.space.validate(arch))])
 
-    def accuracy_many(self, archs: Sequence[Any]) -> np.ndarray:
+    def accuracy_many(self, archs: Sequence[NB201Arch]) -> np.ndarray:
         return np.array([self(a) for a in archs], dtype=np.float64)
 
     def latency(self, device: str) -> TabularLatency:
@@ -96,7 +102,7 @@ class TabularEvaluator:
         """Accuracy of every cell, by official index."""
         return self.accuracy_many(self.space.all_archs())
 
-    def oracle(self, device: str, budget_ms: float) -> tuple[Any, float]:
+    def oracle(self, device: str, budget_ms: float) -> tuple[NB201Arch, float]:
         """Best architecture (and its accuracy) with latency <= ``budget_ms``: the
         ground truth a search is scored against. Raises if nothing is feasible."""
         lat = self.latency(device).values
@@ -119,8 +125,8 @@ class SupernetEvaluator:
 
     def __init__(
         self,
-        supernet: Any,
-        dataset: Any,
+        supernet: OFAMobileNetV3,
+        dataset: ImageDataset,
         *,
         n_calibration: int | None = None,
         batch_size: int = 200,
@@ -135,7 +141,7 @@ class SupernetEvaluator:
         self.batch_size = batch_size
         self.seed = seed
         #: The last :class:`supernets.evaluate.SubnetEvaluation` (holdout size, resolution).
-        self.last: Any = None
+        self.last: SubnetEvaluation | None = None
 
     @classmethod
     def from_checkpoint(
@@ -149,7 +155,7 @@ class SupernetEvaluator:
         _, supernet, metadata = load_supernet(checkpoint, map_location=map_location)
         return cls(supernet, load_dataset(metadata["dataset"]), **kwargs)
 
-    def __call__(self, arch: Any) -> float:
+    def __call__(self, arch: OFAArch | Mapping[str, Any] | str) -> float:
         from supernets.evaluate import evaluate_subnet
 
         self.last = evaluate_subnet(

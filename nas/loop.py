@@ -38,7 +38,14 @@ if TYPE_CHECKING:
 
 # SearchResult, SearchSettings, AccuracyModel and default_predictor moved to
 # their own modules; they stay importable from here (benchmarks, old callers).
-__all__ = ["AccuracyModel", "SearchResult", "SearchSettings", "default_predictor", "run_search"]
+__all__ = [
+    "AccuracyModel",
+    "SearchResult",
+    "SearchSettings",
+    "default_predictor",
+    "drive",
+    "run_search",
+]
 
 
 def run_search(
@@ -180,6 +187,8 @@ def drive(search: Search, rules: StopRules) -> SearchResult:
         if reason is not None:
             stop = reason
             break
-    if stop != "stopped":  # a cancelled search answers with what it has measured
+    # The final verification runs after a spent time budget too (it is what makes
+    # the answer hold), but not after a cancellation: that answers with what it has.
+    if stop != "stopped":
         search.verify()
     return search.result(stop)

@@ -473,9 +473,16 @@ class Search:
         v = self.verifier
         if not v.active or v.n_used >= v.in_search:
             return
-        found = self._best(self.evaluations)
+        found = self._best(self._verifiable())
         if found is not None and found.arch_hash not in v.measurements:
             v.measure(found.arch, found.arch_hash)
+
+    def _verifiable(self) -> list[Evaluation]:
+        """Evaluations that are measured or may still be: a failed measurement
+        is not retried (it used its share of the cap), so its architecture can
+        be neither verified nor the answer."""
+        v = self.verifier
+        return [e for e in self.evaluations if e.arch_hash not in v.measurements or v.verified(e)]
 
     def verify(self) -> None:
         """Before answering: measure the best under the corrected model until the
@@ -485,9 +492,9 @@ class Search:
             return
         v.load()
         while v.remaining > 0:
-            found = self._best(self.evaluations)
+            found = self._best(self._verifiable())
             if found is None or found.arch_hash in v.measurements:
-                return
+                return  # nothing predicted feasible, or the best is measured
             v.measure(found.arch, found.arch_hash)
 
     # -- the answer -------------------------------------------------------------------
