@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import Caller, SessionDep, get_hwnas, reader, writer
+from service.api.deps import Caller, ReadSessionDep, WriteSessionDep, get_hwnas, reader, writer
 from service.api.files import zip_response
 from service.api.schemas import DeviceIn, DeviceOut
 from service.domain import devices, predictor_records
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
 @router.post("", status_code=201)
 def create_device(
-    body: DeviceIn, session: SessionDep, _: Annotated[Caller, Depends(writer)]
+    body: DeviceIn, session: WriteSessionDep, _: Annotated[Caller, Depends(writer)]
 ) -> DeviceOut:
     device = devices.create_device(
         session, body.name, kind=body.kind, description=body.description, batch_size=body.batch_size
@@ -30,24 +30,28 @@ def create_device(
 
 
 @router.get("")
-def list_devices(session: SessionDep, _: Annotated[Caller, Depends(reader)]) -> list[DeviceOut]:
+def list_devices(session: ReadSessionDep, _: Annotated[Caller, Depends(reader)]) -> list[DeviceOut]:
     return [DeviceOut.of(d) for d in devices.list_devices(session)]
 
 
 @router.get("/{name}")
-def get_device(name: str, session: SessionDep, _: Annotated[Caller, Depends(reader)]) -> DeviceOut:
+def get_device(
+    name: str, session: ReadSessionDep, _: Annotated[Caller, Depends(reader)]
+) -> DeviceOut:
     return DeviceOut.of(devices.get_device(session, name))
 
 
 @router.delete("/{name}", status_code=204)
-def delete_device(name: str, session: SessionDep, _: Annotated[Caller, Depends(writer)]) -> None:
+def delete_device(
+    name: str, session: WriteSessionDep, _: Annotated[Caller, Depends(writer)]
+) -> None:
     devices.remove_device(session, name)
 
 
 @router.get("/{name}/measurements")
 def list_measurements(
     name: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     _: Annotated[Caller, Depends(reader)],
     space: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
@@ -96,7 +100,7 @@ class MeasureIn(BaseModel):
 @router.get("/{name}/references")
 def references(
     name: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     _: Annotated[Caller, Depends(reader)],
     space: str = "ofa-mbv3-tiny",
 ) -> dict[str, Any]:
@@ -164,7 +168,7 @@ def measure_server(
 
 @router.get("/{name}/models")
 def models(
-    name: str, session: SessionDep, _: Annotated[Caller, Depends(reader)]
+    name: str, session: ReadSessionDep, _: Annotated[Caller, Depends(reader)]
 ) -> list[dict[str, Any]]:
     """The device's latency models, every version with its quality."""
     device = devices.get_device(session, name)

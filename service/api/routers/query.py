@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from service.api.deps import Caller, SessionDep, reader
+from service.api.deps import Caller, ReadSessionDep, reader
 from service.domain import devices, subnets, supernet_records
 
 router = APIRouter(prefix="/v1/query", tags=["query"])
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/query", tags=["query"])
 
 @router.get("/best")
 def best(
-    session: SessionDep,
+    session: ReadSessionDep,
     _: Annotated[Caller, Depends(reader)],
     supernet: str,
     device: str,
@@ -29,7 +29,7 @@ def best(
 
 @router.get("/pareto")
 def pareto(
-    session: SessionDep, _: Annotated[Caller, Depends(reader)], supernet: str, device: str
+    session: ReadSessionDep, _: Annotated[Caller, Depends(reader)], supernet: str, device: str
 ) -> dict[str, Any]:
     sn = supernet_records.get_supernet(session, supernet)
     dev = devices.get_device(session, device)

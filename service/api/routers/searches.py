@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from service.api.deps import Caller, SessionDep, reader, writer
+from service.api.deps import Caller, ReadSessionDep, WriteSessionDep, reader, writer
 from service.api.schemas import JobOut, TrialOut
 from service.domain import jobs, searches, subnets
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/searches", tags=["searches"])
 def submit(
     body: dict[str, Any],
     request: Request,
-    session: SessionDep,
+    session: WriteSessionDep,
     caller: Annotated[Caller, Depends(writer)],
     name: str = "",
 ) -> JobOut:
@@ -30,7 +30,7 @@ def submit(
 
 @router.get("")
 def list_searches(
-    session: SessionDep,
+    session: ReadSessionDep,
     _: Annotated[Caller, Depends(reader)],
     state: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -42,13 +42,15 @@ def list_searches(
 
 
 @router.get("/{job_id}")
-def get_search(job_id: int, session: SessionDep, _: Annotated[Caller, Depends(reader)]) -> JobOut:
+def get_search(
+    job_id: int, session: ReadSessionDep, _: Annotated[Caller, Depends(reader)]
+) -> JobOut:
     return JobOut.of(jobs.get_job(session, job_id))
 
 
 @router.post("/{job_id}/cancel")
 def cancel_search(
-    job_id: int, session: SessionDep, _: Annotated[Caller, Depends(writer)]
+    job_id: int, session: WriteSessionDep, _: Annotated[Caller, Depends(writer)]
 ) -> JobOut:
     return JobOut.of(jobs.cancel_job(session, job_id))
 
@@ -56,7 +58,7 @@ def cancel_search(
 @router.get("/{job_id}/trials")
 def list_search_trials(
     job_id: int,
-    session: SessionDep,
+    session: ReadSessionDep,
     _: Annotated[Caller, Depends(reader)],
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
     after_id: int | None = None,

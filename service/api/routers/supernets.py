@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import Caller, SessionDep, get_hwnas, reader
+from service.api.deps import Caller, ReadSessionDep, get_hwnas, reader
 from service.api.files import zip_response
 from service.api.schemas import SupernetOut
 from service.domain import predictor_records, supernet_records
@@ -20,13 +20,15 @@ router = APIRouter(prefix="/v1/supernets", tags=["supernets"])
 
 
 @router.get("")
-def list_supernets(session: SessionDep, _: Annotated[Caller, Depends(reader)]) -> list[SupernetOut]:
+def list_supernets(
+    session: ReadSessionDep, _: Annotated[Caller, Depends(reader)]
+) -> list[SupernetOut]:
     return [SupernetOut.of(s) for s in supernet_records.list_supernets(session)]
 
 
 @router.get("/{name}")
 def get_supernet(
-    name: str, session: SessionDep, _: Annotated[Caller, Depends(reader)]
+    name: str, session: ReadSessionDep, _: Annotated[Caller, Depends(reader)]
 ) -> SupernetOut:
     return SupernetOut.of(supernet_records.get_supernet(session, name))
 
@@ -56,7 +58,7 @@ def export(
     config + state_dict, and ``hwnas-export.json`` saying where it came from."""
     from service.orchestration.export import choose_subnet, export_subnet
 
-    with rt.session() as s:
+    with rt.read_session() as s:
         arch, provenance = choose_subnet(
             s,
             name,
@@ -80,7 +82,7 @@ def export(
 
 @router.get("/{name}/predictors")
 def accuracy_predictors(
-    name: str, session: SessionDep, _: Annotated[Caller, Depends(reader)]
+    name: str, session: ReadSessionDep, _: Annotated[Caller, Depends(reader)]
 ) -> list[dict[str, Any]]:
     """The supernet's accuracy predictor versions with their quality."""
     row = supernet_records.get_supernet(session, name)
