@@ -61,14 +61,13 @@ class Runtime:
     @contextmanager
     def read_session(self) -> Iterator[Session]:
         """A session for reading only: on SQLite it takes no write lock (so it
-        neither waits for writers nor blocks them), and it is rolled back, never
-        committed, at its end."""
+        neither waits for writers nor blocks them); it is never
+        committed: its transaction ends when it closes."""
         assert self.readers is not None
+        # Closing (not rolling back) ends the transaction without expiring
+        # what was loaded, so rows stay readable after the block.
         with self.readers() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     def close(self) -> None:
         self.engine.dispose()

@@ -11,8 +11,10 @@ a request must never hold one while its handler opens a session of its own
   and open no other; handlers that run orchestration code (which opens its own
   sessions) take neither.
 
-A token's last use is recorded at most once a minute, after the response, in
-a transaction of its own, so that reading stays reading.
+A token's last use is recorded at most once a minute, in a short transaction
+of its own committed before the handler runs (never inside the request's
+transaction), so that reading stays reading. (Not as a background task: those
+run while a write request's session still holds the lock.)
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import BackgroundTasks, Depends, Header, HTTPException, Request
+from fastapi import Depends, Header, HTTPException, Request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from service.domain import tokens
 from service.domain.owners import LOCAL, Scope
+from service.domain.views import JobOut, SupernetOut
 from service.runtime import Runtime
 
 __all__ = [
@@ -41,6 +44,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("hwnas.api")
+
+_Shown = TypeVar("_Shown", JobOut, SupernetOut)
 
 
 def get_hwnas(request: Request) -> Runtime:
@@ -79,6 +84,10 @@ class Caller:
         """What this caller may see and change (see :mod:`service.domain.owners`)."""
         return Scope(owner=self.name, sees_all=self.is_admin)
 
+    def shown(self, out: _Shown) -> _Shown:
+        """``out`` as this caller may see it: admins get tracebacks and paths."""
+        return out if self.is_admin else out.redacted()
+
 
 def _record_use(rt: Runtime, token_id: int) -> None:
     try:
@@ -91,7 +100,6 @@ def _record_use(rt: Runtime, token_id: int) -> None:
 
 def _caller(
     rt: Annotated[Runtime, Depends(get_hwnas)],
-    background: BackgroundTasks,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Caller:
     if not rt.settings.require_auth:
@@ -107,8 +115,9 @@ def _caller(
         if token is None:
             raise HTTPException(401, "unknown or revoked token")
         caller = Caller(token.name, tuple(token.scopes))
-        if tokens.use_is_stale(token):
-            background.add_task(_record_use, rt, token.id)
+        stale = tokens.use_is_stale(token)
+    if stale:
+        _record_use(rt, token.id)
     return caller
 
 

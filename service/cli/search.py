@@ -72,9 +72,7 @@ def submit_cmd(
         },
     )
     with open_runtime(ctx) as rt, rt.session() as s:
-        job = searches.submit_search(
-            s, spec, owner="cli", name=name, check_latency=check_latency_available
-        )
+        job = searches.submit_search(s, spec, name=name, check_latency=check_latency_available)
         emit(
             ctx,
             JobOut.json_of(job),

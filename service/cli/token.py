@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from service.cli.common import emit, open_runtime
+from service.cli.common import emit, fail, open_runtime
 from service.domain import tokens
 
 app = typer.Typer(
@@ -17,10 +17,17 @@ def create_cmd(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="A name for the token (who or what uses it)."),
     read_only: bool = typer.Option(False, "--read-only", help="Token may only read."),
+    admin: bool = typer.Option(
+        False, "--admin", help="Token sees and changes every owner's jobs, devices and supernets."
+    ),
 ) -> None:
-    """Create a token and print its secret (shown only this once)."""
+    """Create a token and print its secret (shown only this once). A token sees
+    and changes only what it created, unless it is an admin token."""
+    if read_only and admin:
+        raise fail("--read-only and --admin exclude each other")
+    scopes = ("read",) if read_only else ("read", "write", "admin") if admin else ("read", "write")
     with open_runtime(ctx) as rt, rt.session() as s:
-        row, secret = tokens.create_token(s, name, ("read",) if read_only else ("read", "write"))
+        row, secret = tokens.create_token(s, name, scopes)
         emit(
             ctx,
             {"name": row.name, "scopes": row.scopes, "token": secret},

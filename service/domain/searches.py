@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from service.db import Device, SearchJob, Supernet
 from service.domain import devices, jobs, supernet_records
 from service.domain.errors import ConflictError
+from service.domain.owners import LOCAL, Scope
 from service.domain.specs import SearchSpec, parse_spec
 
 __all__ = ["submit_search"]
@@ -23,22 +24,28 @@ LatencyCheck = Callable[[Session, Supernet, Device], None]
 
 def submit_search(
     session: Session,
-    spec_data: dict[str, Any],
+    spec_data: dict[str, Any] | SearchSpec,
     *,
-    owner: str = "",
+    scope: Scope | None = None,
     name: str = "",
     check_latency: LatencyCheck | None = None,
 ) -> SearchJob:
-    spec: SearchSpec = parse_spec(spec_data)
-    supernet = supernet_records.get_supernet(session, spec.supernet)
+    """Queue a search for ``scope``'s owner (``local`` without a scope), on a
+    supernet and devices that the owner sees."""
+    spec: SearchSpec = spec_data if isinstance(spec_data, SearchSpec) else parse_spec(spec_data)
+    supernet = supernet_records.get_supernet(session, spec.supernet, scope)
     if supernet.status != "ready":
         raise ConflictError(
             f"supernet {supernet.name!r} is {supernet.status}, not ready for search"
         )
     for device_name in [spec.device, *spec.extra_devices]:
-        device = devices.get_device(session, device_name)
+        device = devices.get_device(session, device_name, scope)
         if check_latency is not None:
             check_latency(session, supernet, device)
     return jobs.submit_job(
-        session, spec.model_dump(), name=name, owner=owner, supernet_id=supernet.id
+        session,
+        spec.model_dump(),
+        name=name,
+        owner=scope.owner if scope is not None else LOCAL,
+        supernet_id=supernet.id,
     )

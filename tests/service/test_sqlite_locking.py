@@ -33,7 +33,7 @@ def rt(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
 def _token(rt: Runtime) -> dict[str, str]:
     with rt.session() as s:
         _, secret = tokens.create_token(s, "alice")
-        devices.create_device(s, "phone", kind="remote")
+        devices.create_device(s, "phone", kind="remote", owner="alice")
     return {"Authorization": f"Bearer {secret}"}
 
 

@@ -13,6 +13,8 @@ from service.api.deps import Caller, ReadSessionDep, WriteSessionDep, get_hwnas,
 from service.api.files import zip_response
 from service.api.schemas import DeviceIn, DeviceOut
 from service.domain import devices, predictor_records
+from service.domain.errors import ForbiddenError
+from service.domain.owners import check_changeable
 from service.domain.views import PredictorOut
 from service.runtime import Runtime
 
@@ -21,42 +23,51 @@ router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
 @router.post("", status_code=201)
 def create_device(
-    body: DeviceIn, session: WriteSessionDep, _: Annotated[Caller, Depends(writer)]
+    body: DeviceIn, session: WriteSessionDep, caller: Annotated[Caller, Depends(writer)]
 ) -> DeviceOut:
+    if body.kind == "table":
+        raise ForbiddenError("table devices are bundled with hwnas; they cannot be created")
     device = devices.create_device(
-        session, body.name, kind=body.kind, description=body.description, batch_size=body.batch_size
+        session,
+        body.name,
+        kind=body.kind,
+        description=body.description,
+        batch_size=body.batch_size,
+        owner=caller.name,
     )
     return DeviceOut.of(device)
 
 
 @router.get("")
-def list_devices(session: ReadSessionDep, _: Annotated[Caller, Depends(reader)]) -> list[DeviceOut]:
-    return [DeviceOut.of(d) for d in devices.list_devices(session)]
+def list_devices(
+    session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
+) -> list[DeviceOut]:
+    return [DeviceOut.of(d) for d in devices.list_devices(session, caller.scope)]
 
 
 @router.get("/{name}")
 def get_device(
-    name: str, session: ReadSessionDep, _: Annotated[Caller, Depends(reader)]
+    name: str, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
 ) -> DeviceOut:
-    return DeviceOut.of(devices.get_device(session, name))
+    return DeviceOut.of(devices.get_device(session, name, caller.scope))
 
 
 @router.delete("/{name}", status_code=204)
 def delete_device(
-    name: str, session: WriteSessionDep, _: Annotated[Caller, Depends(writer)]
+    name: str, session: WriteSessionDep, caller: Annotated[Caller, Depends(writer)]
 ) -> None:
-    devices.remove_device(session, name)
+    devices.remove_device(session, name, caller.scope)
 
 
 @router.get("/{name}/measurements")
 def list_measurements(
     name: str,
     session: ReadSessionDep,
-    _: Annotated[Caller, Depends(reader)],
+    caller: Annotated[Caller, Depends(reader)],
     space: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[dict[str, Any]]:
-    device = devices.get_device(session, name)
+    device = devices.get_device(session, name, caller.scope)
     rows = devices.list_measurements(session, device, space_name=space, limit=limit)
     return [
         {
@@ -101,14 +112,14 @@ class MeasureIn(BaseModel):
 def references(
     name: str,
     session: ReadSessionDep,
-    _: Annotated[Caller, Depends(reader)],
+    caller: Annotated[Caller, Depends(reader)],
     space: str = "ofa-mbv3-tiny",
 ) -> dict[str, Any]:
     """The reference subnets this device must measure (configs, in order)."""
     from predictors.latency import reference_archs
     from service.orchestration.registration import space_with_predictor
 
-    devices.get_device(session, name)
+    devices.get_device(session, name, caller.scope)
     return {
         "device": name,
         "space": space,
@@ -120,12 +131,16 @@ def references(
 def references_zip(
     name: str,
     rt: Annotated[Runtime, Depends(get_hwnas)],
-    _: Annotated[Caller, Depends(reader)],
+    caller: Annotated[Caller, Depends(writer)],
     space: str = "ofa-mbv3-tiny",
     batch: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    """The reference subnets as ONNX files + manifest + standalone measure.py, zipped."""
+    """The reference subnets as ONNX files + manifest + standalone measure.py,
+    zipped (a write token: building it costs seconds of CPU)."""
     from service.orchestration.registration import reference_package
+
+    with rt.read_session() as s:
+        devices.get_device(s, name, caller.scope)
 
     with tempfile.TemporaryDirectory() as tmp:
         reference_package(rt, name, space, Path(tmp), batch=batch)
@@ -137,10 +152,13 @@ def submit_latencies(
     name: str,
     body: LatenciesIn,
     rt: Annotated[Runtime, Depends(get_hwnas)],
-    _: Annotated[Caller, Depends(writer)],
+    caller: Annotated[Caller, Depends(writer)],
 ) -> dict[str, Any]:
     """Latencies measured on the device: adapts and stores its latency model."""
     from service.orchestration.registration import submit_latencies as submit
+
+    with rt.read_session() as s:
+        check_changeable(devices.get_device(s, name, caller.scope), "device")
 
     extra = []
     for i, item in enumerate(body.extra):
@@ -154,24 +172,24 @@ def submit_latencies(
 def measure_server(
     body: MeasureIn,
     rt: Annotated[Runtime, Depends(get_hwnas)],
-    _: Annotated[Caller, Depends(writer)],
+    caller: Annotated[Caller, Depends(writer)],
 ) -> dict[str, Any]:
     """Register the server's own machine (backend/threads/batch) by measuring it."""
     from service.orchestration.registration import measure_local
 
     reg = measure_local(
         rt, body.space, backend=body.backend, threads=body.threads, batch=body.batch,
-        n_extra=body.extra, repeats=body.repeats,
+        n_extra=body.extra, repeats=body.repeats, owner=caller.name,
     )  # fmt: skip
     return reg.to_dict()
 
 
 @router.get("/{name}/models")
 def models(
-    name: str, session: ReadSessionDep, _: Annotated[Caller, Depends(reader)]
+    name: str, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
 ) -> list[dict[str, Any]]:
     """The device's latency models, every version with its quality."""
-    device = devices.get_device(session, name)
+    device = devices.get_device(session, name, caller.scope)
     return [
         PredictorOut.json_of(r)
         for r in predictor_records.list_predictors(session, kind="latency", device_id=device.id)

@@ -15,23 +15,23 @@ router = APIRouter(prefix="/v1/query", tags=["query"])
 @router.get("/best")
 def best(
     session: ReadSessionDep,
-    _: Annotated[Caller, Depends(reader)],
+    caller: Annotated[Caller, Depends(reader)],
     supernet: str,
     device: str,
     budget_ms: Annotated[float, Query(gt=0)],
 ) -> dict[str, Any]:
     """The most accurate evaluated subnet within ``budget_ms`` on ``device``. When
     nothing meets the budget, ``best`` is null and ``closest`` lists the fastest."""
-    sn = supernet_records.get_supernet(session, supernet)
-    dev = devices.get_device(session, device)
-    return subnets.best_answer(session, sn, dev, budget_ms)
+    sn = supernet_records.get_supernet(session, supernet, caller.scope)
+    dev = devices.get_device(session, device, caller.scope)
+    return subnets.best_answer(session, sn, dev, budget_ms, caller.scope)
 
 
 @router.get("/pareto")
 def pareto(
-    session: ReadSessionDep, _: Annotated[Caller, Depends(reader)], supernet: str, device: str
+    session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)], supernet: str, device: str
 ) -> dict[str, Any]:
-    sn = supernet_records.get_supernet(session, supernet)
-    dev = devices.get_device(session, device)
-    front = subnets.pareto_front(session, sn, dev)
+    sn = supernet_records.get_supernet(session, supernet, caller.scope)
+    dev = devices.get_device(session, device, caller.scope)
+    front = subnets.pareto_front(session, sn, dev, caller.scope)
     return {"supernet": sn.name, "device": dev.name, "front": [c.to_dict() for c in front]}

@@ -23,46 +23,49 @@ def submit(
 ) -> JobOut:
     """Queue a search. The body is a search spec (see ``SearchSpec``); a worker runs it."""
     job = searches.submit_search(
-        session, body, owner=caller.name, name=name, check_latency=request.app.state.latency_check
+        session, body, scope=caller.scope, name=name, check_latency=request.app.state.latency_check
     )
-    return JobOut.of(job)
+    return caller.shown(JobOut.of(job))
 
 
 @router.get("")
 def list_searches(
     session: ReadSessionDep,
-    _: Annotated[Caller, Depends(reader)],
+    caller: Annotated[Caller, Depends(reader)],
     state: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     before_id: int | None = None,
 ) -> list[JobOut]:
     return [
-        JobOut.of(j) for j in jobs.list_jobs(session, state=state, limit=limit, before_id=before_id)
+        caller.shown(JobOut.of(j))
+        for j in jobs.list_jobs(
+            session, state=state, scope=caller.scope, limit=limit, before_id=before_id
+        )
     ]
 
 
 @router.get("/{job_id}")
 def get_search(
-    job_id: int, session: ReadSessionDep, _: Annotated[Caller, Depends(reader)]
+    job_id: int, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
 ) -> JobOut:
-    return JobOut.of(jobs.get_job(session, job_id))
+    return caller.shown(JobOut.of(jobs.get_job(session, job_id, caller.scope)))
 
 
 @router.post("/{job_id}/cancel")
 def cancel_search(
-    job_id: int, session: WriteSessionDep, _: Annotated[Caller, Depends(writer)]
+    job_id: int, session: WriteSessionDep, caller: Annotated[Caller, Depends(writer)]
 ) -> JobOut:
-    return JobOut.of(jobs.cancel_job(session, job_id))
+    return caller.shown(JobOut.of(jobs.cancel_job(session, job_id, caller.scope)))
 
 
 @router.get("/{job_id}/trials")
 def list_search_trials(
     job_id: int,
     session: ReadSessionDep,
-    _: Annotated[Caller, Depends(reader)],
+    caller: Annotated[Caller, Depends(reader)],
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
     after_id: int | None = None,
 ) -> list[TrialOut]:
-    jobs.get_job(session, job_id)
+    jobs.get_job(session, job_id, caller.scope)
     rows = subnets.list_trials(session, job_id=job_id, limit=limit, after_id=after_id)
     return [TrialOut.of(t) for t in rows]

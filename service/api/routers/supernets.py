@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import Caller, ReadSessionDep, get_hwnas, reader
+from service.api.deps import Caller, ReadSessionDep, get_hwnas, reader, writer
 from service.api.files import zip_response
 from service.api.schemas import SupernetOut
 from service.domain import predictor_records, supernet_records
@@ -21,16 +21,31 @@ router = APIRouter(prefix="/v1/supernets", tags=["supernets"])
 
 @router.get("")
 def list_supernets(
-    session: ReadSessionDep, _: Annotated[Caller, Depends(reader)]
+    session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
 ) -> list[SupernetOut]:
-    return [SupernetOut.of(s) for s in supernet_records.list_supernets(session)]
+    return [
+        caller.shown(SupernetOut.of(s))
+        for s in supernet_records.list_supernets(session, caller.scope)
+    ]
 
 
 @router.get("/{name}")
 def get_supernet(
-    name: str, session: ReadSessionDep, _: Annotated[Caller, Depends(reader)]
+    name: str, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
 ) -> SupernetOut:
-    return SupernetOut.of(supernet_records.get_supernet(session, name))
+    return caller.shown(SupernetOut.of(supernet_records.get_supernet(session, name, caller.scope)))
+
+
+@router.delete("/{name}", status_code=204)
+def delete_supernet(
+    name: str,
+    rt: Annotated[Runtime, Depends(get_hwnas)],
+    caller: Annotated[Caller, Depends(writer)],
+) -> None:
+    """Delete the supernet, its trials, predictors and run directory."""
+    from service.orchestration.training import remove_supernet
+
+    remove_supernet(rt, name, caller.scope)
 
 
 class ExportIn(BaseModel):
@@ -52,7 +67,7 @@ def export(
     name: str,
     body: ExportIn,
     rt: Annotated[Runtime, Depends(get_hwnas)],
-    _: Annotated[Caller, Depends(reader)],
+    caller: Annotated[Caller, Depends(writer)],
 ) -> Response:
     """The chosen subnet's weights (BN recalibrated) as a zip: ONNX, TorchScript,
     config + state_dict, and ``hwnas-export.json`` saying where it came from."""
@@ -66,6 +81,7 @@ def export(
             trial_id=body.trial_id,
             device=body.device,
             budget_ms=body.budget_ms,
+            scope=caller.scope,
         )
     with tempfile.TemporaryDirectory() as tmp:
         export_subnet(
@@ -82,10 +98,10 @@ def export(
 
 @router.get("/{name}/predictors")
 def accuracy_predictors(
-    name: str, session: ReadSessionDep, _: Annotated[Caller, Depends(reader)]
+    name: str, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
 ) -> list[dict[str, Any]]:
     """The supernet's accuracy predictor versions with their quality."""
-    row = supernet_records.get_supernet(session, name)
+    row = supernet_records.get_supernet(session, name, caller.scope)
     return [
         PredictorOut.json_of(r)
         for r in predictor_records.list_predictors(session, kind="accuracy", supernet_id=row.id)
