@@ -99,9 +99,16 @@ def _record_use(rt: Runtime, token_id: int) -> None:
 
 
 def _caller(
+    request: Request,
     rt: Annotated[Runtime, Depends(get_hwnas)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> Caller:
+    caller = _authenticate(rt, authorization)
+    request.state.caller = caller  # the 500 handler shows admins the traceback
+    return caller
+
+
+def _authenticate(rt: Runtime, authorization: str | None) -> Caller:
     if not rt.settings.require_auth:
         # Auth off: a single user; everything belongs to `local`.
         return Caller(LOCAL, ("read", "write", "admin"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,9 @@ def submit_cmd(
     ),
 ) -> None:
     """Queue a search job (validated now, run by a worker)."""
+    for flag, value in (("--budget-ms", budget_ms), ("--time-budget-s", time_budget_s)):
+        if value is not None and not math.isfinite(value):
+            raise fail(f"{flag} must be a finite number, got {value}")
     spec = build_spec(
         spec_file,
         {

@@ -7,11 +7,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import Caller, ReadSessionDep, WriteSessionDep, get_hwnas, reader, writer
 from service.api.files import zip_response
-from service.api.schemas import DeviceIn, DeviceOut
+from service.api.schemas import (
+    DeviceIn,
+    DeviceOut,
+    LatenciesIn,
+    MeasureIn,
+    NameParam,
+    SpaceFilter,
+    SpaceQuery,
+)
 from service.domain import devices, predictor_records
 from service.domain.errors import ForbiddenError
 from service.domain.owners import check_changeable
@@ -47,24 +54,24 @@ def list_devices(
 
 @router.get("/{name}")
 def get_device(
-    name: str, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
+    name: NameParam, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
 ) -> DeviceOut:
     return DeviceOut.of(devices.get_device(session, name, caller.scope))
 
 
 @router.delete("/{name}", status_code=204)
 def delete_device(
-    name: str, session: WriteSessionDep, caller: Annotated[Caller, Depends(writer)]
+    name: NameParam, session: WriteSessionDep, caller: Annotated[Caller, Depends(writer)]
 ) -> None:
     devices.remove_device(session, name, caller.scope)
 
 
 @router.get("/{name}/measurements")
 def list_measurements(
-    name: str,
+    name: NameParam,
     session: ReadSessionDep,
     caller: Annotated[Caller, Depends(reader)],
-    space: str | None = None,
+    space: SpaceFilter = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[dict[str, Any]]:
     device = devices.get_device(session, name, caller.scope)
@@ -86,34 +93,12 @@ def list_measurements(
     ]
 
 
-class LatenciesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    space: str = "ofa-mbv3-tiny"
-    reference_ms: list[float] = Field(description="One latency per reference arch, in order.")
-    extra: list[dict[str, Any]] = Field(
-        default_factory=list,
-        description="Further measurements [{arch, ms}] used to report quality.",
-    )
-
-
-class MeasureIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    space: str = "ofa-mbv3-tiny"
-    backend: str = "torch-cpu"
-    threads: int = Field(default=1, ge=1)
-    batch: int = Field(default=1, ge=1)
-    extra: int = Field(default=10, ge=0, le=200)
-    repeats: int = Field(default=30, ge=3, le=1000)
-
-
 @router.get("/{name}/references")
 def references(
-    name: str,
+    name: NameParam,
     session: ReadSessionDep,
     caller: Annotated[Caller, Depends(reader)],
-    space: str = "ofa-mbv3-tiny",
+    space: SpaceQuery = "ofa-mbv3-tiny",
 ) -> dict[str, Any]:
     """The reference subnets this device must measure (configs, in order)."""
     from predictors.latency import reference_archs
@@ -129,11 +114,11 @@ def references(
 
 @router.get("/{name}/references.zip")
 def references_zip(
-    name: str,
+    name: NameParam,
     rt: Annotated[Runtime, Depends(get_hwnas)],
     caller: Annotated[Caller, Depends(writer)],
-    space: str = "ofa-mbv3-tiny",
-    batch: Annotated[int | None, Query(ge=1)] = None,
+    space: SpaceQuery = "ofa-mbv3-tiny",
+    batch: Annotated[int | None, Query(ge=1, le=1024)] = None,
 ) -> Response:
     """The reference subnets as ONNX files + manifest + standalone measure.py,
     zipped (a write token: building it costs seconds of CPU)."""
@@ -149,7 +134,7 @@ def references_zip(
 
 @router.post("/{name}/latencies", status_code=201)
 def submit_latencies(
-    name: str,
+    name: NameParam,
     body: LatenciesIn,
     rt: Annotated[Runtime, Depends(get_hwnas)],
     caller: Annotated[Caller, Depends(writer)],
@@ -160,11 +145,7 @@ def submit_latencies(
     with rt.read_session() as s:
         check_changeable(devices.get_device(s, name, caller.scope), "device")
 
-    extra = []
-    for i, item in enumerate(body.extra):
-        if "arch" not in item or "ms" not in item:
-            raise ValueError(f"extra[{i}] must be an object with 'arch' and 'ms'")
-        extra.append((item["arch"], float(item["ms"])))
+    extra = [(item.arch, item.ms) for item in body.extra]
     return submit(rt, name, body.space, body.reference_ms, extra=extra).to_dict()
 
 
@@ -186,7 +167,7 @@ def measure_server(
 
 @router.get("/{name}/models")
 def models(
-    name: str, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
+    name: NameParam, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
 ) -> list[dict[str, Any]]:
     """The device's latency models, every version with its quality."""
     device = devices.get_device(session, name, caller.scope)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
 from service.api.deps import Caller, ReadSessionDep, reader
+from service.api.schemas import BudgetQuery, NameQuery
 from service.domain import devices, subnets, supernet_records
 
 router = APIRouter(prefix="/v1/query", tags=["query"])
@@ -16,9 +17,9 @@ router = APIRouter(prefix="/v1/query", tags=["query"])
 def best(
     session: ReadSessionDep,
     caller: Annotated[Caller, Depends(reader)],
-    supernet: str,
-    device: str,
-    budget_ms: Annotated[float, Query(gt=0)],
+    supernet: NameQuery,
+    device: NameQuery,
+    budget_ms: BudgetQuery,
 ) -> dict[str, Any]:
     """The most accurate evaluated subnet within ``budget_ms`` on ``device``. When
     nothing meets the budget, ``best`` is null and ``closest`` lists the fastest."""
@@ -29,7 +30,10 @@ def best(
 
 @router.get("/pareto")
 def pareto(
-    session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)], supernet: str, device: str
+    session: ReadSessionDep,
+    caller: Annotated[Caller, Depends(reader)],
+    supernet: NameQuery,
+    device: NameQuery,
 ) -> dict[str, Any]:
     sn = supernet_records.get_supernet(session, supernet, caller.scope)
     dev = devices.get_device(session, device, caller.scope)

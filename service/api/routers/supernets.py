@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import Caller, ReadSessionDep, get_hwnas, reader, writer
 from service.api.files import zip_response
-from service.api.schemas import SupernetOut
+from service.api.schemas import ExportIn, NameParam, SupernetOut
 from service.domain import predictor_records, supernet_records
 from service.domain.views import PredictorOut
 from service.runtime import Runtime
@@ -31,14 +30,14 @@ def list_supernets(
 
 @router.get("/{name}")
 def get_supernet(
-    name: str, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
+    name: NameParam, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
 ) -> SupernetOut:
     return caller.shown(SupernetOut.of(supernet_records.get_supernet(session, name, caller.scope)))
 
 
 @router.delete("/{name}", status_code=204)
 def delete_supernet(
-    name: str,
+    name: NameParam,
     rt: Annotated[Runtime, Depends(get_hwnas)],
     caller: Annotated[Caller, Depends(writer)],
 ) -> None:
@@ -48,23 +47,9 @@ def delete_supernet(
     remove_supernet(rt, name, caller.scope)
 
 
-class ExportIn(BaseModel):
-    """Which subnet to export: exactly one of ``arch``, ``trial_id``, or
-    ``device`` + ``budget_ms`` (the best stored subnet under the budget)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    arch: dict[str, Any] | None = None
-    trial_id: int | None = None
-    device: str | None = None
-    budget_ms: float | None = Field(default=None, gt=0)
-    formats: list[str] = Field(default_factory=lambda: ["state_dict", "torchscript", "onnx"])
-    bn_images: int = Field(default=2000, ge=1)
-
-
 @router.post("/{name}/export")
 def export(
-    name: str,
+    name: NameParam,
     body: ExportIn,
     rt: Annotated[Runtime, Depends(get_hwnas)],
     caller: Annotated[Caller, Depends(writer)],
@@ -98,7 +83,7 @@ def export(
 
 @router.get("/{name}/predictors")
 def accuracy_predictors(
-    name: str, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
+    name: NameParam, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
 ) -> list[dict[str, Any]]:
     """The supernet's accuracy predictor versions with their quality."""
     row = supernet_records.get_supernet(session, name, caller.scope)
