@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import SchemaStatus, ensure_schema, make_engine, make_session_factory
+from service.db import SchemaStatus, ensure_schema, make_engine, make_session_factory, read_only
 from service.settings import Settings
 
 __all__ = ["Runtime"]
@@ -28,6 +28,11 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     schema: SchemaStatus | None = field(default=None)
+    readers: sessionmaker[Session] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.readers is None:
+            self.readers = make_session_factory(read_only(self.engine))
 
     @classmethod
     def open(cls, settings: Settings, *, check_schema: bool = True) -> Runtime:
@@ -48,8 +53,20 @@ class Runtime:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error."""
+        """A session that commits on success and rolls back on error. On SQLite
+        it holds the write lock from its first statement to its end."""
         with self.sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reading only: on SQLite it takes no write lock (so it
+        neither waits for writers nor blocks them); it is never
+        committed: its transaction ends when it closes."""
+        assert self.readers is not None
+        # Closing (not rolling back) ends the transaction without expiring
+        # what was loaded, so rows stay readable after the block.
+        with self.readers() as session:
             yield session
 
     def close(self) -> None:

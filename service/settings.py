@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     )
     api_host: str = Field(default="127.0.0.1", description="Address `hwnas serve` binds to.")
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port `hwnas serve` binds to.")
+    api_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest HTTP request body accepted (413 beyond).",
+    )
     require_auth: bool = Field(
         default=False,
         description="Require an API token (Authorization: Bearer) for every HTTP request.",

@@ -8,7 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service.api.errors import install_error_handlers
+from service.api.errors import ERROR_RESPONSES, install_error_handlers
+from service.api.limits import BodyLimit
 from service.api.routers import dashboard, devices, query, searches, supernets
 from service.db import schema_status
 from service.runtime import Runtime
@@ -41,5 +42,8 @@ def create_app(rt: Runtime) -> FastAPI:
         return {"status": "ok" if status.state == "current" else "degraded", "schema": status.state}
 
     for module in (devices, supernets, searches, query, dashboard):
-        app.include_router(module.router)
+        # Every operation documents the error statuses it may answer with, in
+        # the one error shape (FastAPI's default 422 schema is not ours).
+        app.include_router(module.router, responses=ERROR_RESPONSES)
+    app.add_middleware(BodyLimit, max_bytes=rt.settings.api_max_body_bytes)
     return app

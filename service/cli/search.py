@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,9 @@ def submit_cmd(
     ),
 ) -> None:
     """Queue a search job (validated now, run by a worker)."""
+    for flag, value in (("--budget-ms", budget_ms), ("--time-budget-s", time_budget_s)):
+        if value is not None and not math.isfinite(value):
+            raise fail(ctx, f"{flag} must be a finite number, got {value}")
     spec = build_spec(
         ctx,
         spec_file,
@@ -80,7 +84,6 @@ def submit_cmd(
         job = searches.submit_search(
             s,
             spec,
-            owner="cli",
             name=name,
             check_latency=check_budget,
             warn=lambda m: typer.secho(f"warning: {m}", fg=typer.colors.YELLOW, err=True),

@@ -48,6 +48,17 @@ def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Supernet 
         emit_record(ctx, data, title=f"supernet {name}")
 
 
+@app.command("remove")
+def remove_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Supernet name.")) -> None:
+    """Delete a supernet: its record, trials, predictors and its run directory."""
+    from service.orchestration.training import remove_supernet
+
+    with open_runtime(ctx) as rt:
+        done = remove_supernet(rt, name)
+        where = f" and {done['files_removed']}" if done["files_removed"] else ""
+        emit(ctx, done, [f"supernet {name} removed{where}"])
+
+
 @app.command("register-benchmark")
 def register_benchmark_cmd(
     ctx: typer.Context,

@@ -18,10 +18,21 @@ def create_cmd(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="A name for the token (who or what uses it)."),
     read_only: bool = typer.Option(False, "--read-only", help="Token may only read."),
+    admin: bool = typer.Option(
+        False,
+        "--admin",
+        help=(
+            "Token sees every owner's jobs, devices and supernets (and changes them, "
+            "unless --read-only: an auditor's or a shared dashboard's token)."
+        ),
+    ),
 ) -> None:
-    """Create a token and print its secret (shown only this once)."""
+    """Create a token and print its secret (shown only this once). A token sees
+    and changes only what it created, unless it is an admin token."""
+    scopes = ("read",) if read_only else ("read", "write")
+    scopes += ("admin",) if admin else ()
     with open_runtime(ctx) as rt, rt.session() as s:
-        row, secret = tokens.create_token(s, name, ("read",) if read_only else ("read", "write"))
+        row, secret = tokens.create_token(s, name, scopes)
         emit(
             ctx,
             {"name": row.name, "scopes": row.scopes, "token": secret},

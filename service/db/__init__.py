@@ -1,6 +1,6 @@
 """Database layer: models, engines and sessions, schema migrations."""
 
-from service.db.engine import make_engine, make_session_factory
+from service.db.engine import make_engine, make_session_factory, read_only
 from service.db.migrate import (
     VERSION_TABLE,
     SchemaError,
@@ -46,6 +46,7 @@ __all__ = [
     "head_revision",
     "make_engine",
     "make_session_factory",
+    "read_only",
     "schema_status",
     "upgrade",
     "utcnow",

@@ -3,9 +3,12 @@
 One engine per process (connection pools are not fork-safe). SQLite gets WAL
 (readers never block the writer), a busy timeout (writers wait for each other
 instead of failing with "database is locked"), enforced foreign keys, and
-``BEGIN IMMEDIATE`` transactions: with deferred transactions a reader that later
-writes can be refused at once (SQLITE_BUSY, no waiting) when another writer
-committed in between; taking the write lock up front lets the busy timeout work.
+``BEGIN IMMEDIATE`` for transactions that may write: with deferred transactions
+a reader that later writes can be refused at once (SQLITE_BUSY, no waiting)
+when another writer committed in between; taking the write lock up front lets
+the busy timeout work. Transactions that only read (sessions bound to
+:func:`read_only`'s engine) start with a plain deferred ``BEGIN``: under WAL
+they see a consistent snapshot and never wait for, nor hold up, a writer.
 Server databases get ``pool_pre_ping`` because idle PostgreSQL connections are
 dropped by servers and proxies.
 """
@@ -19,7 +22,19 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["make_engine", "make_session_factory"]
+__all__ = ["READ_ONLY_OPTION", "make_engine", "make_session_factory", "read_only"]
+
+#: Execution option marking an engine (and its connections) as read-only.
+READ_ONLY_OPTION = "hwnas_read_only"
+
+
+def read_only(engine: Engine) -> Engine:
+    """A view of ``engine`` (same pool) whose transactions only read.
+
+    On SQLite they begin deferred, so they take no write lock; writing in one
+    is a bug (it would fail with SQLITE_BUSY under contention instead of
+    waiting)."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def make_engine(url: str, *, busy_timeout_s: float = 30.0, pool_size: int = 5) -> Engine:
@@ -48,7 +63,8 @@ def _sqlite_engine(url: str, database: str | None, busy_timeout_s: float) -> Eng
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        reading = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -112,7 +113,17 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
-class Supernet(TimestampMixin, Base):
+class OwnedMixin:
+    """Who may see and change the row (see ``service.domain.owners``): the
+    API token's name, or ``local``; bundled rows are read-only for everyone."""
+
+    owner: Mapped[str] = mapped_column(
+        String(128), default="local", server_default="local", index=True
+    )
+    bundled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+
+
+class Supernet(OwnedMixin, TimestampMixin, Base):
     """A search space instance that subnets come from: a trained weight-sharing
     supernet (checkpoint), or a tabular benchmark space (no checkpoint)."""
 
@@ -130,9 +141,11 @@ class Supernet(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(16), default="ready")
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     description: Mapped[str] = mapped_column(Text, default="")
+    #: Why training failed (status ``failed``); None otherwise.
+    error: Mapped[str | None] = mapped_column(Text)
 
 
-class Device(TimestampMixin, Base):
+class Device(OwnedMixin, TimestampMixin, Base):
     """A latency target: a (host, backend, threads, batch) combination, a remote
     device whose latencies are submitted, or a device from a benchmark table."""
 
@@ -221,7 +234,9 @@ class SearchJob(TimestampMixin, Base):
     state: Mapped[str] = mapped_column(String(16), default="queued")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     n_evaluations: Mapped[int] = mapped_column(Integer, default=0)
-    owner: Mapped[str] = mapped_column(String(128), default="")
+    owner: Mapped[str] = mapped_column(
+        String(128), default="local", server_default="local", index=True
+    )
     worker_id: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

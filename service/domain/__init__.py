@@ -4,20 +4,23 @@ SQLAlchemy session and leaves committing to the caller."""
 from service.domain import (
     devices,
     jobs,
+    owners,
     predictor_records,
     searches,
     subnets,
     supernet_records,
     tokens,
 )
-from service.domain.errors import ConflictError, DomainError, NotFoundError
+from service.domain.errors import ConflictError, DomainError, ForbiddenError, NotFoundError
 
 __all__ = [
     "ConflictError",
     "DomainError",
+    "ForbiddenError",
     "NotFoundError",
     "devices",
     "jobs",
+    "owners",
     "predictor_records",
     "searches",
     "subnets",

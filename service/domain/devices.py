@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.db import Device, LatencyMeasurement
 from service.domain.names import add_named, check_name, not_found
+from service.domain.owners import LOCAL, Scope, check_changeable, restrict, sees
 
 __all__ = [
     "DEVICE_KINDS",
@@ -68,6 +69,8 @@ def create_device(
     threads: int | None = None,
     batch_size: int = 1,
     properties: dict[str, Any] | None = None,
+    owner: str = LOCAL,
+    bundled: bool = False,
 ) -> Device:
     check_name("device", name)
     if kind not in DEVICE_KINDS:
@@ -85,24 +88,29 @@ def create_device(
         threads=threads,
         batch_size=batch_size,
         properties=properties or {},
+        owner=owner,
+        bundled=bundled,
     )
     add_named(session, "device", device)
     return device
 
 
-def get_device(session: Session, name: str) -> Device:
+def get_device(session: Session, name: str, scope: Scope | None = None) -> Device:
+    """The device called ``name``; one that ``scope`` does not see does not exist."""
     device = session.scalar(select(Device).where(Device.name == name))
-    if device is None:
-        raise not_found(session, Device, "device", name, "hwnas device list")
+    if device is None or not sees(scope, device):
+        raise not_found(session, Device, "device", name, "hwnas device list", scope)
     return device
 
 
-def list_devices(session: Session) -> Sequence[Device]:
-    return session.scalars(select(Device).order_by(Device.name)).all()
+def list_devices(session: Session, scope: Scope | None = None) -> Sequence[Device]:
+    return session.scalars(restrict(select(Device), Device, scope).order_by(Device.name)).all()
 
 
-def remove_device(session: Session, name: str) -> None:
-    session.delete(get_device(session, name))
+def remove_device(session: Session, name: str, scope: Scope | None = None) -> None:
+    device = get_device(session, name, scope)
+    check_changeable(device, "device")
+    session.delete(device)
 
 
 def add_measurements(

@@ -3,7 +3,7 @@ HTTP statuses and exit messages."""
 
 from __future__ import annotations
 
-__all__ = ["ConflictError", "DomainError", "NotFoundError"]
+__all__ = ["ConflictError", "DomainError", "ForbiddenError", "NotFoundError"]
 
 
 class DomainError(ValueError):
@@ -16,3 +16,7 @@ class NotFoundError(DomainError):
 
 class ConflictError(DomainError):
     """The request conflicts with the current state, e.g. a duplicate name (HTTP 409)."""
+
+
+class ForbiddenError(DomainError):
+    """The caller may see the thing but not do this to it (HTTP 403)."""

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from service.db import JOB_STATES, SearchJob, utcnow
 from service.domain.errors import ConflictError, NotFoundError
+from service.domain.owners import LOCAL, Scope, restrict, sees
 
 __all__ = [
     "cancel_job",
@@ -51,7 +52,7 @@ def submit_job(
     spec: dict[str, Any],
     *,
     name: str = "",
-    owner: str = "",
+    owner: str = LOCAL,
     supernet_id: int | None = None,
 ) -> SearchJob:
     """Queue a job. ``spec`` must already be validated (``service.domain.specs``)."""
@@ -66,9 +67,10 @@ def submit_job(
     return job
 
 
-def get_job(session: Session, job_id: int) -> SearchJob:
+def get_job(session: Session, job_id: int, scope: Scope | None = None) -> SearchJob:
+    """The job ``job_id``; one that ``scope`` does not see does not exist."""
     job = session.get(SearchJob, job_id)
-    if job is None:
+    if job is None or not sees(scope, job):
         raise NotFoundError(f"search job {job_id} does not exist")
     return job
 
@@ -77,7 +79,7 @@ def list_jobs(
     session: Session,
     *,
     state: str | None = None,
-    owner: str | None = None,
+    scope: Scope | None = None,
     limit: int = 50,
     before_id: int | None = None,
 ) -> Sequence[SearchJob]:
@@ -86,11 +88,9 @@ def list_jobs(
         raise ValueError(f"state must be one of {list(JOB_STATES)}, got {state!r}")
     if not 1 <= limit <= 1000:
         raise ValueError(f"limit must be in [1, 1000], got {limit}")
-    query = select(SearchJob).order_by(SearchJob.id.desc()).limit(limit)
+    query = restrict(select(SearchJob), SearchJob, scope).order_by(SearchJob.id.desc()).limit(limit)
     if state is not None:
         query = query.where(SearchJob.state == state)
-    if owner is not None:
-        query = query.where(SearchJob.owner == owner)
     if before_id is not None:
         query = query.where(SearchJob.id < before_id)
     return session.scalars(query).all()
@@ -215,10 +215,10 @@ def fail_job(session: Session, job_id: int, worker_id: str, error: str) -> bool:
     )
 
 
-def cancel_job(session: Session, job_id: int) -> SearchJob:
+def cancel_job(session: Session, job_id: int, scope: Scope | None = None) -> SearchJob:
     """Cancel a queued or running job (a running worker notices at its next heartbeat)."""
     job = session.scalars(select(SearchJob).where(SearchJob.id == job_id).with_for_update()).first()
-    if job is None:
+    if job is None or not sees(scope, job):
         raise NotFoundError(f"search job {job_id} does not exist")
     if job.state not in ACTIVE_STATES:
         raise ConflictError(

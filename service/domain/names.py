@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.domain.errors import ConflictError, NotFoundError
+
+if TYPE_CHECKING:
+    from service.domain.owners import Scope
 
 __all__ = ["add_named", "check_name", "not_found"]
 
@@ -46,11 +49,19 @@ def add_named(session: Session, kind: str, row: Any) -> Any:
 
 
 def not_found(
-    session: Session, model: Any, kind: str, name: str, list_command: str
+    session: Session,
+    model: Any,
+    kind: str,
+    name: str,
+    list_command: str,
+    scope: Scope | None = None,
 ) -> NotFoundError:
-    """The error for a missing ``name``, with "did you mean" when a stored name is
-    close (a typo is the usual cause) and the command that lists the known ones."""
-    known = session.scalars(select(model.name)).all()
+    """The error for a missing ``name``, with "did you mean" when a name the
+    caller may see is close (a typo is the usual cause; others' names are never
+    suggested) and the command that lists the known ones."""
+    from service.domain.owners import restrict
+
+    known = session.scalars(restrict(select(model.name), model, scope)).all()
     close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
     hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
     return NotFoundError(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from service.db import Device, SearchJob, Supernet
 from service.domain import devices, jobs, supernet_records
 from service.domain.errors import ConflictError
+from service.domain.owners import LOCAL, Scope
 from service.domain.specs import SearchSpec, parse_spec
 
 __all__ = ["submit_search"]
@@ -24,28 +25,33 @@ LatencyCheck = Callable[[Session, Supernet, Device, float | None], list[str]]
 
 def submit_search(
     session: Session,
-    spec_data: dict[str, Any],
+    spec_data: dict[str, Any] | SearchSpec,
     *,
-    owner: str = "",
+    scope: Scope | None = None,
     name: str = "",
     check_latency: LatencyCheck | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> SearchJob:
-    """Validate ``spec_data`` against what is registered and queue the job;
-    ``warn`` receives what the latency check found doubtful but not fatal."""
-    spec: SearchSpec = parse_spec(spec_data)
-    supernet = supernet_records.get_supernet(session, spec.supernet)
+    """Queue a search for ``scope``'s owner (``local`` without a scope), on a
+    supernet and devices that the owner sees; ``warn`` receives what the latency
+    check found doubtful but not fatal."""
+    spec: SearchSpec = spec_data if isinstance(spec_data, SearchSpec) else parse_spec(spec_data)
+    supernet = supernet_records.get_supernet(session, spec.supernet, scope)
     if supernet.status != "ready":
         raise ConflictError(
             f"supernet {supernet.name!r} is {supernet.status}, not ready for search"
         )
     budgets = {spec.device: spec.latency_budget_ms, **spec.extra_budgets_ms}
     for device_name in [spec.device, *spec.extra_devices]:
-        device = devices.get_device(session, device_name)
+        device = devices.get_device(session, device_name, scope)
         if check_latency is not None:
             for message in check_latency(session, supernet, device, budgets.get(device_name)):
                 if warn is not None:
                     warn(message)
     return jobs.submit_job(
-        session, spec.model_dump(), name=name, owner=owner, supernet_id=supernet.id
+        session,
+        spec.model_dump(),
+        name=name,
+        owner=scope.owner if scope is not None else LOCAL,
+        supernet_id=supernet.id,
     )

@@ -6,37 +6,54 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from service.domain.bounds import LatencyMs, Name
+
 __all__ = ["SearchSpec", "parse_spec"]
+
+MAX_EXTRA_DEVICES = 16
+#: 30 days: a longer wall-clock limit is a unit error.
+MAX_TIME_BUDGET_S = 30 * 24 * 3600.0
+#: MACs and parameter counts are BIGINT columns; 2**62 leaves headroom.
+MAX_COUNT = 2**62
 
 
 class SearchSpec(BaseModel):
     """A search for the most accurate subnet of ``supernet`` under a latency
     budget on ``device`` (and optional further constraints)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Non-finite numbers are refused: JSON's Infinity/NaN would pass a "> 0"
+    # check (or fail it obscurely) and break the search much later.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    supernet: str = Field(description="Name of a registered supernet (or tabular space).")
-    device: str = Field(description="Device whose latency budget binds.")
-    latency_budget_ms: float = Field(gt=0, description="Latency budget on `device`, in ms.")
-    extra_devices: list[str] = Field(
+    supernet: Name = Field(description="Name of a registered supernet (or tabular space).")
+    device: Name = Field(description="Device whose latency budget binds.")
+    latency_budget_ms: LatencyMs = Field(description="Latency budget on `device`, in ms.")
+    extra_devices: list[Name] = Field(
         default_factory=list,
+        max_length=MAX_EXTRA_DEVICES,
         description="Further devices: latency reported, and bounded if budgets given.",
     )
-    extra_budgets_ms: dict[str, float] = Field(
-        default_factory=dict, description="Optional latency budgets on extra devices."
+    extra_budgets_ms: dict[Name, LatencyMs] = Field(
+        default_factory=dict,
+        max_length=MAX_EXTRA_DEVICES,
+        description="Optional latency budgets on extra devices.",
     )
     n_evaluations: int = Field(
         default=100, ge=1, le=100_000, description="Real evaluations allowed."
     )
     batch_size: int = Field(default=10, ge=1, le=1000, description="Real evaluations per round.")
-    time_budget_s: float | None = Field(default=None, gt=0, description="Wall-clock limit.")
-    max_macs: int | None = Field(
-        default=None, gt=0, description="Hard limit on multiply-accumulates."
+    time_budget_s: float | None = Field(
+        default=None, gt=0, le=MAX_TIME_BUDGET_S, description="Wall-clock limit."
     )
-    max_params: int | None = Field(default=None, gt=0, description="Hard limit on parameters.")
-    seed: int = Field(default=0, ge=0)
+    max_macs: int | None = Field(
+        default=None, gt=0, le=MAX_COUNT, description="Hard limit on multiply-accumulates."
+    )
+    max_params: int | None = Field(
+        default=None, gt=0, le=MAX_COUNT, description="Hard limit on parameters."
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
     bn_images: int = Field(
-        default=2000, ge=1, description="Images for BN recalibration per subnet."
+        default=2000, ge=1, le=100_000, description="Images for BN recalibration per subnet."
     )
     prune_space: bool = Field(
         default=False,
@@ -61,6 +78,8 @@ class SearchSpec(BaseModel):
 
 def parse_spec(data: dict[str, Any]) -> SearchSpec:
     """Validate a spec dict; the ``ValueError`` names every bad field."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a search spec must be a JSON object, got {type(data).__name__}")
     try:
         return SearchSpec.model_validate(data)
     except ValidationError as exc:

@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.db import SOURCES, Device, LatencyMeasurement, Supernet, Trial
+from service.db import SOURCES, Device, LatencyMeasurement, SearchJob, Supernet, Trial
 from service.domain.errors import NotFoundError
+from service.domain.owners import Scope
 
 __all__ = [
     "SubnetAnswer",
@@ -32,6 +33,7 @@ __all__ = [
     "measured_accuracies",
     "pareto_front",
     "record_trial",
+    "visible_trials",
 ]
 
 
@@ -116,9 +118,24 @@ def record_trial(session: Session, trial: TrialIn) -> Trial:
     return row
 
 
-def get_trial(session: Session, trial_id: int) -> Trial:
+def visible_trials(scope: Scope | None) -> ColumnElement[bool] | None:
+    """The condition on trials that ``scope`` sees (None: all): trials of its
+    own jobs, and trials stored outside any job (a supernet's own evaluations,
+    visible with the supernet)."""
+    if scope is None or scope.sees_all:
+        return None
+    own_jobs = select(SearchJob.id).where(SearchJob.owner == scope.owner)
+    return or_(Trial.job_id.is_(None), Trial.job_id.in_(own_jobs))
+
+
+def get_trial(session: Session, trial_id: int, scope: Scope | None = None) -> Trial:
     row = session.get(Trial, trial_id)
-    if row is None:
+    if row is None or (
+        scope is not None
+        and not scope.sees_all
+        and row.job is not None
+        and row.job.owner != scope.owner
+    ):
         raise NotFoundError(f"trial {trial_id} does not exist")
     return row
 
@@ -191,7 +208,9 @@ class SubnetAnswer:
         }
 
 
-def candidates(session: Session, supernet: Supernet, device: Device) -> list[SubnetAnswer]:
+def candidates(
+    session: Session, supernet: Supernet, device: Device, scope: Scope | None = None
+) -> list[SubnetAnswer]:
     """Every architecture with a measured accuracy and a latency on ``device``,
     one per architecture (the best-informed row), measured latencies first."""
     measured_latency: dict[str, float] = {}
@@ -205,13 +224,15 @@ def candidates(session: Session, supernet: Supernet, device: Device) -> list[Sub
         # Several measurements of one architecture: keep the smallest run-to-run
         # noise-free estimate we have, the minimum of the stored medians.
         measured_latency[arch_hash] = min(ms, measured_latency.get(arch_hash, math.inf))
-    trials = session.scalars(
-        select(Trial).where(
-            Trial.supernet_id == supernet.id,
-            Trial.accuracy.is_not(None),
-            Trial.accuracy_source == "measured",
-        )
-    ).all()
+    query = select(Trial).where(
+        Trial.supernet_id == supernet.id,
+        Trial.accuracy.is_not(None),
+        Trial.accuracy_source == "measured",
+    )
+    visible = visible_trials(scope)
+    if visible is not None:
+        query = query.where(visible)
+    trials = session.scalars(query).all()
     best: dict[str, SubnetAnswer] = {}
     for t in trials:
         if t.arch_hash in measured_latency:
@@ -250,7 +271,11 @@ def _records(pool: Sequence[SubnetAnswer], device: str) -> list[dict[str, Any]]:
 
 
 def best_under_budget(
-    session: Session, supernet: Supernet, device: Device, budget_ms: float
+    session: Session,
+    supernet: Supernet,
+    device: Device,
+    budget_ms: float,
+    scope: Scope | None = None,
 ) -> tuple[SubnetAnswer | None, list[SubnetAnswer]]:
     """The most accurate stored subnet within ``budget_ms`` on ``device``.
 
@@ -265,7 +290,7 @@ def best_under_budget(
 
     if not math.isfinite(budget_ms) or budget_ms <= 0:
         raise ValueError(f"budget_ms must be positive, got {budget_ms}")
-    records = _records(candidates(session, supernet, device), device.name)
+    records = _records(candidates(session, supernet, device, scope), device.name)
     constraints = Constraints({device.name: budget_ms})
     found = best(records, constraints, device=device.name)
     if found is not None:
@@ -273,20 +298,26 @@ def best_under_budget(
     return None, [r["answer"] for r in closest(records, constraints, device=device.name)]
 
 
-def pareto_front(session: Session, supernet: Supernet, device: Device) -> list[SubnetAnswer]:
+def pareto_front(
+    session: Session, supernet: Supernet, device: Device, scope: Scope | None = None
+) -> list[SubnetAnswer]:
     """Non-dominated subnets (higher accuracy, lower latency), fastest first, by
     :func:`nas.pareto.pareto_front`."""
     from nas.pareto import pareto_front as rule
 
-    records = _records(candidates(session, supernet, device), device.name)
+    records = _records(candidates(session, supernet, device, scope), device.name)
     return [r["answer"] for r in rule(records, device.name)]
 
 
 def best_answer(
-    session: Session, supernet: Supernet, device: Device, budget_ms: float
+    session: Session,
+    supernet: Supernet,
+    device: Device,
+    budget_ms: float,
+    scope: Scope | None = None,
 ) -> dict[str, Any]:
     """:func:`best_under_budget` as the JSON the CLI and API return."""
-    found, closest = best_under_budget(session, supernet, device, budget_ms)
+    found, closest = best_under_budget(session, supernet, device, budget_ms, scope)
     return {
         "supernet": supernet.name,
         "device": device.name,

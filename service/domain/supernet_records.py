@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db import Supernet
+from service.db import SearchJob, Supernet
+from service.domain.errors import ConflictError
 from service.domain.names import add_named, check_name, not_found
+from service.domain.owners import LOCAL, Scope, check_changeable, restrict, sees
 
-__all__ = ["get_supernet", "list_supernets", "register_supernet"]
+__all__ = ["get_supernet", "list_supernets", "register_supernet", "remove_supernet"]
 
 
 def register_supernet(
@@ -27,6 +29,8 @@ def register_supernet(
     status: str = "ready",
     metrics: dict[str, Any] | None = None,
     description: str = "",
+    owner: str = LOCAL,
+    bundled: bool = False,
 ) -> Supernet:
     check_name("supernet", name)
     from supernets import available_spaces
@@ -46,16 +50,41 @@ def register_supernet(
         status=status,
         metrics=metrics or {},
         description=description,
+        owner=owner,
+        bundled=bundled,
     )
     return add_named(session, "supernet", row)
 
 
-def get_supernet(session: Session, name: str) -> Supernet:
+def get_supernet(session: Session, name: str, scope: Scope | None = None) -> Supernet:
+    """The supernet called ``name``; one that ``scope`` does not see does not exist."""
     row = session.scalar(select(Supernet).where(Supernet.name == name))
-    if row is None:
-        raise not_found(session, Supernet, "supernet", name, "hwnas supernet list")
+    if row is None or not sees(scope, row):
+        raise not_found(session, Supernet, "supernet", name, "hwnas supernet list", scope)
     return row
 
 
-def list_supernets(session: Session) -> Sequence[Supernet]:
-    return session.scalars(select(Supernet).order_by(Supernet.name)).all()
+def list_supernets(session: Session, scope: Scope | None = None) -> Sequence[Supernet]:
+    return session.scalars(
+        restrict(select(Supernet), Supernet, scope).order_by(Supernet.name)
+    ).all()
+
+
+def remove_supernet(session: Session, name: str, scope: Scope | None = None) -> Supernet:
+    """Delete the supernet's row (its trials and predictors go with it; its jobs
+    stay, without a supernet). Deleting its files is the caller's business:
+    see ``service.orchestration.training.remove_supernet``."""
+    row = get_supernet(session, name, scope)
+    check_changeable(row, "supernet")
+    active = session.scalar(
+        select(func.count(SearchJob.id)).where(
+            SearchJob.supernet_id == row.id, SearchJob.state.in_(("queued", "running"))
+        )
+    )
+    if active:
+        raise ConflictError(
+            f"supernet {name!r} has {active} queued or running search job(s); cancel them first"
+        )
+    session.delete(row)
+    session.flush()
+    return row

@@ -12,7 +12,27 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["DeviceOut", "JobOut", "PredictorOut", "SupernetOut", "TrialOut", "View"]
+__all__ = [
+    "DeviceOut",
+    "JobOut",
+    "PredictorOut",
+    "SupernetOut",
+    "TrialOut",
+    "View",
+    "short_error",
+]
+
+#: The longest error a non-admin caller is shown.
+SHORT_ERROR_CHARS = 300
+
+
+def short_error(error: str | None) -> str | None:
+    """The first line of ``error`` (the exception and its message), capped: full
+    tracebacks go to the log and to admins only."""
+    if not error:
+        return error
+    first = error.strip().splitlines()[0] if error.strip() else ""
+    return first[:SHORT_ERROR_CHARS]
 
 
 class View(BaseModel):
@@ -39,6 +59,8 @@ class DeviceOut(View):
     threads: int | None
     batch_size: int
     properties: dict[str, Any]
+    owner: str
+    bundled: bool
     created_at: datetime
 
 
@@ -50,8 +72,15 @@ class SupernetOut(View):
     n_classes: int | None
     checkpoint_path: str | None
     status: str
+    error: str | None
     metrics: dict[str, Any]
+    owner: str
+    bundled: bool
     created_at: datetime
+
+    def redacted(self) -> Self:
+        """What a non-admin API caller sees: no server paths, a one-line error."""
+        return self.model_copy(update={"checkpoint_path": None, "error": short_error(self.error)})
 
 
 class JobOut(View):
@@ -73,6 +102,10 @@ class JobOut(View):
     #: when nothing feasible was evaluated yet, or the job is not running).
     best_accuracy: float | None = None
     eta_s: float | None = None
+
+    def redacted(self) -> Self:
+        """What a non-admin API caller sees: the error's first line, no traceback."""
+        return self.model_copy(update={"error": short_error(self.error)})
 
 
 class TrialOut(View):

@@ -51,6 +51,7 @@ def register_benchmark(session: Session, name: str = "nb201") -> BenchmarkRegist
             },
             n_classes=10,
             description="NAS-Bench-201 cell space, CIFAR-10 accuracy table (zero training)",
+            bundled=True,
         )
         created = True
     rows: list[Device] = []
@@ -66,6 +67,7 @@ def register_benchmark(session: Session, name: str = "nb201") -> BenchmarkRegist
                 description=f"{table_device}: measured NAS-Bench-201 latencies (bundled table)",
                 batch_size=int(batch) if batch.isdigit() else 1,
                 properties={"table": name, "table_device": table_device},
+                bundled=True,
             )
         rows.append(row)
     return BenchmarkRegistration(existing, rows, created)

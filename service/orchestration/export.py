@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.domain import subnets, supernet_records
 from service.domain.errors import DomainError
+from service.domain.owners import Scope
 from service.orchestration.evaluation import load_trained
 from service.runtime import Runtime
 
@@ -64,6 +65,7 @@ def choose_subnet(
     trial_id: int | None = None,
     device: str | None = None,
     budget_ms: float | None = None,
+    scope: Scope | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Resolve which subnet to export: exactly one of ``arch``, ``trial_id``, or
     ``device`` + ``budget_ms`` (the best stored subnet under the budget).
@@ -75,12 +77,12 @@ def choose_subnet(
         raise DomainError(
             "give exactly one of an arch, a trial id, or a device with a latency budget"
         )
-    row = supernet_records.get_supernet(session, supernet_name)
+    row = supernet_records.get_supernet(session, supernet_name, scope)
     if budget_ms is not None:
         if device is None:
             raise DomainError("a latency budget needs a device")
         found, closest = subnets.best_under_budget(
-            session, row, devices.get_device(session, device), budget_ms
+            session, row, devices.get_device(session, device, scope), budget_ms, scope
         )
         if found is None:
             fastest = (
@@ -94,7 +96,7 @@ def choose_subnet(
             **found.to_dict(),
         }
     if trial_id is not None:
-        trial = subnets.get_trial(session, trial_id)
+        trial = subnets.get_trial(session, trial_id, scope)
         if trial.supernet_id != row.id:
             raise DomainError(f"trial {trial_id} does not belong to supernet {supernet_name}")
         return trial.arch, {

@@ -74,9 +74,7 @@ class Step:
 
 def _run_job(rt: Runtime, spec: dict[str, Any], name: str) -> dict[str, Any]:
     with rt.session() as s:
-        job_id = searches.submit_search(
-            s, spec, owner="quickstart", name=name, check_latency=check_budget
-        ).id
+        job_id = searches.submit_search(s, spec, name=name, check_latency=check_budget).id
     Worker(rt, worker_id="quickstart").run(exit_when_idle=True)
     with rt.session() as s:
         job = jobs.get_job(s, job_id)

@@ -25,7 +25,8 @@ from sqlalchemy import select
 from service.db import Device
 from service.domain import devices, predictor_records
 from service.domain.devices import MeasurementIn
-from service.domain.errors import DomainError
+from service.domain.errors import ConflictError, DomainError
+from service.domain.owners import LOCAL
 from service.runtime import Runtime
 
 __all__ = [
@@ -158,6 +159,7 @@ def measure_local(
     repeats: int = 30,
     seed: int = 0,
     description: str = "",
+    owner: str = LOCAL,
 ) -> Registered:
     """Register this machine (with ``backend``/``threads``/``batch``) for
     ``space_name``: measure the reference subnets and ``n_extra`` random ones for
@@ -183,7 +185,10 @@ def measure_local(
                 threads=threads,
                 batch_size=batch,
                 properties={"device_spec": spec.to_dict()},
+                owner=owner,
             )
+        elif existing.owner != owner or existing.bundled:
+            raise ConflictError(f"device {device_name!r} already exists; give another name")
         elif (
             existing.backend != backend
             or existing.threads != threads

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -13,12 +15,21 @@ from typing import TYPE_CHECKING, Any
 from service.db import Supernet
 from service.domain import supernet_records
 from service.domain.errors import ConflictError, DomainError
+from service.domain.owners import Scope
 from service.runtime import Runtime
 
 if TYPE_CHECKING:
     from supernets.launch import TrainRequest
 
-__all__ = ["import_ofa_supernet", "register_checkpoint", "train_and_register"]
+__all__ = [
+    "import_ofa_supernet",
+    "mark_failed",
+    "register_checkpoint",
+    "remove_supernet",
+    "train_and_register",
+]
+
+log = logging.getLogger(__name__)
 
 
 def register_checkpoint(
@@ -56,6 +67,7 @@ def register_checkpoint(
             **({"imported_from": meta["imported_from"]} if "imported_from" in meta else {}),
         }
         existing.status = "ready"
+        existing.error = None
         existing.description = description or existing.description
         return existing
 
@@ -100,17 +112,63 @@ def train_and_register(
                 checkpoint_path=str(out),
                 status="training",
             )
-    if nproc > 1:
-        done = subprocess.run(
-            request.torchrun_command(out, nproc), env=dict(os.environ), check=False
-        )
-        if done.returncode != 0:
-            raise DomainError(
-                f"distributed training exited with code {done.returncode}; rerun to resume"
+        else:  # resuming a killed or failed run
+            row.status, row.error = "training", None
+    try:
+        if nproc > 1:
+            done = subprocess.run(
+                request.torchrun_command(out, nproc), env=dict(os.environ), check=False
             )
-    else:
-        request.train(out, progress)
-    return register_checkpoint(rt, name, out)
+            if done.returncode != 0:
+                raise DomainError(
+                    f"distributed training exited with code {done.returncode}; rerun to resume"
+                )
+        else:
+            request.train(out, progress)
+        return register_checkpoint(rt, name, out)
+    except BaseException as exc:
+        # A killed process (KeyboardInterrupt, SIGTERM) stays "training" so the
+        # same command resumes it; anything else failed, and says why.
+        if isinstance(exc, Exception):
+            mark_failed(rt, name, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def mark_failed(rt: Runtime, name: str, reason: str) -> None:
+    """Leave the supernet ``failed`` with ``reason`` (unless it became ready)."""
+    log.error("training supernet %s failed: %s", name, reason)
+    with rt.session() as s:
+        row = s.query(Supernet).filter(Supernet.name == name).one_or_none()
+        if row is not None and row.status != "ready":
+            row.status, row.error = "failed", reason[:2000]
+
+
+def _owned_files(rt: Runtime, checkpoint: str | None) -> Path | None:
+    """The supernet's run directory if hwnas may delete it: one under
+    ``<home>/supernets``, or any directory holding a supernet run manifest.
+    Anything else (a path a user registered by hand) is left alone."""
+    from supernets.train import MANIFEST_FILE
+
+    if not checkpoint:
+        return None
+    path = Path(checkpoint).resolve()
+    home = (rt.settings.home / "supernets").resolve()
+    if not path.is_dir():
+        return None
+    if path.is_relative_to(home) and path != home:
+        return path
+    return path if (path / MANIFEST_FILE).is_file() else None
+
+
+def remove_supernet(rt: Runtime, name: str, scope: Scope | None = None) -> dict[str, Any]:
+    """Delete a supernet: its row (with its trials and predictors) and its run
+    directory. Refused for bundled spaces and for supernets the scope does not see."""
+    with rt.session() as s:
+        row = supernet_records.remove_supernet(s, name, scope)
+        files = _owned_files(rt, row.checkpoint_path)
+    if files is not None:
+        shutil.rmtree(files, ignore_errors=True)
+    return {"name": name, "removed": True, "files_removed": str(files) if files else None}
 
 
 def import_ofa_supernet(

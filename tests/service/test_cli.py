@@ -116,3 +116,25 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: cannot use the database")
     assert "secret" not in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_read_only_admin_token_sees_all_and_changes_nothing(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from service.api import create_app
+    from service.runtime import Runtime
+    from service.settings import load_settings
+
+    home = ["--home", str(tmp_path)]
+    made = runner.invoke(
+        app, [*home, "--json", "token", "create", "audit", "--read-only", "--admin"]
+    )
+    token = json.loads(made.stdout)
+    assert token["scopes"] == ["read", "admin"]
+    assert runner.invoke(app, [*home, "device", "add", "phone"]).exit_code == 0  # owner: local
+    settings = load_settings(home=tmp_path, require_auth=True)
+    with Runtime.open(settings) as rt, TestClient(create_app(rt)) as client:
+        auth = {"Authorization": f"Bearer {token['token']}"}
+        assert client.get("/v1/devices/phone", headers=auth).status_code == 200
+        refused = client.post("/v1/devices", json={"name": "other"}, headers=auth)
+        assert refused.status_code == 403

@@ -298,7 +298,9 @@ def test_with_auth_the_page_asks_for_a_token_and_a_reader_cannot_export(
 ) -> None:
     from selenium.webdriver.common.by import By
 
-    secret = json.loads(store.hwnas("--json", "token", "create", "viewer", "--read-only"))["token"]
+    secret = json.loads(
+        store.hwnas("--json", "token", "create", "viewer", "--read-only", "--admin")
+    )["token"]
     with store.runtime(require_auth=True) as rt, serving(rt) as url:
         browser.get(url)
         form = _wait(browser, lambda d: d.find_element(By.ID, "token-input"))
@@ -367,7 +369,11 @@ def test_page_assets_and_helpers_over_http(tmp_path: Path) -> None:
         assert "https://" not in page.text and "http://" not in page.text
         assert client.get("/dashboard/index.py").status_code == 404
         assert client.get("/dashboard/settings.json").json() == {"require_auth": False}
-        assert client.get("/v1/whoami").json() == {"name": "anonymous", "scopes": ["read", "write"]}
+        # With auth off everything belongs to "local", which may do anything.
+        assert client.get("/v1/whoami").json() == {
+            "name": "local",
+            "scopes": ["read", "write", "admin"],
+        }
 
         fit = client.get("/v1/devices/nb201-pixel3/latency-fit", params={"supernet": "nb201"})
         assert fit.status_code == 200

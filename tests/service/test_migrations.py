@@ -113,7 +113,7 @@ def test_behind_database(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> No
         # Pretend this hwnas ships a newer revision than the database has.
         monkeypatch.setattr("service.db.migrate.head_revision", lambda: "9999")
         with pytest.raises(
-            SchemaError, match=r"revision 0001, this hwnas needs 9999: run `hwnas db upgrade`"
+            SchemaError, match=r"revision 0002, this hwnas needs 9999: run `hwnas db upgrade`"
         ):
             ensure_schema(engine, auto_create=True)
     finally:
@@ -126,5 +126,46 @@ def test_unversioned_tables_are_refused(sqlite_url: str) -> None:
         Base.metadata.create_all(engine)
         with pytest.raises(SchemaError, match="no version table"):
             ensure_schema(engine, auto_create=True)
+    finally:
+        engine.dispose()
+
+
+def test_owners_migration_keeps_rows_and_marks_bundled_ones(db_url: str) -> None:
+    """Rows from before 0002 belong to `local`; the bundled table devices and
+    spaces become read-only; downgrading drops the columns again."""
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0001")
+        now = "2026-01-01 00:00:00+00:00"
+        with engine.begin() as conn:
+            for name, kind in (("nb201-pixel3", "table"), ("phone", "remote")):
+                conn.execute(
+                    text(
+                        "INSERT INTO devices (name, kind, description, batch_size, properties,"
+                        " created_at, updated_at) VALUES (:n, :k, '', 1, '{}', :t, :t)"
+                    ),
+                    {"n": name, "k": kind, "t": now},
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO search_jobs (name, spec, state, progress, n_evaluations, owner,"
+                    " attempts, created_at, updated_at) VALUES"
+                    " ('j', '{}', 'queued', 0, 0, '', 0, :t, :t)"
+                ),
+                {"t": now},
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT name, owner, bundled FROM devices ORDER BY name"))
+            assert [(n, o, bool(b)) for n, o, b in rows] == [
+                ("nb201-pixel3", "local", True),
+                ("phone", "local", False),
+            ]
+            assert conn.execute(text("SELECT owner FROM search_jobs")).scalar() == "local"
+        assert _diff(engine) == []
+        downgrade(engine, "0001")
+        assert "owner" not in {c["name"] for c in inspect(engine).get_columns("devices")}
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM devices")).scalar() == 2
     finally:
         engine.dispose()

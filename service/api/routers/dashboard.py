@@ -58,6 +58,6 @@ def asset(asset: str) -> FileResponse:
 
 @router.get("/v1/whoami", tags=["auth"])
 def whoami(caller: Annotated[Caller, Depends(reader)]) -> dict[str, Any]:
-    """The calling token's name and scopes ("anonymous" with every scope when
+    """The calling token's name and scopes ("local" with every scope when
     auth is off): lets a client tell a read-only token from a writer."""
     return {"name": caller.name, "scopes": list(caller.scopes)}

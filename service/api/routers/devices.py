@@ -7,12 +7,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import Caller, SessionDep, get_hwnas, reader, writer
+from service.api.deps import Caller, ReadSessionDep, WriteSessionDep, get_hwnas, reader, writer
 from service.api.files import zip_response
-from service.api.schemas import DeviceIn, DeviceOut
+from service.api.schemas import (
+    DeviceIn,
+    DeviceOut,
+    LatenciesIn,
+    MeasureIn,
+    NameParam,
+    NameQuery,
+    SpaceFilter,
+    SpaceQuery,
+)
 from service.domain import devices, predictor_records
+from service.domain.errors import ForbiddenError
+from service.domain.owners import check_changeable
 from service.domain.views import PredictorOut
 from service.runtime import Runtime
 
@@ -21,38 +31,51 @@ router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
 @router.post("", status_code=201)
 def create_device(
-    body: DeviceIn, session: SessionDep, _: Annotated[Caller, Depends(writer)]
+    body: DeviceIn, session: WriteSessionDep, caller: Annotated[Caller, Depends(writer)]
 ) -> DeviceOut:
+    if body.kind == "table":
+        raise ForbiddenError("table devices are bundled with hwnas; they cannot be created")
     device = devices.create_device(
-        session, body.name, kind=body.kind, description=body.description, batch_size=body.batch_size
+        session,
+        body.name,
+        kind=body.kind,
+        description=body.description,
+        batch_size=body.batch_size,
+        owner=caller.name,
     )
     return DeviceOut.of(device)
 
 
 @router.get("")
-def list_devices(session: SessionDep, _: Annotated[Caller, Depends(reader)]) -> list[DeviceOut]:
-    return [DeviceOut.of(d) for d in devices.list_devices(session)]
+def list_devices(
+    session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
+) -> list[DeviceOut]:
+    return [DeviceOut.of(d) for d in devices.list_devices(session, caller.scope)]
 
 
 @router.get("/{name}")
-def get_device(name: str, session: SessionDep, _: Annotated[Caller, Depends(reader)]) -> DeviceOut:
-    return DeviceOut.of(devices.get_device(session, name))
+def get_device(
+    name: NameParam, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
+) -> DeviceOut:
+    return DeviceOut.of(devices.get_device(session, name, caller.scope))
 
 
 @router.delete("/{name}", status_code=204)
-def delete_device(name: str, session: SessionDep, _: Annotated[Caller, Depends(writer)]) -> None:
-    devices.remove_device(session, name)
+def delete_device(
+    name: NameParam, session: WriteSessionDep, caller: Annotated[Caller, Depends(writer)]
+) -> None:
+    devices.remove_device(session, name, caller.scope)
 
 
 @router.get("/{name}/measurements")
 def list_measurements(
-    name: str,
-    session: SessionDep,
-    _: Annotated[Caller, Depends(reader)],
-    space: str | None = None,
+    name: NameParam,
+    session: ReadSessionDep,
+    caller: Annotated[Caller, Depends(reader)],
+    space: SpaceFilter = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[dict[str, Any]]:
-    device = devices.get_device(session, name)
+    device = devices.get_device(session, name, caller.scope)
     rows = devices.list_measurements(session, device, space_name=space, limit=limit)
     return [
         {
@@ -71,40 +94,18 @@ def list_measurements(
     ]
 
 
-class LatenciesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    space: str = "ofa-mbv3-tiny"
-    reference_ms: list[float] = Field(description="One latency per reference arch, in order.")
-    extra: list[dict[str, Any]] = Field(
-        default_factory=list,
-        description="Further measurements [{arch, ms}] used to report quality.",
-    )
-
-
-class MeasureIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    space: str = "ofa-mbv3-tiny"
-    backend: str = "torch-cpu"
-    threads: int = Field(default=1, ge=1)
-    batch: int = Field(default=1, ge=1)
-    extra: int = Field(default=10, ge=0, le=200)
-    repeats: int = Field(default=30, ge=3, le=1000)
-
-
 @router.get("/{name}/references")
 def references(
-    name: str,
-    session: SessionDep,
-    _: Annotated[Caller, Depends(reader)],
-    space: str = "ofa-mbv3-tiny",
+    name: NameParam,
+    session: ReadSessionDep,
+    caller: Annotated[Caller, Depends(reader)],
+    space: SpaceQuery = "ofa-mbv3-tiny",
 ) -> dict[str, Any]:
     """The reference subnets this device must measure (configs, in order)."""
     from predictors.latency import reference_archs
     from service.orchestration.registration import space_with_predictor
 
-    devices.get_device(session, name)
+    devices.get_device(session, name, caller.scope)
     return {
         "device": name,
         "space": space,
@@ -114,14 +115,18 @@ def references(
 
 @router.get("/{name}/references.zip")
 def references_zip(
-    name: str,
+    name: NameParam,
     rt: Annotated[Runtime, Depends(get_hwnas)],
-    _: Annotated[Caller, Depends(reader)],
-    space: str = "ofa-mbv3-tiny",
-    batch: Annotated[int | None, Query(ge=1)] = None,
+    caller: Annotated[Caller, Depends(writer)],
+    space: SpaceQuery = "ofa-mbv3-tiny",
+    batch: Annotated[int | None, Query(ge=1, le=1024)] = None,
 ) -> Response:
-    """The reference subnets as ONNX files + manifest + standalone measure.py, zipped."""
+    """The reference subnets as ONNX files + manifest + standalone measure.py,
+    zipped (a write token: building it costs seconds of CPU)."""
     from service.orchestration.registration import reference_package
+
+    with rt.read_session() as s:
+        devices.get_device(s, name, caller.scope)
 
     with tempfile.TemporaryDirectory() as tmp:
         reference_package(rt, name, space, Path(tmp), batch=batch)
@@ -130,19 +135,18 @@ def references_zip(
 
 @router.post("/{name}/latencies", status_code=201)
 def submit_latencies(
-    name: str,
+    name: NameParam,
     body: LatenciesIn,
     rt: Annotated[Runtime, Depends(get_hwnas)],
-    _: Annotated[Caller, Depends(writer)],
+    caller: Annotated[Caller, Depends(writer)],
 ) -> dict[str, Any]:
     """Latencies measured on the device: adapts and stores its latency model."""
     from service.orchestration.registration import submit_latencies as submit
 
-    extra = []
-    for i, item in enumerate(body.extra):
-        if "arch" not in item or "ms" not in item:
-            raise ValueError(f"extra[{i}] must be an object with 'arch' and 'ms'")
-        extra.append((item["arch"], float(item["ms"])))
+    with rt.read_session() as s:
+        check_changeable(devices.get_device(s, name, caller.scope), "device")
+
+    extra = [(item.arch, item.ms) for item in body.extra]
     return submit(rt, name, body.space, body.reference_ms, extra=extra).to_dict()
 
 
@@ -150,24 +154,24 @@ def submit_latencies(
 def measure_server(
     body: MeasureIn,
     rt: Annotated[Runtime, Depends(get_hwnas)],
-    _: Annotated[Caller, Depends(writer)],
+    caller: Annotated[Caller, Depends(writer)],
 ) -> dict[str, Any]:
     """Register the server's own machine (backend/threads/batch) by measuring it."""
     from service.orchestration.registration import measure_local
 
     reg = measure_local(
         rt, body.space, backend=body.backend, threads=body.threads, batch=body.batch,
-        n_extra=body.extra, repeats=body.repeats,
+        n_extra=body.extra, repeats=body.repeats, owner=caller.name,
     )  # fmt: skip
     return reg.to_dict()
 
 
 @router.get("/{name}/models")
 def models(
-    name: str, session: SessionDep, _: Annotated[Caller, Depends(reader)]
+    name: NameParam, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
 ) -> list[dict[str, Any]]:
     """The device's latency models, every version with its quality."""
-    device = devices.get_device(session, name)
+    device = devices.get_device(session, name, caller.scope)
     return [
         PredictorOut.json_of(r)
         for r in predictor_records.list_predictors(session, kind="latency", device_id=device.id)
@@ -176,12 +180,17 @@ def models(
 
 @router.get("/{name}/latency-fit")
 def latency_fit(
-    name: str, session: SessionDep, _: Annotated[Caller, Depends(reader)], supernet: str
+    name: NameParam,
+    session: ReadSessionDep,
+    caller: Annotated[Caller, Depends(reader)],
+    supernet: NameQuery,
 ) -> dict[str, Any]:
     """The device's stored latency measurements in ``supernet``'s space, each
     with the latency the search would predict for it (table or latency model)."""
     from service.domain import supernet_records
     from service.orchestration.device_latency import predicted_vs_measured
 
-    device = devices.get_device(session, name)
-    return predicted_vs_measured(session, supernet_records.get_supernet(session, supernet), device)
+    device = devices.get_device(session, name, caller.scope)
+    return predicted_vs_measured(
+        session, supernet_records.get_supernet(session, supernet, caller.scope), device
+    )

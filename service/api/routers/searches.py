@@ -2,65 +2,70 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from service.api.deps import Caller, SessionDep, reader, writer
-from service.api.schemas import JobOut, TrialOut
+from service.api.deps import Caller, ReadSessionDep, WriteSessionDep, reader, writer
+from service.api.schemas import AfterId, JobId, JobName, JobOut, TrialOut
 from service.domain import jobs, searches, subnets
 from service.domain.job_progress import job_view
+from service.domain.specs import SearchSpec
 
 router = APIRouter(prefix="/v1/searches", tags=["searches"])
 
 
 @router.post("", status_code=201)
 def submit(
-    body: dict[str, Any],
+    body: SearchSpec,
     request: Request,
-    session: SessionDep,
+    session: WriteSessionDep,
     caller: Annotated[Caller, Depends(writer)],
-    name: str = "",
+    name: JobName = "",
 ) -> JobOut:
     """Queue a search. The body is a search spec (see ``SearchSpec``); a worker runs it."""
     job = searches.submit_search(
-        session, body, owner=caller.name, name=name, check_latency=request.app.state.latency_check
+        session, body, scope=caller.scope, name=name, check_latency=request.app.state.latency_check
     )
-    return JobOut.of(job)
+    return caller.shown(JobOut.of(job))
 
 
 @router.get("")
 def list_searches(
-    session: SessionDep,
-    _: Annotated[Caller, Depends(reader)],
-    state: str | None = None,
+    session: ReadSessionDep,
+    caller: Annotated[Caller, Depends(reader)],
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    before_id: int | None = None,
+    before_id: AfterId = None,
 ) -> list[JobOut]:
-    rows = jobs.list_jobs(session, state=state, limit=limit, before_id=before_id)
-    return [job_view(session, j) for j in rows]
+    rows = jobs.list_jobs(
+        session, state=state, scope=caller.scope, limit=limit, before_id=before_id
+    )
+    return [caller.shown(job_view(session, j)) for j in rows]
 
 
 @router.get("/{job_id}")
-def get_search(job_id: int, session: SessionDep, _: Annotated[Caller, Depends(reader)]) -> JobOut:
-    return job_view(session, jobs.get_job(session, job_id))
+def get_search(
+    job_id: JobId, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
+) -> JobOut:
+    return caller.shown(job_view(session, jobs.get_job(session, job_id, caller.scope)))
 
 
 @router.post("/{job_id}/cancel")
 def cancel_search(
-    job_id: int, session: SessionDep, _: Annotated[Caller, Depends(writer)]
+    job_id: JobId, session: WriteSessionDep, caller: Annotated[Caller, Depends(writer)]
 ) -> JobOut:
-    return JobOut.of(jobs.cancel_job(session, job_id))
+    return caller.shown(JobOut.of(jobs.cancel_job(session, job_id, caller.scope)))
 
 
 @router.get("/{job_id}/trials")
 def list_search_trials(
-    job_id: int,
-    session: SessionDep,
-    _: Annotated[Caller, Depends(reader)],
+    job_id: JobId,
+    session: ReadSessionDep,
+    caller: Annotated[Caller, Depends(reader)],
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
-    after_id: int | None = None,
+    after_id: AfterId = None,
 ) -> list[TrialOut]:
-    jobs.get_job(session, job_id)
+    jobs.get_job(session, job_id, caller.scope)
     rows = subnets.list_trials(session, job_id=job_id, limit=limit, after_id=after_id)
     return [TrialOut.of(t) for t in rows]

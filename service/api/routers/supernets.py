@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import Caller, SessionDep, get_hwnas, reader, writer
+from service.api.deps import Caller, ReadSessionDep, get_hwnas, reader, writer
 from service.api.files import zip_response
-from service.api.schemas import SupernetOut
+from service.api.schemas import ExportIn, NameParam, SupernetOut
 from service.domain import predictor_records, supernet_records
 from service.domain.views import PredictorOut
 from service.runtime import Runtime
@@ -20,44 +19,47 @@ router = APIRouter(prefix="/v1/supernets", tags=["supernets"])
 
 
 @router.get("")
-def list_supernets(session: SessionDep, _: Annotated[Caller, Depends(reader)]) -> list[SupernetOut]:
-    return [SupernetOut.of(s) for s in supernet_records.list_supernets(session)]
+def list_supernets(
+    session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
+) -> list[SupernetOut]:
+    return [
+        caller.shown(SupernetOut.of(s))
+        for s in supernet_records.list_supernets(session, caller.scope)
+    ]
 
 
 @router.get("/{name}")
 def get_supernet(
-    name: str, session: SessionDep, _: Annotated[Caller, Depends(reader)]
+    name: NameParam, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
 ) -> SupernetOut:
-    return SupernetOut.of(supernet_records.get_supernet(session, name))
+    return caller.shown(SupernetOut.of(supernet_records.get_supernet(session, name, caller.scope)))
 
 
-class ExportIn(BaseModel):
-    """Which subnet to export: exactly one of ``arch``, ``trial_id``, or
-    ``device`` + ``budget_ms`` (the best stored subnet under the budget)."""
+@router.delete("/{name}", status_code=204)
+def delete_supernet(
+    name: NameParam,
+    rt: Annotated[Runtime, Depends(get_hwnas)],
+    caller: Annotated[Caller, Depends(writer)],
+) -> None:
+    """Delete the supernet, its trials, predictors and run directory."""
+    from service.orchestration.training import remove_supernet
 
-    model_config = ConfigDict(extra="forbid")
-
-    arch: dict[str, Any] | None = None
-    trial_id: int | None = None
-    device: str | None = None
-    budget_ms: float | None = Field(default=None, gt=0)
-    formats: list[str] = Field(default_factory=lambda: ["state_dict", "torchscript", "onnx"])
-    bn_images: int = Field(default=2000, ge=1)
+    remove_supernet(rt, name, caller.scope)
 
 
 @router.post("/{name}/export")
 def export(
-    name: str,
+    name: NameParam,
     body: ExportIn,
     rt: Annotated[Runtime, Depends(get_hwnas)],
-    _: Annotated[Caller, Depends(writer)],
+    caller: Annotated[Caller, Depends(writer)],
 ) -> Response:
     """The chosen subnet's weights (BN recalibrated) as a zip: ONNX, TorchScript,
     config + state_dict, and ``hwnas-export.json`` saying where it came from.
     Needs a write token: it is work on the server (minutes of CPU), not a read."""
     from service.orchestration.export import choose_subnet, export_subnet
 
-    with rt.session() as s:
+    with rt.read_session() as s:
         arch, provenance = choose_subnet(
             s,
             name,
@@ -65,6 +67,7 @@ def export(
             trial_id=body.trial_id,
             device=body.device,
             budget_ms=body.budget_ms,
+            scope=caller.scope,
         )
     with tempfile.TemporaryDirectory() as tmp:
         export_subnet(
@@ -81,10 +84,10 @@ def export(
 
 @router.get("/{name}/predictors")
 def accuracy_predictors(
-    name: str, session: SessionDep, _: Annotated[Caller, Depends(reader)]
+    name: NameParam, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
 ) -> list[dict[str, Any]]:
     """The supernet's accuracy predictor versions with their quality."""
-    row = supernet_records.get_supernet(session, name)
+    row = supernet_records.get_supernet(session, name, caller.scope)
     return [
         PredictorOut.json_of(r)
         for r in predictor_records.list_predictors(session, kind="accuracy", supernet_id=row.id)
