@@ -159,13 +159,26 @@ class _Prior:
     #: Shared-cost directions on standardised features, (d, m); m = 0 for none.
     groups: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     group_scale: float = 0.0  # their prior variance, relative (see MetaParams.group_scales)
+    #: ``moments`` results by ``(exclude, group_scale)``: adapt asks for the same
+    #: few again and again, and they depend on nothing else (the prior is never
+    #: mutated in place: ``replace`` makes a new one, with an empty cache).
+    _cache: dict[tuple[int | None, float], tuple[float, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def moments(
         self, exclude: int | None = None, group_scale: float | None = None
     ) -> tuple[float, np.ndarray, np.ndarray]:
         """``(intercept mean, weight mean, base covariance)`` from all sources but
-        ``exclude``, with the shared-cost part at ``group_scale`` (default: the fitted one)."""
+        ``exclude``, with the shared-cost part at ``group_scale`` (default: the fitted one).
+        The arrays are shared with later calls: callers must not modify them."""
         g = self.group_scale if group_scale is None else group_scale
+        key = (exclude, g)
+        if key not in self._cache:
+            self._cache[key] = self._moments(exclude, g)
+        return self._cache[key]
+
+    def _moments(self, exclude: int | None, g: float) -> tuple[float, np.ndarray, np.ndarray]:
         keep = [i for i in range(self.weights.shape[0]) if i != exclude]
         W = self.weights[keep]
         mu = W.mean(axis=0)
@@ -258,7 +271,9 @@ def _full_prior(
     scale = float(np.trace(base)) / d if d else 1.0
     cov = np.zeros((d + 1, d + 1))
     cov[0, 0] = _INTERCEPT_VAR
-    cov[1:, 1:] = base + jitter * max(scale, 1e-12) * np.eye(d)
+    cov[1:, 1:] = base
+    diag = np.arange(1, d + 1)
+    cov[diag, diag] += jitter * max(scale, 1e-12)
     return np.r_[b0, mu], cov
 
 
@@ -699,13 +714,18 @@ class _Standardised:
         coef = self.coef / scale
         cov = None
         if self.cov is not None:
-            # z_a = T x_a maps raw features (with the leading 1) to standardised ones
-            d = coef.shape[0]
-            T = np.zeros((d + 1, d + 1))
-            T[0, 0] = 1.0
-            T[1:, 0] = -mean / scale
-            T[1:, 1:] = np.diag(1.0 / scale)
-            cov = T.T @ self.cov @ T
+            # z_a = T x_a maps raw features (with the leading 1) to standardised
+            # ones, T = [[1, 0], [a, diag(1/scale)]] with a = -mean/scale; the
+            # raw covariance T' S T, computed by its blocks in O(d^2)
+            a, inv = -mean / scale, 1.0 / scale
+            S = self.cov
+            M = np.empty_like(S)  # S @ T
+            M[:, 0] = S[:, 0] + S[:, 1:] @ a
+            M[:, 1:] = S[:, 1:] * inv[None, :]
+            cov = np.empty_like(S)  # T' @ M
+            cov[0, :] = M[0, :] + a @ M[1:, :]
+            cov[1:, :] = inv[:, None] * M[1:, :]
+            cov *= self.var_scale  # the device's own residual scale widens both parts
         return DeviceLatencyPredictor(
             space=self.space,
             intercept=float(self.intercept - mean @ coef),

@@ -147,3 +147,25 @@ def test_payload_versions(nb201: Slice, nb201_meta: MetaLatencyPredictor) -> Non
     meta_v1 = MetaLatencyPredictor.from_bytes(json.dumps(meta).encode())
     got = meta_v1.adapt(nb201.X[idx], nb201.Y["pixel2"][idx])
     assert got.has_uncertainty and got.calibration == 1.0
+
+
+def test_device_model_keeps_the_standardised_uncertainty(
+    nb201: Slice, nb201_meta: MetaLatencyPredictor
+) -> None:
+    # the raw-feature covariance a device model stores must give the same sd as
+    # the standardised posterior it came from (scaled by the device's residuals)
+    from predictors.latency.meta import _adapt_standardised
+
+    f = nb201_meta._fitted
+    assert f is not None
+    idx = nb201.train_rows[nb201_meta.reference_indices]
+    y = nb201.Y["eyeriss"][idx] * np.resize([0.8, 1.25], idx.size)  # residual scale > 1
+    Z = (nb201.X[idx] - f.feature_mean) / f.feature_scale
+    st = _adapt_standardised(Z, y, f.prior, None, nb201_meta.params)
+    assert st.var_scale > 1.0
+    dev = nb201_meta.adapt(nb201.X[idx], y)
+    X = nb201.X[nb201.test_rows[:200]]
+    sd = st.target_sd((X - f.feature_mean) / f.feature_scale) * f.calibration
+    _, std = dev.predict_with_uncertainty(X)
+    np.testing.assert_allclose(std, st.scale * sd, rtol=1e-8)  # "lin": std = scale * sd
+    assert dev.space == "lin"
