@@ -14,6 +14,7 @@ Shipped predictors (``load_pretrained("nb201" | "ofa-mbv3" | "ofa-mbv3-tiny")``)
 and the registration flow live in :mod:`predictors.latency.registration`.
 """
 
+from predictors.latency.features import shared_cost_groups
 from predictors.latency.measure import (
     BACKENDS,
     DeviceSpec,
@@ -30,12 +31,21 @@ from predictors.latency.meta import (
     latency_quality,
 )
 from predictors.latency.pretrained import load_pretrained, pretrained_spaces
+from predictors.latency.records import (
+    MeasurementRecord,
+    read_records,
+    reference_set_id,
+    split_records,
+    write_records,
+)
 from predictors.latency.registration import (
     DeviceAdaptation,
     adapt_device,
     export_reference_onnx,
     measure_archs,
+    propose_measurements,
     reference_archs,
+    reference_set,
 )
 
 __all__ = [
@@ -44,6 +54,7 @@ __all__ = [
     "DeviceLatencyPredictor",
     "DeviceSpec",
     "LatencyMeasurement",
+    "MeasurementRecord",
     "MetaLatencyPredictor",
     "MetaParams",
     "adapt_device",
@@ -56,5 +67,12 @@ __all__ = [
     "measure_many",
     "measure_onnx",
     "pretrained_spaces",
+    "propose_measurements",
+    "read_records",
     "reference_archs",
+    "reference_set",
+    "reference_set_id",
+    "shared_cost_groups",
+    "split_records",
+    "write_records",
 ]

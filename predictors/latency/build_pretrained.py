@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from predictors.latency.meta import MetaLatencyPredictor
 from predictors.latency.pretrained import PRETRAINED_SPACES, meta_train
 
 __all__ = ["main"]
@@ -32,8 +33,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.spaces:
         start = time.perf_counter()
-        meta = meta_train(name)
-        path = meta.save(args.out / f"{name}.json")
+        path = args.out / f"{name}.json"
+        # Keep the shipped reference architectures: devices registered (and
+        # reference packages exported) with them stay valid after a rebuild.
+        pinned = (
+            MetaLatencyPredictor.load(path).reference_indices.tolist() if path.exists() else None
+        )
+        meta = meta_train(name, reference_indices=pinned)
+        meta.save(path)
         print(
             f"{name}: {meta.info['n_archs']} archs x {meta.info['n_sources']} devices, "
             f"target space {meta.target_space!r}, references {meta.reference_indices.tolist()} "

@@ -23,7 +23,8 @@ Backends:
   file given directly: what a remote device runs. This file imports only the
   standard library and numpy at the top (torch and onnxruntime on use), so a
   copy of it is a standalone runner needing just numpy and onnxruntime:
-  ``python measure.py ref_*.onnx --threads 1`` prints one JSON record per file
+  ``python measure.py ref_*.onnx --threads 1`` prints one measurement record
+  per file (JSONL, :mod:`predictors.latency.records`)
   (:func:`~predictors.latency.registration.export_reference_onnx` writes that
   copy next to the reference models).
 * ``torch-cuda`` -- PyTorch eager on the current CUDA device (when present).
@@ -473,6 +474,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--host", default=None, help="device host name (default: this machine's)")
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        help="the reference package's manifest.json (default: the one beside the first file)",
+    )
+    parser.add_argument("--job", default=None, help="search job the measurements verify")
     args = parser.parse_args(argv)
     try:
         spec = DeviceSpec(
@@ -481,13 +489,53 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch=args.batch,
             host=args.host or host_name(),
         )
+        manifest_path = args.manifest or args.files[0].parent / "manifest.json"
+        if not manifest_path.is_file():
+            raise ValueError(
+                f"no manifest at {manifest_path}: measurement records name their space and "
+                "reference set from the reference package's manifest.json (--manifest PATH)"
+            )
+        to_record = _record_maker(json.loads(manifest_path.read_text()), args.job)
         for f in args.files:
             m = measure_onnx(f, spec, warmup=args.warmup, repeats=args.repeats)
-            print(json.dumps({"file": f.name, **m.to_dict(samples=False)}), flush=True)
+            print(to_record(f.name, m), flush=True)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _record_maker(
+    manifest: dict[str, Any], job: str | None
+) -> Callable[[str, LatencyMeasurement], str]:
+    """``(file name, measurement) -> one JSONL measurement record`` for the
+    files of a reference package (format: :mod:`predictors.latency.records`)."""
+    try:
+        from predictors.latency import records
+    except ImportError:  # the standalone copy: records.py travels as hwnas_records.py
+        import importlib
+
+        records = importlib.import_module("hwnas_records")
+    try:
+        space, ref_set = str(manifest["space"]), str(manifest["reference_set"])
+        by_file = {str(r["file"]): int(r["index"]) for r in manifest["references"]}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"manifest.json lacks a field ({exc}): export the package again") from None
+
+    def make(name: str, m: LatencyMeasurement) -> str:
+        if name not in by_file:
+            raise ValueError(f"{name} is not one of the manifest's reference files")
+        record = records.MeasurementRecord(
+            space=space,
+            reference_set=ref_set,
+            ref=by_file[name],
+            latency_ms=m.median_ms,
+            job=job,
+            details={"file": name, **m.to_dict(samples=False)},
+        )
+        return str(record.to_json())
+
+    return make
 
 
 if __name__ == "__main__":

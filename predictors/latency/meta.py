@@ -29,9 +29,22 @@ weights are strongly correlated across devices. So:
   sum of per-layer costs) or ``log`` (multiplicative effects). ``fit`` picks
   the one that adapts best in leave-one-source-device-out episodes (it picks
   ``lin`` on NAS-Bench-201 and ``log`` on OFA-MobileNetV3).
+* Transfer to unlike devices: given the space's *shared-cost groups*
+  (:mod:`predictors.latency.features`: one kind of operation wherever it
+  occurs), the prior also lets a new device price a whole kind differently
+  from every source -- few degrees of freedom, which a few measurements pin
+  down. ``fit`` picks the scale of that part in the episodes and ``adapt``
+  re-picks it per device by leave-one-out error on the device's own
+  measurements (a device like the sources keeps the tight prior).
+* Uncertainty: ``adapt`` keeps the posterior covariance (moment-matched over
+  the grid), widened by how far the device's own measurements sit from the
+  prior (leave-one-out); a factor meta-learned in the same episodes makes
+  ``mean + 1.2816 * std`` a calibrated one-sided 90% bound
+  (:meth:`DeviceLatencyPredictor.predict_with_uncertainty`).
 
 Measured against HELP, a MAML-trained neural predictor, on HELP's own protocol
-in ``benchmarks/results/latency_predictor.md``.
+in ``benchmarks/results/latency_predictor.md``, and across hardware families in
+``benchmarks/results/latency_transfer.md``.
 """
 
 from __future__ import annotations
@@ -39,7 +52,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +65,10 @@ __all__ = ["DeviceLatencyPredictor", "MetaLatencyPredictor", "MetaParams"]
 
 _META_FORMAT = "hwnas-meta-latency"
 _DEVICE_FORMAT = "hwnas-device-latency"
-_FORMAT_VERSION = 1
+#: Version 2: device models carry their posterior covariance (uncertainty) and
+#: meta models their shared-cost groups and calibration; version 1 still loads.
+_FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 TARGET_SPACES = ("lin", "log")
 
 
@@ -92,6 +108,18 @@ class MetaParams:
     #: Random measurement sets per held-out device (besides the designed ones).
     episode_draws: int = 3
     source_alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+    #: Candidate prior variances of the shared-cost groups given to ``fit`` (one
+    #: cost per kind of operation, wherever it occurs), relative like ``jitters``;
+    #: 0 leaves them out. ``fit`` picks one in the same episodes.
+    group_scales: tuple[float, ...] = (0.0, 0.03, 0.3, 3.0)
+    #: Pseudo-measurements shrinking a device's own residual scale towards 1
+    #: (the uncertainty widens for a device its measurements show is unlike the prior).
+    calibration_prior_n: float = 5.0
+    #: ``adapt`` re-chooses the shared-cost scale among ``group_scales`` per device,
+    #: by leave-one-out error on its own measurements (when it has at least
+    #: ``groups_min_measurements``); ``fit``'s choice is the default otherwise.
+    groups_per_device: bool = True
+    groups_min_measurements: int = 4
     #: Scale features to unit variance before fitting (the isotropic prior part
     #: then treats every column alike).
     standardize: bool = True
@@ -107,6 +135,11 @@ class MetaParams:
             if not values or min(values) <= 0:
                 raise ValueError(f"{name} must be a non-empty list of positive numbers")
             object.__setattr__(self, name, tuple(float(v) for v in values))
+        if not self.group_scales or min(self.group_scales) < 0:
+            raise ValueError("group_scales must be a non-empty list of numbers >= 0")
+        object.__setattr__(self, "group_scales", tuple(float(v) for v in self.group_scales))
+        if not self.calibration_prior_n >= 0:
+            raise ValueError(f"calibration_prior_n must be >= 0, got {self.calibration_prior_n!r}")
         object.__setattr__(self, "target_spaces", tuple(self.target_spaces))
         object.__setattr__(
             self, "candidate_quantiles", tuple(float(q) for q in self.candidate_quantiles)
@@ -123,15 +156,44 @@ class _Prior:
     weights: np.ndarray  # (n_sources, d)
     intercepts: np.ndarray  # (n_sources,)
     scales: np.ndarray  # (n_sources,) ms per target unit ("lin": median latency; "log": 1)
+    #: Shared-cost directions on standardised features, (d, m); m = 0 for none.
+    groups: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    group_scale: float = 0.0  # their prior variance, relative (see MetaParams.group_scales)
+    #: ``moments`` results by ``(exclude, group_scale)``: adapt asks for the same
+    #: few again and again, and they depend on nothing else (the prior is never
+    #: mutated in place: ``replace`` makes a new one, with an empty cache).
+    _cache: dict[tuple[int | None, float], tuple[float, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
-    def moments(self, exclude: int | None = None) -> tuple[float, np.ndarray, np.ndarray]:
-        """``(intercept mean, weight mean, base covariance)`` from all sources but ``exclude``."""
+    def moments(
+        self, exclude: int | None = None, group_scale: float | None = None
+    ) -> tuple[float, np.ndarray, np.ndarray]:
+        """``(intercept mean, weight mean, base covariance)`` from all sources but
+        ``exclude``, with the shared-cost part at ``group_scale`` (default: the fitted one).
+        The arrays are shared with later calls: callers must not modify them."""
+        g = self.group_scale if group_scale is None else group_scale
+        key = (exclude, g)
+        if key not in self._cache:
+            self._cache[key] = self._moments(exclude, g)
+        return self._cache[key]
+
+    def _moments(self, exclude: int | None, g: float) -> tuple[float, np.ndarray, np.ndarray]:
         keep = [i for i in range(self.weights.shape[0]) if i != exclude]
         W = self.weights[keep]
         mu = W.mean(axis=0)
         cov = np.cov(W.T, bias=False) if W.shape[0] > 1 else np.zeros((W.shape[1],) * 2)
-        cov = np.atleast_2d(cov)
-        return float(self.intercepts[keep].mean()), mu, cov + np.outer(mu, mu)
+        base = np.atleast_2d(cov) + np.outer(mu, mu)
+        if g > 0 and self.groups.size:
+            # A new device may price one kind of operation (a 3x3 conv, a
+            # 7x7 kernel, a block's fixed overhead) differently from every
+            # source device, wherever it occurs: one shared cost per group,
+            # which a few measurements pin down (there are few groups).
+            GG = self.groups @ self.groups.T
+            d = base.shape[0]
+            level = float(np.trace(base)) / d
+            base = base + g * level * GG / max(float(np.trace(GG)) / d, 1e-12)
+        return float(self.intercepts[keep].mean()), mu, base
 
 
 def _to_target(y: np.ndarray, space: str) -> tuple[np.ndarray, float]:
@@ -181,6 +243,18 @@ def _posterior(
     return mean + G.T @ (K_inv @ (t - Za @ mean)), K_inv
 
 
+def _check_groups(groups: Any | None, d: int) -> np.ndarray:
+    """``groups`` as a finite ``(d, m)`` array (``(d, 0)`` when None)."""
+    if groups is None:
+        return np.zeros((d, 0))
+    G = np.asarray(groups, dtype=np.float64)
+    if G.ndim != 2 or G.shape[0] != d:
+        raise ValueError(f"groups must be a (n_features={d}, n_groups) array, got shape {G.shape}")
+    if not np.isfinite(G).all():
+        raise ValueError("groups must be finite")
+    return G
+
+
 def _augment(Z: np.ndarray) -> np.ndarray:
     return np.hstack([np.ones((Z.shape[0], 1)), Z])
 
@@ -197,7 +271,9 @@ def _full_prior(
     scale = float(np.trace(base)) / d if d else 1.0
     cov = np.zeros((d + 1, d + 1))
     cov[0, 0] = _INTERCEPT_VAR
-    cov[1:, 1:] = base + jitter * max(scale, 1e-12) * np.eye(d)
+    cov[1:, 1:] = base
+    diag = np.arange(1, d + 1)
+    cov[diag, diag] += jitter * max(scale, 1e-12)
     return np.r_[b0, mu], cov
 
 
@@ -244,6 +320,7 @@ class _Fitted:
     source_devices: tuple[str, ...]
     reference_indices: np.ndarray
     reference_features: np.ndarray
+    calibration: float = 1.0
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -290,11 +367,17 @@ class MetaLatencyPredictor:
         Y: Mapping[str, Any],
         *,
         reference_indices: Sequence[int] | None = None,
+        groups: Any | None = None,
     ) -> MetaLatencyPredictor:
         """Meta-train on source devices ``Y`` over architectures ``X``.
 
         ``reference_indices`` fixes the reference rows instead of designing them
         (e.g. HELP's ten reference architectures, for a like-for-like comparison).
+        ``groups`` (``(d, m)``, optional) names shared costs: column ``g`` marks
+        the features that are one kind of operation wherever it occurs (see
+        :func:`predictors.latency.features.shared_cost_groups`). A device unlike
+        every source may price such a kind differently; the prior then lets a few
+        measurements move all its columns together (``MetaParams.group_scales``).
         """
         start = time.perf_counter()
         X = check_features(X)
@@ -314,6 +397,7 @@ class MetaLatencyPredictor:
         scale = X.std(axis=0) if p.standardize else np.ones(d)
         scale[scale == 0] = 1.0  # constant columns carry nothing; keep them finite
         Z = (X - mean) / scale
+        G = _check_groups(groups, d) * scale[:, None]  # shared costs, standardised
 
         priors = {}
         for space in p.target_spaces:
@@ -322,26 +406,51 @@ class MetaLatencyPredictor:
             W, b = _ridge_all(Z, T, p.source_alphas)
             scales = np.array([s for _, s in pairs])
             for jitter in p.jitters:
-                priors[f"{space}@{jitter:g}"] = _Prior(space, jitter, W, b, scales)
+                priors[f"{space}@{jitter:g}"] = _Prior(space, jitter, W, b, scales, G, 0.0)
 
-        # Meta-learn the target space and the prior's isotropic part: adapt to
-        # each source device in turn, with a prior built from the others only.
+        # Meta-learn the target space, the prior's isotropic part and then the
+        # shared-cost part: adapt to each source device in turn, with a prior
+        # built from the others only. Only source devices are read here.
         scores: dict[str, float] = {}
-        if len(priors) > 1 and len(names) >= 3:
+        zs: dict[str, np.ndarray] = {}
+        can_learn = len(names) >= 3 and n >= 3
+        if can_learn:
             rows = rng.choice(n, size=min(n, p.episode_rows), replace=False)
             held_out = rng.permutation(len(names))[: p.episode_devices]
             # The same random draws for every candidate (common random numbers):
             # the comparison then sees the candidates' differences, not the draws'.
             k = min(p.n_references, len(rows) - 1)
             draws = [rng.choice(len(rows), k, replace=False) for _ in range(p.episode_draws)]
+
+            def run(key: str, prior: _Prior) -> None:
+                scores[key], zs[key] = self._episode_score(
+                    Z[rows], lat[rows], prior, held_out, draws
+                )
+
             for key, prior in priors.items():
-                scores[key] = self._episode_score(Z[rows], lat[rows], prior, held_out, draws)
+                run(key, prior)
             chosen = max(scores, key=lambda key: scores[key])
+            if G.size and len(p.group_scales) > 1:
+                # second stage (coordinate-wise, to keep fit fast): the group scale
+                base_prior = priors[chosen]
+                for g in p.group_scales:
+                    if g == 0.0:
+                        continue
+                    key = f"{chosen}+groups@{g:g}"
+                    priors[key] = replace(base_prior, group_scale=g)
+                    run(key, priors[key])
+                chosen = max(scores, key=lambda key: scores[key])
         else:
             # Too few devices to hold one out: a sum of layer costs, middle jitter.
             space = "lin" if "lin" in p.target_spaces else p.target_spaces[0]
             chosen = f"{space}@{sorted(p.jitters)[len(p.jitters) // 2]:g}"
         prior = priors[chosen]
+        # The sd factor that makes the episodes' one-sided 90% bounds hold 90%
+        # of the time on the held-out source devices (1 when nothing was held out).
+        calibration = 1.0
+        if chosen in zs and zs[chosen].size:
+            q = float(np.quantile(zs[chosen], 0.9))
+            calibration = float(np.clip(q / UPPER_Z, 0.05, 100.0))
 
         if reference_indices is None:
             refs = np.asarray(self._design_references(Z, prior, exclude=None), dtype=np.int64)
@@ -359,12 +468,16 @@ class MetaLatencyPredictor:
             source_devices=names,
             reference_indices=refs,
             reference_features=X[refs].copy(),
+            calibration=calibration,
             info={
                 "n_archs": n,
                 "feature_dim": d,
                 "n_sources": len(names),
                 "target_space": prior.space,
                 "jitter": prior.jitter,
+                "n_groups": int(G.shape[1]) if G.size else 0,
+                "group_scale": prior.group_scale,
+                "calibration": calibration,
                 "episode_scores": scores,
                 "fit_seconds": round(time.perf_counter() - start, 3),
             },
@@ -392,23 +505,28 @@ class MetaLatencyPredictor:
         prior: _Prior,
         held_out: np.ndarray,
         draws: Sequence[np.ndarray],
-    ) -> float:
+    ) -> tuple[float, np.ndarray]:
         """Mean of (Spearman + share within 10%) over leave-one-device-out episodes:
-        the first half and all of the designed references, and ``draws`` (random)."""
+        the first half and all of the designed references, and ``draws`` (random);
+        also every held-out row's standardised residual ``(truth - prediction) / sd``
+        in the target space (what the uncertainty is calibrated on)."""
         p = self.params
         scores = []
+        zs: list[np.ndarray] = []
         for j in (int(i) for i in held_out):
             refs = self._design_references(Z, prior, exclude=j)
             shots: list[np.ndarray] = [np.asarray(refs[: max(1, len(refs) // 2)]), np.asarray(refs)]
             shots += draws
-            moments = prior.moments(exclude=j)
             for rows in shots:
                 rest = np.setdiff1d(np.arange(Z.shape[0]), rows)
-                model = _adapt_standardised(Z[rows], lat[rows, j], prior, moments, p)
+                model = _adapt_standardised(Z[rows], lat[rows, j], prior, j, p)
                 pred = model.predict_standardised(Z[rest])
                 y = lat[rest, j]
                 scores.append(0.5 * (spearman_rho(y, pred) + within_tolerance(y, pred, 0.1)))
-        return float(np.mean(scores))
+                f = model.intercept + Z[rest] @ model.coef
+                truth = np.log(y) if model.space == "log" else y / model.scale
+                zs.append((truth - f) / np.maximum(model.target_sd(Z[rest]), 1e-12))
+        return float(np.mean(scores)), np.concatenate(zs) if zs else np.zeros(0)
 
     # -- adaptation --------------------------------------------------------------
     def adapt(self, X_ref: Any, y_ref: Any, *, device: str | None = None) -> DeviceLatencyPredictor:
@@ -419,8 +537,10 @@ class MetaLatencyPredictor:
         X_ref = check_features(X_ref, self.feature_dim, name="X_ref")
         y_ref = check_latencies(y_ref, X_ref.shape[0], name="y_ref")
         Z = (X_ref - f.feature_mean) / f.feature_scale
-        model = _adapt_standardised(Z, y_ref, f.prior, f.prior.moments(), self.params)
-        return model.to_device(f.feature_mean, f.feature_scale, device=device)
+        model = _adapt_standardised(Z, y_ref, f.prior, None, self.params)
+        return model.to_device(
+            f.feature_mean, f.feature_scale, device=device, calibration=f.calibration
+        )
 
     def source_predictor(self, device: str) -> DeviceLatencyPredictor:
         """The fitted model of a source (meta-training) device: needs no measurements."""
@@ -501,6 +621,9 @@ class MetaLatencyPredictor:
             "source_scales": f.prior.scales.tolist(),
             "reference_indices": f.reference_indices.tolist(),
             "reference_features": f.reference_features.tolist(),
+            "groups": f.prior.groups.tolist(),
+            "group_scale": f.prior.group_scale,
+            "calibration": f.calibration,
             "info": f.info,
         }
         return json.dumps(payload).encode("utf-8")
@@ -508,10 +631,23 @@ class MetaLatencyPredictor:
     @classmethod
     def from_bytes(cls, data: bytes) -> MetaLatencyPredictor:
         payload = _load_payload(data, _META_FORMAT, "MetaLatencyPredictor")
+        _require_keys(
+            payload,
+            (
+                "seed", "params", "metadata", "feature_mean", "feature_scale", "target_space",
+                "jitter", "source_devices", "source_weights", "source_intercepts",
+                "source_scales", "reference_indices", "reference_features", "info",
+            ),
+            "MetaLatencyPredictor",
+        )  # fmt: skip
+        if payload["format_version"] >= 2:
+            _require_keys(payload, ("groups", "group_scale", "calibration"), "MetaLatencyPredictor")
         params = MetaParams(**{k: _tuples(v) for k, v in payload["params"].items()})
         model = cls(seed=payload["seed"], params=params, metadata=payload["metadata"])
         d = len(payload["feature_mean"])
         weights = np.asarray(payload["source_weights"], dtype=np.float64).reshape(-1, d)
+        # version 1 had no shared-cost groups and no calibration (factor 1)
+        groups = np.asarray(payload.get("groups") or np.zeros((d, 0)), dtype=np.float64)
         model._fitted = _Fitted(
             feature_mean=np.asarray(payload["feature_mean"], dtype=np.float64),
             feature_scale=np.asarray(payload["feature_scale"], dtype=np.float64),
@@ -521,7 +657,10 @@ class MetaLatencyPredictor:
                 weights,
                 np.asarray(payload["source_intercepts"], dtype=np.float64),
                 np.asarray(payload["source_scales"], dtype=np.float64),
+                groups.reshape(d, -1),
+                float(payload.get("group_scale", 0.0)),
             ),
+            calibration=float(payload.get("calibration", 1.0)),
             source_devices=tuple(payload["source_devices"]),
             reference_indices=np.asarray(payload["reference_indices"], dtype=np.int64),
             reference_features=np.asarray(payload["reference_features"], dtype=np.float64).reshape(
@@ -553,14 +692,40 @@ class _Standardised:
     floor: float
     n: int
     outliers: tuple[int, ...]
+    #: Posterior covariance of ``(intercept, coef)`` (None: no uncertainty known).
+    cov: np.ndarray | None = None
+    noise: float = 0.0
+    var_scale: float = 1.0
 
     def predict_standardised(self, Z: np.ndarray) -> np.ndarray:
         return _predict(self.space, self.intercept + Z @ self.coef, self.scale, self.floor)
 
+    def target_sd(self, Z: np.ndarray) -> np.ndarray:
+        """Predictive sd in the target space, before the meta-learned calibration."""
+        if self.cov is None:
+            raise ValueError("this model carries no uncertainty")
+        Za = _augment(Z)
+        var = np.einsum("ij,jk,ik->i", Za, self.cov, Za) + self.noise
+        return np.sqrt(np.maximum(var, 0.0) * self.var_scale)
+
     def to_device(
-        self, mean: np.ndarray, scale: np.ndarray, *, device: str | None
+        self, mean: np.ndarray, scale: np.ndarray, *, device: str | None, calibration: float = 1.0
     ) -> DeviceLatencyPredictor:
         coef = self.coef / scale
+        cov = None
+        if self.cov is not None:
+            # z_a = T x_a maps raw features (with the leading 1) to standardised
+            # ones, T = [[1, 0], [a, diag(1/scale)]] with a = -mean/scale; the
+            # raw covariance T' S T, computed by its blocks in O(d^2)
+            a, inv = -mean / scale, 1.0 / scale
+            S = self.cov
+            M = np.empty_like(S)  # S @ T
+            M[:, 0] = S[:, 0] + S[:, 1:] @ a
+            M[:, 1:] = S[:, 1:] * inv[None, :]
+            cov = np.empty_like(S)  # T' @ M
+            cov[0, :] = M[0, :] + a @ M[1:, :]
+            cov[1:, :] = inv[:, None] * M[1:, :]
+            cov *= self.var_scale  # the device's own residual scale widens both parts
         return DeviceLatencyPredictor(
             space=self.space,
             intercept=float(self.intercept - mean @ coef),
@@ -570,7 +735,31 @@ class _Standardised:
             n_measurements=self.n,
             outliers=self.outliers,
             device=device,
+            posterior_cov=cov,
+            noise=self.noise * self.var_scale,
+            cov_scale=self.var_scale,
+            calibration=calibration,
         )
+
+
+#: z of the one-sided 90% bound: ``mean + UPPER_Z * std`` is the predicted 90th percentile.
+UPPER_Z = 1.2815515655446004
+
+
+def _mean_std(
+    space: str, f: np.ndarray, sd: np.ndarray, scale: float, floor: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Latency mean and std (ms) from the target-space prediction ``f`` and its sd.
+
+    ``lin``: Gaussian in ms. ``log``: log-normal; the returned "mean" is the
+    median ``exp(f)`` (what :meth:`predict` gives) and the std is chosen so that
+    ``mean + UPPER_Z * std`` is exactly the log-normal's 90th percentile: the
+    one-sided bound a caller computes keeps its meaning in both spaces."""
+    mean = _predict(space, f, scale, floor)
+    if space == "log":
+        upper = np.exp(np.clip(f + UPPER_Z * sd, -50.0, 50.0))
+        return mean, (upper - mean) / UPPER_Z
+    return mean, scale * sd
 
 
 def _predict(space: str, f: np.ndarray, scale: float, floor: float) -> np.ndarray:
@@ -583,13 +772,13 @@ def _adapt_standardised(
     Z: np.ndarray,
     y: np.ndarray,
     prior: _Prior,
-    moments: tuple[float, np.ndarray, np.ndarray],
+    exclude: int | None,
     p: MetaParams,
 ) -> _Standardised:
     """Posterior-mean weights averaged over the ``(jitter, noise)`` grid, after
     leaving out measurements that are gross outliers under the model."""
     space = prior.space
-    b0, mu, base = moments
+    b0, mu, base = prior.moments(exclude)
     Za = _augment(Z)
     if space == "log":
         t, scale = np.log(y), 1.0
@@ -619,15 +808,73 @@ def _adapt_standardised(
             break
         keep = np.delete(keep, worst)
     outliers = tuple(sorted(set(range(len(y))) - set(keep.tolist())))
+    if p.groups_per_device and prior.groups.size and len(keep) >= p.groups_min_measurements:
+        # The fallback for a device unlike the sources: pick the shared-cost
+        # prior scale by how well each predicts this device's own measurements
+        # (leave-one-out squared error, closed form). A device that the sources
+        # already describe keeps a tight prior; one that prices a kind of
+        # operation differently gets the freedom to say so.
+        best: tuple[float, np.ndarray] | None = None
+        for g in p.group_scales:
+            _, _, base_g = prior.moments(exclude, g)
+            m_g, c_g = _full_prior(b0, mu, base_g, prior.jitter)
+            _, K_inv = _posterior(Za[keep], t[keep], m_g, c_g, p.design_noise)
+            alpha, diag = K_inv @ (t[keep] - Za[keep] @ m_g), np.diag(K_inv)
+            loo_mse = float(np.mean((alpha / diag) ** 2))
+            if best is None or loo_mse < best[0]:
+                best = (loo_mse, base_g)
+        assert best is not None
+        base = best[1]
 
-    w = np.zeros(Za.shape[1])
+    # The posterior averaged over the (jitter, noise) grid: an equal-weight
+    # mixture. Its mean is the prediction; its covariance (moment-matched:
+    # average second moment minus the squared mean) and average noise give the
+    # predictive spread.
+    Zk, tk = Za[keep], t[keep]
+    dim = Za.shape[1]
+    w, second, noise_avg = np.zeros(dim), np.zeros((dim, dim)), 0.0
     for spread in p.jitter_spread:
         mean, cov = _full_prior(b0, mu, base, prior.jitter * spread)
         for noise in p.noise:
-            w += _posterior(Za[keep], t[keep], mean, cov, noise)[0]
-    w /= len(p.jitter_spread) * len(p.noise)
+            G = Zk @ cov
+            K_inv = np.linalg.inv(G @ Zk.T + noise * np.eye(Zk.shape[0]))
+            w_g = mean + G.T @ (K_inv @ (tk - Zk @ mean))
+            w += w_g
+            second += cov - G.T @ K_inv @ G + np.outer(w_g, w_g)
+            noise_avg += noise
+    n_grid = len(p.jitter_spread) * len(p.noise)
+    w /= n_grid
+    post_cov = second / n_grid - np.outer(w, w)
+    post_cov = (post_cov + post_cov.T) / 2
+    noise_avg /= n_grid
+
+    # How far this device's own measurements sit from what the others predict
+    # (leave-one-out, in units of the mixture's predictive sd), shrunk towards
+    # 1 by ``calibration_prior_n`` pseudo-measurements: a device unlike every
+    # source shows it in its own residuals, and its bounds widen.
+    var_scale = 1.0
+    if len(keep) >= 2 and p.calibration_prior_n >= 0:
+        mean_m, cov_m = _full_prior(b0, mu, base, prior.jitter)
+        _, K_inv = _posterior(Zk, tk, mean_m, cov_m, p.design_noise)
+        alpha, diag = K_inv @ (tk - Zk @ mean_m), np.diag(K_inv)
+        loo_var = 1.0 / diag
+        # LOO residual over the *mixture's* LOO spread (prior-level), not only
+        # the middle grid point's: the variance the device model reports.
+        z2 = (alpha / diag) ** 2 / np.maximum(loo_var, 1e-300)
+        var_scale = float((p.calibration_prior_n + z2.sum()) / (p.calibration_prior_n + len(keep)))
     floor = 0.01 * float(y[keep].min())
-    return _Standardised(space, float(w[0]), w[1:], scale, floor, len(y), outliers)
+    return _Standardised(
+        space,
+        float(w[0]),
+        w[1:],
+        scale,
+        floor,
+        len(y),
+        outliers,
+        cov=post_cov,
+        noise=noise_avg,
+        var_scale=var_scale,
+    )
 
 
 def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -671,6 +918,10 @@ class DeviceLatencyPredictor:
         outliers: Sequence[int] = (),
         device: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        posterior_cov: np.ndarray | None = None,
+        noise: float = 0.0,
+        cov_scale: float = 1.0,
+        calibration: float = 1.0,
     ) -> None:
         if space not in TARGET_SPACES:
             raise ValueError(f"space must be one of {TARGET_SPACES}, got {space!r}")
@@ -684,6 +935,29 @@ class DeviceLatencyPredictor:
         self.outliers = tuple(int(i) for i in outliers)
         self.device = device
         self.metadata: dict[str, Any] = dict(metadata or {})
+        d = self.coef.shape[0]
+        #: Posterior covariance of ``(intercept, coef)`` in the target space, already
+        #: multiplied by the device's own residual scale ``cov_scale``; ``noise`` is
+        #: the measurement-noise variance (same units). None: no uncertainty known
+        #: (a source device's model, or one saved before format version 2).
+        self.posterior_cov: np.ndarray | None = None
+        if posterior_cov is not None:
+            cov = np.asarray(posterior_cov, dtype=np.float64)
+            if cov.shape != (d + 1, d + 1) or not np.isfinite(cov).all():
+                raise ValueError(
+                    f"posterior_cov must be a finite ({d + 1}, {d + 1}) matrix, got {cov.shape}"
+                )
+            self.posterior_cov = cov
+        for name, value in (("noise", noise), ("cov_scale", cov_scale)):
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not (np.isfinite(calibration) and calibration > 0):
+            raise ValueError(f"calibration must be a finite number > 0, got {calibration!r}")
+        self.noise = float(noise)
+        self.cov_scale = float(cov_scale)
+        #: Meta-learned factor on the sd (leave-one-source-device-out episodes):
+        #: makes ``mean + 1.2816 * std`` a 90% bound on devices it was not fitted on.
+        self.calibration = float(calibration)
 
     def __repr__(self) -> str:
         return (
@@ -699,6 +973,28 @@ class DeviceLatencyPredictor:
         """Predicted latency in ms of each row of ``X`` (``(n, d)``, or one ``(d,)`` row)."""
         X = check_features(X, self.feature_dim)
         return _predict(self.space, self.intercept + X @ self.coef, self.scale, self.floor)
+
+    @property
+    def has_uncertainty(self) -> bool:
+        return self.posterior_cov is not None
+
+    def predict_with_uncertainty(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean_ms, std_ms)`` per row of ``X``: ``mean_ms`` is :meth:`predict`,
+        and ``mean_ms + 1.2816 * std_ms`` is a one-sided 90% upper bound on the
+        latency (calibrated on held-out source devices at fit time; see
+        ``benchmarks/results/latency_transfer.md`` for how often it holds on
+        unseen devices). ``std_ms`` grows for architectures unlike the measured
+        ones and for devices whose measurements disagree with the prior."""
+        if self.posterior_cov is None:
+            raise ValueError(
+                "this device model carries no uncertainty (a source device's model, or one "
+                "saved before format version 2): adapt it again from its measurements"
+            )
+        X = check_features(X, self.feature_dim)
+        Xa = _augment(X)
+        var = np.einsum("ij,jk,ik->i", Xa, self.posterior_cov, Xa) + self.noise
+        sd = self.calibration * np.sqrt(np.maximum(var, 0.0))
+        return _mean_std(self.space, self.intercept + X @ self.coef, sd, self.scale, self.floor)
 
     def evaluate(self, X: Any, y: Any) -> dict[str, float]:
         """:func:`latency_quality` of the predictions for ``X`` against measured ``y`` (ms)."""
@@ -720,23 +1016,52 @@ class DeviceLatencyPredictor:
             "outliers": list(self.outliers),
             "device": self.device,
             "metadata": self.metadata,
+            "posterior_cov": None if self.posterior_cov is None else self.posterior_cov.tolist(),
+            "noise": self.noise,
+            "cov_scale": self.cov_scale,
+            "calibration": self.calibration,
         }
         return json.dumps(payload).encode("utf-8")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DeviceLatencyPredictor:
+        """Load a saved model: format version 2, or version 1 (no uncertainty:
+        :meth:`predict` works, :meth:`predict_with_uncertainty` asks for a re-adapt)."""
         payload = _load_payload(data, _DEVICE_FORMAT, "DeviceLatencyPredictor")
-        return cls(
-            space=payload["space"],
-            intercept=payload["intercept"],
-            coef=np.asarray(payload["coef"], dtype=np.float64),
-            scale=payload["scale"],
-            floor=payload["floor"],
-            n_measurements=payload["n_measurements"],
-            outliers=payload["outliers"],
-            device=payload["device"],
-            metadata=payload["metadata"],
+        _require_keys(
+            payload,
+            ("space", "intercept", "coef", "scale", "floor", "n_measurements", "outliers"),
+            "DeviceLatencyPredictor",
         )
+        extra: dict[str, Any] = {}
+        if payload["format_version"] >= 2:
+            _require_keys(
+                payload,
+                ("posterior_cov", "noise", "cov_scale", "calibration"),
+                "DeviceLatencyPredictor",
+            )
+            cov = payload["posterior_cov"]
+            extra = {
+                "posterior_cov": None if cov is None else np.asarray(cov, dtype=np.float64),
+                "noise": float(payload["noise"]),
+                "cov_scale": float(payload["cov_scale"]),
+                "calibration": float(payload["calibration"]),
+            }
+        try:
+            return cls(
+                space=payload["space"],
+                intercept=payload["intercept"],
+                coef=np.asarray(payload["coef"], dtype=np.float64),
+                scale=payload["scale"],
+                floor=payload["floor"],
+                n_measurements=payload["n_measurements"],
+                outliers=payload["outliers"],
+                device=payload.get("device"),
+                metadata=payload.get("metadata") or {},
+                **extra,
+            )
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"saved DeviceLatencyPredictor is malformed: {exc}") from None
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -755,12 +1080,22 @@ def _load_payload(data: bytes, fmt: str, what: str) -> dict[str, Any]:
         raise ValueError(f"not a saved {what}: {exc}") from None
     if not isinstance(payload, dict) or payload.get("format") != fmt:
         raise ValueError(f"not a saved {what} (format tag missing)")
-    if payload.get("format_version") != _FORMAT_VERSION:
+    version = payload.get("format_version")
+    if version not in _READABLE_VERSIONS:
         raise ValueError(
-            f"saved {what} has format version {payload.get('format_version')}, "
-            f"this hwnas reads version {_FORMAT_VERSION}"
+            f"saved {what} has format version {version!r}; this hwnas reads versions "
+            f"{list(_READABLE_VERSIONS)} (a newer hwnas wrote it? upgrade hwnas)"
         )
     return payload
+
+
+def _require_keys(payload: Mapping[str, Any], keys: Sequence[str], what: str) -> None:
+    missing = [k for k in keys if k not in payload]
+    if missing:
+        raise ValueError(
+            f"saved {what} (format version {payload.get('format_version')}) lacks "
+            f"field(s) {missing}: the file is truncated or was not written by hwnas"
+        )
 
 
 def _tuples(value: Any) -> Any:

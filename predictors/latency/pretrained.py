@@ -22,12 +22,14 @@ the same way (about half a minute, once per process).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
+from predictors.latency.features import shared_cost_groups
 from predictors.latency.meta import MetaLatencyPredictor
 from supernets.spaces import NB201Space, OFAMobileNetV3Space, SearchSpace, get_space
 
@@ -95,11 +97,22 @@ def load_pretrained(space: str | SearchSpace[Any]) -> MetaLatencyPredictor:
     )
 
 
-def meta_train(space: str | SearchSpace[Any], *, seed: int = 0) -> MetaLatencyPredictor:
+def meta_train(
+    space: str | SearchSpace[Any],
+    *,
+    seed: int = 0,
+    reference_indices: Sequence[int] | None = None,
+) -> MetaLatencyPredictor:
     """Meta-train ``space``'s predictor on HELP's meta-train devices (what the
-    shipped files are); ``metadata`` gets the space and the reference configs."""
+    shipped files are); ``metadata`` gets the space and the reference configs.
+
+    ``reference_indices`` pins the reference rows (``build_pretrained`` keeps
+    the shipped ones, so that a rebuild does not change what registered devices
+    measured); otherwise they are designed under the new prior."""
     space_obj, archs, X, Y = meta_training_data(space, devices="train")
-    meta = MetaLatencyPredictor(seed=seed).fit(X, Y)
+    meta = MetaLatencyPredictor(seed=seed).fit(
+        X, Y, groups=shared_cost_groups(space_obj), reference_indices=reference_indices
+    )
     meta.metadata.update(
         {
             "space": space_obj.name,

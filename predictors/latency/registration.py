@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,14 @@ import numpy as np
 
 from predictors.latency._checks import check_latencies
 from predictors.latency.measure import DeviceSpec, LatencyMeasurement, measure_many
-from predictors.latency.meta import DeviceLatencyPredictor, MetaLatencyPredictor, latency_quality
+from predictors.latency.meta import (
+    UPPER_Z,
+    DeviceLatencyPredictor,
+    MetaLatencyPredictor,
+    latency_quality,
+)
 from predictors.latency.pretrained import load_pretrained
+from predictors.latency.records import reference_set_id
 from supernets.spaces import OFAMobileNetV3Space, SearchSpace, get_space
 
 __all__ = [
@@ -35,7 +41,9 @@ __all__ = [
     "build_networks",
     "export_reference_onnx",
     "measure_archs",
+    "propose_measurements",
     "reference_archs",
+    "reference_set",
 ]
 
 
@@ -66,6 +74,14 @@ def reference_archs(
         # A predictor fitted by a caller: decode its reference rows.
         return [space_obj.decode(row).to_dict() for row in meta.reference_features]
     return [space_obj.validate(c).to_dict() for c in configs]
+
+
+def reference_set(
+    space: str | SearchSpace[Any], predictor: MetaLatencyPredictor | None = None
+) -> str:
+    """The id of ``space``'s reference architectures (what measurement records
+    carry as ``reference_set``; changes whenever the references do)."""
+    return reference_set_id(reference_archs(space, predictor))
 
 
 def default_n_classes(space: SearchSpace[Any]) -> int:
@@ -125,12 +141,15 @@ def export_reference_onnx(
     """Write the reference architectures as ONNX files a remote device can run.
 
     ``out_dir`` gets ``ref_00.onnx`` ... (static input ``(batch, 3, r, r)``),
-    ``manifest.json`` (space, configs, file names, order) and ``measure.py``,
-    a standalone runner that needs only numpy and onnxruntime:
+    ``manifest.json`` (space, reference set, configs, file names, order) and
+    ``measure.py`` (with ``hwnas_records.py``), a standalone runner that needs
+    only numpy and onnxruntime and prints measurement records
+    (:mod:`predictors.latency.records`):
     ``python measure.py ref_*.onnx --threads 1 > latencies.jsonl``.
     Returns the ONNX paths in reference order.
     """
     from predictors.latency import measure as measure_module
+    from predictors.latency import records as records_module
     from predictors.latency.measure import export_static_onnx
 
     space_obj, meta = _resolve(space, predictor)
@@ -144,6 +163,7 @@ def export_reference_onnx(
     ]
     manifest = {
         "space": space_obj.name,
+        "reference_set": reference_set_id(configs),
         "space_config": space_obj.config(),
         "batch": batch,
         "n_classes": n_classes or default_n_classes(space_obj),
@@ -155,6 +175,8 @@ def export_reference_onnx(
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     shutil.copyfile(measure_module.__file__, out / "measure.py")
+    # measure.py writes measurement records with this module (standard library only)
+    shutil.copyfile(records_module.__file__, out / "hwnas_records.py")
     return paths
 
 
@@ -166,16 +188,98 @@ class DeviceAdaptation:
     beyond the references, never seen by the model): the metrics of
     :func:`~predictors.latency.meta.latency_quality` (``spearman_rho``,
     ``within_10pct``, ``mape``, ...; rank metrics need >= 2 extras), plus
-    ``n_references``, ``n_extra`` and ``reference_mape`` (fit on the references).
+    ``n_references``, ``n_extra``, ``n_active`` and ``reference_mape`` (fit on
+    the references). ``active`` holds the architectures active registration
+    chose and their measured latencies, ``uncertainty`` the model's mean
+    relative predictive sd over its candidate pool after the references and
+    after each active measurement, and ``stopped`` why it stopped.
     """
 
     model: DeviceLatencyPredictor
     quality: dict[str, float]
     space: str
     outliers: tuple[int, ...] = field(default_factory=tuple)
+    active: tuple[tuple[dict[str, Any], float], ...] = ()
+    uncertainty: tuple[float, ...] = ()
+    stopped: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"space": self.space, "quality": dict(self.quality), "outliers": list(self.outliers)}
+        out: dict[str, Any] = {
+            "space": self.space,
+            "quality": dict(self.quality),
+            "outliers": list(self.outliers),
+        }
+        if self.active or self.stopped:
+            out["active"] = [{"arch": a, "ms": ms} for a, ms in self.active]
+            out["uncertainty"] = list(self.uncertainty)
+            out["stopped"] = self.stopped
+        return out
+
+
+def _relative_sd(model: DeviceLatencyPredictor, X: np.ndarray) -> np.ndarray:
+    mean, std = model.predict_with_uncertainty(X)
+    return std / np.maximum(mean, 1e-12)
+
+
+def _candidate_pool(
+    space: SearchSpace[Any], n: int, seed: int, exclude: set[str]
+) -> list[dict[str, Any]]:
+    """Up to ``n`` distinct random architectures of ``space`` (canonical configs),
+    none of whose hashes is in ``exclude``."""
+    rng = np.random.default_rng(seed)
+    out: list[dict[str, Any]] = []
+    seen = set(exclude)
+    for _ in range(20 * n):  # bounded: a small space runs out of new architectures
+        if len(out) >= n:
+            break
+        arch = space.canonical(space.sample(rng))
+        h = space.arch_hash(arch)
+        if h not in seen:
+            seen.add(h)
+            out.append(arch.to_dict())
+    return out
+
+
+def propose_measurements(
+    model: DeviceLatencyPredictor,
+    space: str | SearchSpace[Any],
+    k: int,
+    *,
+    measured: Sequence[Any] = (),
+    n_candidates: int = 2000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """The next ``k`` architectures a device should measure (a batch, for a
+    remote device that measures offline): greedily the candidate with the
+    largest relative predictive sd, each pick then counted as measured (the
+    posterior covariance of a linear-Gaussian model shrinks by a rank-one
+    step without needing the latency), so a batch does not ask for the same
+    information twice. ``measured`` (configs) are never proposed again."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if model.posterior_cov is None:
+        raise ValueError("the device model carries no uncertainty: adapt it again first")
+    space_obj = get_space(space) if isinstance(space, str) else space
+    exclude = {space_obj.arch_hash(space_obj.validate(a)) for a in measured}
+    pool = _candidate_pool(space_obj, n_candidates, seed, exclude)
+    if not pool:
+        raise ValueError("no unmeasured architectures left to propose")
+    X = space_obj.encode_many([space_obj.validate(a) for a in pool]).astype(np.float64)
+    Xa = np.hstack([np.ones((X.shape[0], 1)), X])
+    S = model.posterior_cov.copy()
+    noise = max(model.noise, 1e-12)
+    f = model.intercept + X @ model.coef
+    level = np.abs(f) if model.space == "lin" else np.ones_like(f)
+    chosen: list[int] = []
+    for _ in range(min(k, len(pool))):
+        var = np.einsum("ij,jk,ik->i", Xa, S, Xa)
+        score = var / np.maximum(level, 1e-12) ** 2
+        score[chosen] = -np.inf
+        j = int(np.argmax(score))
+        chosen.append(j)
+        v = S @ Xa[j]
+        S -= np.outer(v, v) / (noise + float(Xa[j] @ v))
+    return [pool[j] for j in chosen]
 
 
 def adapt_device(
@@ -186,17 +290,32 @@ def adapt_device(
     predictor: MetaLatencyPredictor | None = None,
     device: str | None = None,
     refit_with_extra: bool = False,
+    measure: Callable[[dict[str, Any]], float] | None = None,
+    max_extra: int = 0,
+    min_gain: float = 0.02,
+    patience: int = 2,
+    n_candidates: int = 2000,
+    seed: int = 0,
 ) -> DeviceAdaptation:
     """Adapt the (shipped) predictor of ``space`` to a device.
 
     ``reference_latencies_ms`` holds one latency per reference architecture, in
     the order of :func:`reference_archs`. ``extra`` holds further measurements
-    as ``(arch config, ms)`` pairs (or ``{arch string: ms}``): the quality is
-    measured on them with a model adapted from the references only. With
-    ``refit_with_extra`` the returned model is then adapted from the references
-    *and* the extras (better: more measurements), and ``quality`` -- recorded
-    with ``"refit_with_extra": 1.0`` -- is that of the references-only model, a
-    conservative estimate.
+    as ``(arch config, ms)`` pairs (or ``{arch string: ms}``): a random
+    held-out sample, on which the quality is measured with a model that never
+    saw them. With ``refit_with_extra`` the returned model is then adapted
+    from everything measured *including* the extras (better: more
+    measurements), and ``quality`` -- recorded with ``"refit_with_extra":
+    1.0`` -- is that of the model before, a conservative estimate.
+
+    Active registration: with ``measure`` (``config -> ms`` on the device) and
+    ``max_extra`` > 0, the model asks for up to ``max_extra`` further
+    measurements, each time of the candidate architecture (``n_candidates``
+    random ones) whose latency it is least sure of (largest relative
+    predictive sd), re-adapting after each; it stops early once ``patience``
+    measurements in a row have lowered the (lowest so far) mean relative sd
+    over the candidates by less than ``min_gain`` (relative). These
+    measurements train the model; the ``extra`` ones stay held out.
     """
     space_obj, meta = _resolve(space, predictor)
     configs = reference_archs(space_obj, meta)
@@ -206,6 +325,14 @@ def adapt_device(
             f"wrong number of reference latencies: got {y_ref.shape[0]}, space "
             f"{space_obj.name!r} has {len(configs)} reference architectures"
         )
+    if max_extra < 0:
+        raise ValueError(f"max_extra must be >= 0, got {max_extra}")
+    if max_extra > 0 and measure is None:
+        raise ValueError("max_extra > 0 needs measure=callable(config) -> ms")
+    if not 0 <= min_gain < 1:
+        raise ValueError(f"min_gain must be in [0, 1), got {min_gain}")
+    if patience < 1:
+        raise ValueError(f"patience must be >= 1, got {patience}")
     y_ref = check_latencies(y_ref, name="reference latencies")
     X_ref = space_obj.encode_many([space_obj.validate(c) for c in configs])
     model = meta.adapt(X_ref, y_ref, device=device)
@@ -215,20 +342,76 @@ def adapt_device(
         "reference_mape": float(np.mean(np.abs(fitted - y_ref) / y_ref)),
     }
     pairs = list(extra.items()) if isinstance(extra, Mapping) else list(extra or [])
-    quality["n_extra"] = float(len(pairs))
+    X_extra = np.zeros((0, X_ref.shape[1]))
+    y_extra = np.zeros(0)
     if pairs:
         X_extra = space_obj.encode_many([space_obj.validate(a) for a, _ in pairs])
         y_extra = check_latencies([ms for _, ms in pairs], name="extra latencies")
+
+    # -- active registration: measure where the model is least sure --------------
+    X_fit, y_fit = X_ref, y_ref
+    active: list[tuple[dict[str, Any], float]] = []
+    trace: list[float] = []
+    stopped: str | None = None
+    if max_extra > 0 and measure is not None:
+        taken = {space_obj.arch_hash(space_obj.validate(c)) for c in configs}
+        taken |= {space_obj.arch_hash(space_obj.validate(a)) for a, _ in pairs}
+        pool = _candidate_pool(space_obj, n_candidates, seed, taken)
+        X_pool = space_obj.encode_many([space_obj.validate(a) for a in pool]).astype(np.float64)
+        left = np.ones(len(pool), dtype=bool)
+        rel = _relative_sd(model, X_pool)
+        trace.append(float(rel.mean()))
+        stopped = "max_extra reached"
+        for _ in range(max_extra):
+            if not left.any():
+                stopped = "no candidates left"
+                break
+            j = int(np.argmax(np.where(left, rel, -np.inf)))
+            left[j] = False
+            ms = check_latencies([measure(dict(pool[j]))], name=f"measure({pool[j]})")[0]
+            active.append((pool[j], float(ms)))
+            X_fit, y_fit = np.vstack([X_fit, X_pool[j]]), np.r_[y_fit, ms]
+            model = meta.adapt(X_fit, y_fit, device=device)
+            rel = _relative_sd(model, X_pool)
+            trace.append(float(rel.mean()))
+            # One measurement may *raise* the uncertainty (it showed the device
+            # is less like the prior than thought); stop only after ``patience``
+            # measurements in a row brought the lowest level down by < min_gain.
+            if len(trace) > patience:
+                before = min(trace[:-patience])
+                if before - min(trace[-patience:]) < min_gain * before:
+                    stopped = "uncertainty stopped falling"
+                    break
+    quality["n_active"] = float(len(active))
+
+    quality["n_extra"] = float(len(pairs))
+    if pairs:
         pred = model.predict(X_extra)
         if len(pairs) >= 2:
             quality.update(latency_quality(y_extra, pred))
         else:
             quality["within_10pct"] = float(abs(pred[0] - y_extra[0]) <= 0.1 * y_extra[0])
             quality["mape"] = float(abs(pred[0] - y_extra[0]) / y_extra[0])
+        mean, std = model.predict_with_uncertainty(X_extra)
+        quality["within_upper_90"] = float(np.mean(y_extra <= mean + UPPER_Z * std))
     if refit_with_extra and pairs:
-        model = meta.adapt(np.vstack([X_ref, X_extra]), np.r_[y_ref, y_extra], device=device)
+        model = meta.adapt(np.vstack([X_fit, X_extra]), np.r_[y_fit, y_extra], device=device)
         quality["refit_with_extra"] = 1.0
-    model.metadata.update({"space": space_obj.name, "quality": quality, "reference_archs": configs})
+    model.metadata.update(
+        {
+            "space": space_obj.name,
+            "quality": quality,
+            "reference_archs": configs,
+            "reference_set": reference_set_id(configs),
+            "active_archs": [a for a, _ in active],
+        }
+    )
     return DeviceAdaptation(
-        model=model, quality=quality, space=space_obj.name, outliers=model.outliers
+        model=model,
+        quality=quality,
+        space=space_obj.name,
+        outliers=model.outliers,
+        active=tuple(active),
+        uncertainty=tuple(trace),
+        stopped=stopped,
     )

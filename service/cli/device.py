@@ -151,7 +151,7 @@ def submit_cmd(
     ),
 ) -> None:
     """Submit latencies measured on the device; adapts and stores its latency model."""
-    from predictors.latency import reference_archs
+    from predictors.latency import reference_archs, reference_set
     from service.orchestration.registration import parse_latency_file, submit_latencies
     from supernets import get_space
 
@@ -160,8 +160,11 @@ def submit_cmd(
     except OSError as exc:
         raise fail(ctx, f"cannot read {file}: {exc}") from None
     with open_runtime(ctx) as rt:
-        n_refs = len(reference_archs(get_space(space)))
-        refs, extra, details = parse_latency_file(text, n_refs)
+        space_obj = get_space(space)
+        n_refs = len(reference_archs(space_obj))
+        refs, extra, details = parse_latency_file(
+            text, n_refs, space=space_obj.name, reference_set=reference_set(space_obj)
+        )
         reg = submit_latencies(rt, name, space, refs, extra=extra, details=details)
         emit(
             ctx,

@@ -235,18 +235,34 @@ def reference_package(
 
 
 def parse_latency_file(
-    text: str, n_references: int
+    text: str,
+    n_references: int,
+    *,
+    space: str | None = None,
+    reference_set: str | None = None,
 ) -> tuple[list[float], list[tuple[dict[str, Any], float]], list[dict[str, Any]]]:
     """Read submitted latencies.
 
-    Accepts the JSON lines printed by the reference package's ``measure.py``
-    (one record per ``ref_NN.onnx``, in any order; ``median_ms`` is used), or a
-    JSON object ``{"reference_ms": [...], "extra": [{"arch": {...}, "ms": ...}]}``.
+    Accepts measurement records (``predictors.latency.records``: what the
+    reference package's ``measure.py`` prints; checked against ``space`` and
+    ``reference_set`` when given), the JSON lines of older ``measure.py``
+    copies (one per ``ref_NN.onnx``; ``median_ms`` is used), or a JSON object
+    ``{"reference_ms": [...], "extra": [{"arch": {...}, "ms": ...}]}``.
     Returns reference latencies in reference order, extra pairs and per-reference details.
     """
     text = text.strip()
     if not text:
         raise DomainError("the latency file is empty")
+    if '"hwnas-latency-measurement"' in text.splitlines()[0]:
+        from predictors.latency.records import read_records, split_records
+
+        try:
+            recs = read_records(text, space=space, reference_set=reference_set)
+            ref_ms, extras = split_records(recs, n_references)
+        except ValueError as exc:
+            raise DomainError(str(exc)) from None
+        details = {r.ref: r.details for r in recs if r.ref is not None}
+        return ref_ms, extras, [details.get(i, {}) for i in range(n_references)]
     try:
         whole = json.loads(text)
     except json.JSONDecodeError:

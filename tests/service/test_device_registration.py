@@ -3,6 +3,7 @@ submitted latencies, versioned latency models, bad input."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import subprocess
@@ -201,3 +202,20 @@ def test_budgets_out_of_reach_are_refused_or_warned_at_submit(rt: Runtime) -> No
         searches.submit_search(s, {**spec, "latency_budget_ms": 10}, check_latency=check_budget)
     with rt.session() as s:
         searches.submit_search(s, {**spec, "latency_budget_ms": 60}, check_latency=check_budget)
+
+
+def test_latency_file_of_measurement_records() -> None:
+    from predictors.latency import MeasurementRecord, write_records
+
+    def rec(i: int, ms: float, space: str = SPACE) -> MeasurementRecord:
+        return MeasurementRecord(space=space, reference_set="rs1", ref=i, latency_ms=ms)
+
+    buf = io.StringIO()
+    write_records([rec(i, 1.0 + i) for i in reversed(range(10))], buf)
+    refs, extra, details = parse_latency_file(buf.getvalue(), 10, space=SPACE, reference_set="rs1")
+    assert refs == [1.0 + i for i in range(10)] and extra == [] and len(details) == 10
+    with pytest.raises(DomainError, match="field 'reference_set'"):
+        parse_latency_file(buf.getvalue(), 10, space=SPACE, reference_set="rs2")
+    other = rec(0, 1.0, space="nb201").to_json()
+    with pytest.raises(DomainError, match="line 1: field 'space'"):
+        parse_latency_file(other, 10, space=SPACE)

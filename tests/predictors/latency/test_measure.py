@@ -15,6 +15,7 @@ from predictors.latency import (
     measure_onnx,
 )
 from predictors.latency.measure import export_static_onnx, main
+from predictors.latency.records import read_records
 
 
 def small_net() -> nn.Module:
@@ -84,13 +85,25 @@ def test_interleaved_rounds_measure_every_network() -> None:
         measure_many(nets, repeats=3, rounds=4)
 
 
-def test_cli_prints_one_json_record_per_file(
+def test_cli_prints_one_measurement_record_per_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = export_static_onnx(small_net(), (1, 3, 8, 8), tmp_path / "a.onnx")
-    assert main([str(path), "--repeats", "3", "--warmup", "1", "--host", "phone"]) == 0
-    record = json.loads(capsys.readouterr().out.strip())
-    assert record["file"] == "a.onnx" and record["device"] == "phone/onnxruntime-cpu/t1/b1"
+    args = [str(path), "--repeats", "3", "--warmup", "1", "--host", "phone"]
+    # without a reference package's manifest there is no space to name: refused
+    assert main(args) == 2
+    assert "no manifest" in capsys.readouterr().err
+    manifest = {
+        "space": "ofa-mbv3-tiny",
+        "reference_set": "abc123",
+        "references": [{"index": 3, "file": "a.onnx", "arch": {}}],
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert main([*args, "--job", "7"]) == 0
+    (record,) = read_records(capsys.readouterr().out, space="ofa-mbv3-tiny", reference_set="abc123")
+    assert record.ref == 3 and record.job == "7" and record.latency_ms > 0
+    assert record.details["file"] == "a.onnx"
+    assert record.details["device"] == "phone/onnxruntime-cpu/t1/b1"
     assert main([str(tmp_path / "nope.onnx")]) == 2
 
 

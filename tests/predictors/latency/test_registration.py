@@ -17,7 +17,11 @@ from predictors.latency import (
     load_pretrained,
     measure_archs,
     pretrained_spaces,
+    propose_measurements,
+    read_records,
     reference_archs,
+    reference_set,
+    split_records,
 )
 from supernets import tables
 from supernets.spaces import NB201Space, OFAMobileNetV3Space, get_space
@@ -62,6 +66,61 @@ def test_adapt_device_from_table_measurements() -> None:
     one = adapt_device("nb201", latency[refs], extra=extra[:1])
     assert set(one.quality) >= {"within_10pct", "mape"} and "spearman_rho" not in one.quality
     assert json.loads(json.dumps(result.to_dict()))["space"] == "nb201"
+
+
+def test_active_registration_measures_where_the_model_is_least_sure() -> None:
+    space = NB201Space()
+    latency = tables.nb201_latency().latency["eyeriss"]  # a meta-test device
+    refs = [space.index(space.validate(c)) for c in reference_archs("nb201")]
+    asked: list[int] = []
+
+    def measure(config: dict[str, object]) -> float:
+        i = space.index(space.validate(config))
+        asked.append(i)
+        return float(latency[i])
+
+    rng = np.random.default_rng(1)
+    held_out = rng.choice(15625, 300, replace=False)
+    extra = [(space.from_index(i).to_dict(), float(latency[i])) for i in held_out]
+    plain = adapt_device("nb201", latency[refs], extra=extra)
+    active = adapt_device(
+        "nb201", latency[refs], extra=extra, measure=measure, max_extra=8, patience=8
+    )
+    assert len(active.active) == 8 == len(asked) and active.stopped == "max_extra reached"
+    assert not set(asked) & (set(refs) | set(held_out.tolist()))  # extras stay held out
+    assert len(set(asked)) == 8
+    trace = active.uncertainty
+    assert len(trace) == 9 and trace[-1] < trace[0]
+    assert active.model.n_measurements == len(refs) + 8
+    assert active.quality["n_active"] == 8 and active.quality["n_extra"] == 300
+    assert active.quality["spearman_rho"] >= plain.quality["spearman_rho"] - 0.01
+    assert active.model.metadata["active_archs"] == [a for a, _ in active.active]
+    assert active.to_dict()["stopped"] == "max_extra reached"
+    # a high bar for progress stops as soon as patience allows
+    early = adapt_device(
+        "nb201", latency[refs], measure=measure, max_extra=8, min_gain=0.9, patience=1
+    )
+    assert early.stopped == "uncertainty stopped falling" and len(early.active) == 1
+    with pytest.raises(ValueError, match="needs measure"):
+        adapt_device("nb201", latency[refs], max_extra=3)
+    with pytest.raises(ValueError, match="max_extra must be >= 0"):
+        adapt_device("nb201", latency[refs], measure=measure, max_extra=-1)
+    with pytest.raises(ValueError, match="positive"):
+        adapt_device("nb201", latency[refs], measure=lambda c: -1.0, max_extra=2)
+
+
+def test_propose_measurements_for_a_remote_device() -> None:
+    space = NB201Space()
+    latency = tables.nb201_latency().latency["raspi4"]
+    refs = reference_archs("nb201")
+    ms = [float(latency[space.index(space.validate(c))]) for c in refs]
+    model = adapt_device("nb201", ms).model
+    batch = propose_measurements(model, "nb201", 5, measured=refs)
+    hashes = {space.arch_hash(space.validate(a)) for a in batch}
+    assert len(hashes) == 5
+    assert not hashes & {space.arch_hash(space.validate(c)) for c in refs}
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        propose_measurements(model, "nb201", 0)
 
 
 def test_adapt_device_rejects_bad_submissions() -> None:
@@ -114,9 +173,12 @@ def test_reference_onnx_files_run_on_a_remote_device(
         check=True,
         env={"PATH": "", "PYTHONPATH": ""},
     ).stdout
-    records = [json.loads(line) for line in out.splitlines()]
-    latencies = [r["median_ms"] for r in records]
-    assert len(latencies) == 2 and min(latencies) > 0
+    assert (tmp_path / "hwnas_records.py").is_file()
+    ref_set = reference_set("ofa-mbv3-tiny", tiny_meta)
+    assert manifest["reference_set"] == ref_set
+    records = read_records(out, space="ofa-mbv3-tiny", reference_set=ref_set)
+    latencies, extra = split_records(records, 2)
+    assert extra == [] and min(latencies) > 0
     result = adapt_device("ofa-mbv3-tiny", latencies, predictor=tiny_meta)
     assert result.model.predict(tiny_meta.reference_features).shape == (2,)
 
