@@ -29,7 +29,7 @@ def create_cmd(
 ) -> None:
     """Create a token and print its secret (shown only this once). A token sees
     and changes only what it created, unless it is an admin token."""
-    scopes = ("read",) if read_only else ("read", "write")
+    scopes: tuple[str, ...] = ("read",) if read_only else ("read", "write")
     scopes += ("admin",) if admin else ()
     with open_runtime(ctx) as rt, rt.session() as s:
         row, secret = tokens.create_token(s, name, scopes)
