@@ -60,6 +60,7 @@ __all__ = [
     "measure_latency",
     "measure_many",
     "measure_onnx",
+    "onnx_providers",
 ]
 
 BACKENDS = ("torch-cpu", "onnxruntime-cpu", "torch-cuda")
@@ -320,7 +321,25 @@ def _torch_runner(model: Any, input_shape: Sequence[int], spec: DeviceSpec) -> _
     return _Runner(lambda: model(x), full)
 
 
-def _onnx_runner(path: str | Path, spec: DeviceSpec) -> _Runner:
+def onnx_providers() -> list[str]:
+    """The ONNX Runtime execution providers this machine's onnxruntime offers."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def _check_provider(provider: str) -> str:
+    available = onnx_providers()
+    if provider not in available:
+        raise ValueError(
+            f"execution provider {provider!r} is not in this onnxruntime; available: {available}"
+        )
+    return provider
+
+
+def _onnx_runner(
+    path: str | Path, spec: DeviceSpec, provider: str = "CPUExecutionProvider"
+) -> _Runner:
     import onnxruntime as ort
 
     if spec.backend != "onnxruntime-cpu":
@@ -333,7 +352,11 @@ def _onnx_runner(path: str | Path, spec: DeviceSpec) -> _Runner:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    # One provider, CPU as the fallback for operators it lacks (what a deployed
+    # app with that provider runs).
+    providers = [_check_provider(provider)]
+    providers += [] if provider == "CPUExecutionProvider" else ["CPUExecutionProvider"]
+    session = ort.InferenceSession(str(path), options, providers=providers)
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise ValueError(f"expected an ONNX model with one input, {path.name} has {len(inputs)}")
@@ -426,13 +449,16 @@ def measure_onnx(
     *,
     warmup: int = 10,
     repeats: int = 50,
+    provider: str = "CPUExecutionProvider",
 ) -> LatencyMeasurement:
-    """Time an ONNX file with ONNX Runtime on CPU (``device.backend`` must be
-    ``onnxruntime-cpu``). A dynamic batch dimension is set to ``device.batch``;
-    other dynamic dimensions are an error (latency needs a concrete shape)."""
+    """Time an ONNX file with ONNX Runtime (``device.backend`` must be
+    ``onnxruntime-cpu``; ``provider`` picks the execution provider: CPU, CUDA,
+    CoreML, NNAPI, ... whatever :func:`onnx_providers` lists). A dynamic batch
+    dimension is set to ``device.batch``; other dynamic dimensions are an error
+    (latency needs a concrete shape)."""
     spec = device if device is not None else DeviceSpec(backend="onnxruntime-cpu")
     _check_counts(warmup, repeats)
-    return _run([_onnx_runner(path, spec)], spec, warmup, repeats, 1)[0]
+    return _run([_onnx_runner(path, spec, provider)], spec, warmup, repeats, 1)[0]
 
 
 def export_static_onnx(model: Any, full_shape: Sequence[int], path: str | Path) -> Path:
@@ -461,28 +487,72 @@ def export_static_onnx(model: Any, full_shape: Sequence[int], path: str | Path) 
     return out
 
 
+_EPILOG = """\
+examples:
+  python measure.py ref_*.onnx --threads 4 > latencies.jsonl
+  python measure.py ref_*.onnx --provider NNAPIExecutionProvider > latencies.jsonl
+  python measure.py ref_*.onnx --threads 4 \\
+      --submit http://hwnas-server:8000 --token $HWNAS_TOKEN --device phone
+
+The output is one measurement record per file (JSON lines) naming the space and
+reference set of the package; `hwnas device submit DEVICE --space SPACE -f
+latencies.jsonl` and POST /v1/devices/DEVICE/records take it as it is.
+"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m predictors.latency.measure FILE.onnx [...]``: print one JSON
-    record per file (for measuring reference architectures on a remote device)."""
+    """``python measure.py FILE.onnx [...]`` (or ``python -m
+    predictors.latency.measure``): print one measurement record per file."""
     parser = argparse.ArgumentParser(
-        prog="python -m predictors.latency.measure",
-        description="Time ONNX files with ONNX Runtime on this machine's CPU; print JSON lines.",
+        prog="measure.py",
+        description=(
+            "Time the reference (or verification) ONNX models of an hwnas package with "
+            "ONNX Runtime on this device and print one measurement record per model."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("files", nargs="+", type=Path)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("files", nargs="*", type=Path, help="the package's .onnx files")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    parser.add_argument(
+        "--batch", type=int, default=1, help="batch size for a dynamic batch dimension (default 1)"
+    )
+    parser.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
+    parser.add_argument("--repeats", type=int, default=50, help="timed runs (default 50)")
+    parser.add_argument(
+        "--provider",
+        default="CPUExecutionProvider",
+        help="ONNX Runtime execution provider (default CPUExecutionProvider; "
+        "--list-providers shows this machine's)",
+    )
+    parser.add_argument(
+        "--list-providers", action="store_true", help="print the available providers and exit"
+    )
     parser.add_argument("--host", default=None, help="device host name (default: this machine's)")
     parser.add_argument(
         "--manifest",
         type=Path,
         default=None,
-        help="the reference package's manifest.json (default: the one beside the first file)",
+        help="the package's manifest.json (default: the one beside the first file)",
     )
     parser.add_argument("--job", default=None, help="search job the measurements verify")
+    parser.add_argument(
+        "--submit",
+        metavar="URL",
+        default=None,
+        help="also post the records to an hwnas server (e.g. http://host:8000)",
+    )
+    parser.add_argument("--token", default=None, help="API token for --submit (write scope)")
+    parser.add_argument("--device", default=None, help="device name on the server, for --submit")
     args = parser.parse_args(argv)
     try:
+        if args.list_providers:
+            print("\n".join(onnx_providers()))
+            return 0
+        if not args.files:
+            raise ValueError("give the package's .onnx files (see --help)")
+        if args.submit and not args.device:
+            raise ValueError("--submit needs --device (the device's name on the server)")
         spec = DeviceSpec(
             backend="onnxruntime-cpu",
             threads=args.threads,
@@ -493,21 +563,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not manifest_path.is_file():
             raise ValueError(
                 f"no manifest at {manifest_path}: measurement records name their space and "
-                "reference set from the reference package's manifest.json (--manifest PATH)"
+                "reference set from the package's manifest.json (--manifest PATH)"
             )
-        to_record = _record_maker(json.loads(manifest_path.read_text()), args.job)
+        manifest = json.loads(manifest_path.read_text())
+        to_record = _record_maker(manifest, args.job)
+        lines = []
         for f in args.files:
-            m = measure_onnx(f, spec, warmup=args.warmup, repeats=args.repeats)
-            print(to_record(f.name, m), flush=True)
+            m = measure_onnx(
+                f, spec, warmup=args.warmup, repeats=args.repeats, provider=args.provider
+            )
+            line = to_record(f.name, m, args.provider)
+            lines.append(line)
+            print(line, flush=True)
+        if args.submit:
+            reply = _submit(args.submit, args.device, str(manifest["space"]), lines, args.token)
+            print(f"submitted to {args.submit}: {reply}", file=sys.stderr)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
+def _submit(url: str, device: str, space: str, lines: Sequence[str], token: str | None) -> str:
+    """POST the records to ``url``'s ``/v1/devices/{device}/records`` (stdlib only,
+    so that the standalone copy needs nothing more)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    target = (
+        f"{url.rstrip('/')}/v1/devices/{urllib.parse.quote(device)}/records?"
+        + urllib.parse.urlencode({"space": space})
+    )
+    headers = {"Content-Type": "application/x-ndjson"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(
+        target, data="\n".join(lines).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return str(response.read().decode())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode()
+        raise ValueError(f"the server refused the records ({exc.code}): {detail}") from None
+    except urllib.error.URLError as exc:
+        raise ValueError(f"cannot reach {url}: {exc.reason}") from None
+
+
 def _record_maker(
     manifest: dict[str, Any], job: str | None
-) -> Callable[[str, LatencyMeasurement], str]:
+) -> Callable[[str, LatencyMeasurement, str], str]:
     """``(file name, measurement) -> one JSONL measurement record`` for the
     files of a reference package (format: :mod:`predictors.latency.records`)."""
     try:
@@ -522,7 +628,7 @@ def _record_maker(
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"manifest.json lacks a field ({exc}): export the package again") from None
 
-    def make(name: str, m: LatencyMeasurement) -> str:
+    def make(name: str, m: LatencyMeasurement, provider: str = "CPUExecutionProvider") -> str:
         if name not in by_file:
             raise ValueError(f"{name} is not one of the manifest's reference files")
         record = records.MeasurementRecord(
@@ -531,7 +637,7 @@ def _record_maker(
             ref=by_file[name],
             latency_ms=m.median_ms,
             job=job,
-            details={"file": name, **m.to_dict(samples=False)},
+            details={"file": name, "provider": provider, **m.to_dict(samples=False)},
         )
         return str(record.to_json())
 

@@ -151,21 +151,14 @@ def submit_cmd(
     ),
 ) -> None:
     """Submit latencies measured on the device; adapts and stores its latency model."""
-    from predictors.latency import reference_archs, reference_set
-    from service.orchestration.registration import parse_latency_file, submit_latencies
-    from supernets import get_space
+    from service.orchestration.registration import submit_latency_file
 
     try:
         text = file.read_text()
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise fail(ctx, f"cannot read {file}: {exc}") from None
     with open_runtime(ctx) as rt:
-        space_obj = get_space(space)
-        n_refs = len(reference_archs(space_obj))
-        refs, extra, details = parse_latency_file(
-            text, n_refs, space=space_obj.name, reference_set=reference_set(space_obj)
-        )
-        reg = submit_latencies(rt, name, space, refs, extra=extra, details=details)
+        reg = submit_latency_file(rt, name, space, text)
         emit(
             ctx,
             reg.to_dict(),

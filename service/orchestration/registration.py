@@ -38,6 +38,7 @@ __all__ = [
     "reference_package",
     "space_with_predictor",
     "submit_latencies",
+    "submit_latency_file",
     "verify_latency",
 ]
 
@@ -380,3 +381,20 @@ def verify_latency(
             out.append({"arch_hash": arch_hash, "measured_ms": m.median_ms})
         devices.add_measurements(s, device, rows)
     return out
+
+
+def submit_latency_file(rt: Runtime, device_name: str, space_name: str, text: str) -> Registered:
+    """Store a latency file as ``measure.py`` prints it (or an older accepted
+    form, see :func:`parse_latency_file`), checked against the space and its
+    reference set, and adapt the device's model: what ``hwnas device submit``
+    and ``POST /v1/devices/{name}/records`` do with the same bytes."""
+    from predictors.latency import reference_archs, reference_set
+
+    space = space_with_predictor(space_name)
+    refs, extra, details = parse_latency_file(
+        text,
+        len(reference_archs(space)),
+        space=space.name,
+        reference_set=reference_set(space),
+    )
+    return submit_latencies(rt, device_name, space.name, refs, extra=extra, details=details)

@@ -84,6 +84,49 @@ def test_remote_device_flow_through_the_cli(tmp_path: Path) -> None:
     )
     assert [m["version"] for m in models] == [1] and models[0]["space_name"] == SPACE
 
+    # The runner documents itself and lists this machine's execution providers.
+    helped = subprocess.run(
+        [sys.executable, "measure.py", "--help"], cwd=out, capture_output=True, text=True
+    )
+    assert helped.returncode == 0 and "--provider" in helped.stdout and "--submit" in helped.stdout
+    listed = subprocess.run(
+        [sys.executable, "measure.py", "--list-providers"], cwd=out, capture_output=True, text=True
+    )
+    assert "CPUExecutionProvider" in listed.stdout.split()
+    bad = subprocess.run(
+        [sys.executable, "measure.py", files[0], "--provider", "NoSuchProvider"],
+        cwd=out, capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "not in this onnxruntime" in bad.stderr
+
+    # Its output posted as it is, to a running server, with a write token.
+    from service.domain import tokens
+    from tests.service.live_server import serving
+
+    with Runtime.open(load_settings(database_url=url, require_auth=True)) as rt:
+        with rt.session() as s:
+            # The token's own device (others' are invisible to it).
+            devices.create_device(s, "phone", kind="remote", owner="lab")
+            _, secret = tokens.create_token(s, "lab")
+        with serving(rt) as server:
+            posted = subprocess.run(
+                [sys.executable, "measure.py", *files[:3], "--repeats", "3", "--warmup", "1",
+                 "--submit", server, "--token", secret, "--device", "phone"],
+                cwd=out, capture_output=True, text=True,
+            )  # fmt: skip
+            # Three of ten references: refused by the server, said in one line.
+            assert posted.returncode == 2 and "refused the records (422)" in posted.stderr
+            posted = subprocess.run(
+                [sys.executable, "measure.py", *files, "--repeats", "3", "--warmup", "1",
+                 "--submit", server, "--token", secret, "--device", "phone"],
+                cwd=out, capture_output=True, text=True,
+            )  # fmt: skip
+            assert posted.returncode == 0, posted.stderr
+            assert len(posted.stdout.strip().splitlines()) == 10
+        with rt.session() as s:
+            phone = devices.get_device(s, "phone")
+            assert len(devices.list_measurements(s, phone)) == 10
+
 
 def test_submitted_model_predicts_positive_latencies(rt: Runtime) -> None:
     from service.domain import supernet_records

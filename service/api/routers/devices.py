@@ -6,7 +6,8 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import Caller, ReadSessionDep, WriteSessionDep, get_hwnas, reader, writer
 from service.api.files import zip_response
@@ -148,6 +149,47 @@ def submit_latencies(
 
     extra = [(item.arch, item.ms) for item in body.extra]
     return submit(rt, name, body.space, body.reference_ms, extra=extra).to_dict()
+
+
+#: A file of measurement records as measure.py prints it (JSON lines).
+_RECORDS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-ndjson": {
+                "schema": {"type": "string", "description": "measure.py's output, as it is"}
+            }
+        },
+    }
+}
+
+
+@router.post("/{name}/records", status_code=201, openapi_extra=_RECORDS_BODY)
+async def submit_records(
+    name: NameParam,
+    request: Request,
+    rt: Annotated[Runtime, Depends(get_hwnas)],
+    caller: Annotated[Caller, Depends(writer)],
+    space: SpaceQuery = "ofa-mbv3-tiny",
+) -> dict[str, Any]:
+    """The measurement records that the reference package's ``measure.py``
+    printed, posted as they are (``measure.py --submit URL`` does it): checked
+    against the space and its reference set, stored, and the device's latency
+    model adapted."""
+    from service.orchestration.registration import submit_latency_file
+
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPException(422, "the body must be UTF-8 text (measure.py's JSON lines)") from None
+
+    def run() -> dict[str, Any]:
+        with rt.read_session() as s:
+            check_changeable(devices.get_device(s, name, caller.scope), "device")
+        return submit_latency_file(rt, name, space, text).to_dict()
+
+    return await run_in_threadpool(run)
 
 
 @router.post("/local/measure", status_code=201)
