@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         export_onnx,
         export_subnet,
         export_torchscript,
+        load_preprocessing,
         load_subnet,
         save_subnet,
     )
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
         build_supernet,
         extract_subnet,
     )
+    from supernets.preprocessing import Preprocessing
     from supernets.schedules import (
         Phase,
         available_schedules,
@@ -76,6 +78,7 @@ _LAZY: dict[str, str] = {
     "export_onnx": "supernets.export",
     "export_subnet": "supernets.export",
     "export_torchscript": "supernets.export",
+    "load_preprocessing": "supernets.export",
     "load_subnet": "supernets.export",
     "save_subnet": "supernets.export",
     "MobileNetV3Subnet": "supernets.networks",
@@ -83,6 +86,7 @@ _LAZY: dict[str, str] = {
     "build_subnet": "supernets.networks",
     "build_supernet": "supernets.networks",
     "extract_subnet": "supernets.networks",
+    "Preprocessing": "supernets.preprocessing",
     "Phase": "supernets.schedules",
     "available_schedules": "supernets.schedules",
     "deps_schedule": "supernets.schedules",
@@ -121,6 +125,7 @@ __all__ = [
     "OFAMobileNetV3",
     "OFAMobileNetV3Space",
     "Phase",
+    "Preprocessing",
     "ProgressEvent",
     "SearchSpace",
     "SubnetEvaluation",
@@ -140,6 +145,7 @@ __all__ = [
     "get_schedule",
     "get_space",
     "load_dataset",
+    "load_preprocessing",
     "load_subnet",
     "load_supernet",
     "progressive_shrinking",
