@@ -20,48 +20,89 @@ What the service uses:
   ``should_stop`` cancels cleanly;
 * :class:`SupernetEvaluator` (``.from_checkpoint(run_dir)``) as ``evaluate``,
   an adapted latency predictor (``DeviceLatencyPredictor``) as ``latency``;
-* :func:`pareto_front` / :func:`best_under_budget` on stored records (our
-  :class:`Evaluation` objects or plain dict rows with the same field names).
+* the answers, defined once in :mod:`nas.pareto` (the reference any other
+  implementation must match): :func:`best`, :func:`closest`,
+  :func:`pareto_front`, :func:`best_under_budget`, on stored records (our
+  :class:`Evaluation` objects or plain dict rows with the same field names);
+* :meth:`SearchResult.to_dict` (the JSON summary of a search) and
+  :func:`fail_running_trials` (a restarted job's orphaned trials).
+
+The loop itself is a :class:`Search` (state and steps) driven by
+:func:`run_search` under :class:`StopRules`; ``run_search(...,
+measure_latency=..., max_latency_measurements=...)`` verifies the answer's
+latency on the device (:mod:`nas.verify`).
 """
 
 from nas.candidates import CandidateSet, Featurizer
-from nas.constraints import Constraints
+from nas.constraints import DEFAULT_FEASIBILITY_CONFIDENCE, Constraints, confidence_z
 from nas.costs import ArchCosts, has_cost_model, macs_and_params
 from nas.evaluators import SupernetEvaluator, TabularEvaluator, TabularLatency
-from nas.latency import BatchLatency, LatencyModel
-from nas.loop import AccuracyModel, SearchResult, SearchSettings, run_search
+from nas.latency import (
+    ArchLatencyModel,
+    BatchLatency,
+    FeatureLatencyModel,
+    LatencyLike,
+    LatencyModel,
+    UncertainLatencyModel,
+)
+from nas.loop import run_search
 from nas.pareto import (
     BudgetAnswer,
+    Record,
+    answer,
+    best,
     best_under_budget,
+    closest,
+    effective_latency,
     hypervolume_2d,
     hypervolume_improvement,
     pareto_front,
+    violation,
 )
 from nas.records import Evaluation, Proposal
-from nas.study import SearchStudy
+from nas.result import SearchResult
+from nas.search import Search
+from nas.settings import AccuracyModel, SearchSettings
+from nas.stopping import StopRules
+from nas.study import SearchStudy, fail_running_trials
 
 __all__ = [
+    "DEFAULT_FEASIBILITY_CONFIDENCE",
     "AccuracyModel",
     "ArchCosts",
+    "ArchLatencyModel",
     "BatchLatency",
     "BudgetAnswer",
     "CandidateSet",
     "Constraints",
     "Evaluation",
+    "FeatureLatencyModel",
     "Featurizer",
+    "LatencyLike",
     "LatencyModel",
     "Proposal",
+    "Record",
+    "Search",
     "SearchResult",
     "SearchSettings",
     "SearchStudy",
+    "StopRules",
     "SupernetEvaluator",
     "TabularEvaluator",
     "TabularLatency",
+    "UncertainLatencyModel",
+    "answer",
+    "best",
     "best_under_budget",
+    "closest",
+    "confidence_z",
+    "effective_latency",
+    "fail_running_trials",
     "has_cost_model",
     "hypervolume_2d",
     "hypervolume_improvement",
     "macs_and_params",
     "pareto_front",
     "run_search",
+    "violation",
 ]

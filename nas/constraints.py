@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["Constraints"]
+__all__ = ["DEFAULT_FEASIBILITY_CONFIDENCE", "Constraints", "confidence_z"]
+
+#: P(latency <= budget) an architecture with an uncertain latency must reach to
+#: count as feasible (the search's and the reference answers' default).
+DEFAULT_FEASIBILITY_CONFIDENCE = 0.9
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,26 @@ class Constraints:
         for name, bound in self.bounds().items():
             if not np.isfinite(bound) or bound <= 0:
                 raise ValueError(f"constraint {name!r} must be a positive number, got {bound}")
+
+    @classmethod
+    def of(
+        cls,
+        budget_ms: float | Mapping[str, float] | None,
+        device: str | None = None,
+        max_macs: float | None = None,
+        max_params: float | None = None,
+    ) -> Constraints:
+        """Constraints from the loose arguments :func:`nas.run_search` has always
+        taken: a budget for ``device`` (a number) or ``{device: ms}``, or None."""
+        if budget_ms is None:
+            per_device: dict[str, float] = {}
+        elif isinstance(budget_ms, Mapping):
+            per_device = {str(d): float(b) for d, b in budget_ms.items()}
+        else:
+            if device is None:
+                raise ValueError("a single latency budget needs the device it applies to")
+            per_device = {device: float(budget_ms)}
+        return cls(per_device, max_macs, max_params)
 
     @property
     def needs_costs(self) -> bool:
@@ -87,3 +112,17 @@ class Constraints:
         if self.max_params is not None:
             parts.append(f"params <= {self.max_params:g}")
         return ", ".join(parts) or "no constraints"
+
+
+def confidence_z(confidence: float) -> float:
+    """One-sided normal quantile for a feasibility confidence.
+
+    An architecture whose latency is predicted as ``mean ± std`` (normal) runs
+    within a budget ``B`` with probability at least ``confidence`` exactly when
+    ``mean + z * std <= B``, ``z = Φ⁻¹(confidence)``. Confidence below 0.5 is
+    refused: it would call an architecture feasible although its *expected*
+    latency is over the budget.
+    """
+    if not (isinstance(confidence, int | float) and 0.5 <= confidence < 1.0):
+        raise ValueError(f"feasibility_confidence must be in [0.5, 1), got {confidence!r}")
+    return NormalDist().inv_cdf(float(confidence))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -105,11 +104,17 @@ class ExhaustiveInner:
         if not hasattr(space, "all_archs"):
             raise ValueError(f"space {space.name!r} cannot enumerate its architectures")
         self.featurizer = featurizer
+        self._all: tuple[int, CandidateSet] | None = None
 
-    @cached_property
+    @property
     def all(self) -> CandidateSet:
-        """Every architecture, featurized once (on the first predictor round)."""
-        return self.featurizer.featurize(self.featurizer.space.all_archs())  # type: ignore[attr-defined]
+        """Every architecture, featurized once (on the first predictor round), and
+        again after the latency correction changed (``featurizer.version``)."""
+        version = self.featurizer.version
+        if self._all is None or self._all[0] != version:
+            archs = self.featurizer.space.all_archs()  # type: ignore[attr-defined]
+            self._all = (version, self.featurizer.featurize(archs))
+        return self._all[1]
 
     def propose(
         self,

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from supernets.spaces import Arch
 
 __all__ = ["Evaluation", "Proposal"]
 
@@ -23,7 +26,7 @@ __all__ = ["Evaluation", "Proposal"]
 class Evaluation:
     """One real evaluation (one Optuna trial)."""
 
-    arch: Any
+    arch: Arch
     arch_hash: str
     accuracy: float
     latency_ms: Mapping[str, float]
@@ -46,6 +49,13 @@ class Evaluation:
     predicted_accuracy: float | None = None
     predicted_std: float | None = None
     duration_s: float | None = None
+    #: Std (ms) of a *predicted* latency, per device, where the latency model
+    #: gives one (:class:`nas.latency.UncertainLatencyModel`); feasibility then
+    #: uses the one-sided bound (:func:`nas.pareto.effective_latency`).
+    latency_std_ms: Mapping[str, float] = field(default_factory=dict)
+    #: A failed on-device latency measurement of this architecture (the search's
+    #: ``measure_latency`` raised): ``{device: "Error: message"}``.
+    latency_errors: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def feasible(self) -> bool:
@@ -75,6 +85,8 @@ class Evaluation:
             "predicted_accuracy": self.predicted_accuracy,
             "predicted_std": self.predicted_std,
             "duration_s": self.duration_s,
+            "latency_std_ms": dict(self.latency_std_ms),
+            "latency_errors": dict(self.latency_errors),
         }
 
 
@@ -86,12 +98,13 @@ class Proposal:
     latency from the latency model unless it is a measurement source).
     """
 
-    arch: Any
+    arch: Arch
     arch_hash: str
     predicted_accuracy: float
     predicted_std: float
     latency_ms: Mapping[str, float]
     violations: Mapping[str, float] = field(default_factory=dict)
+    latency_std_ms: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def feasible(self) -> bool:
@@ -106,6 +119,7 @@ class Proposal:
             "predicted_std": self.predicted_std,
             "latency_ms": dict(self.latency_ms),
             "violations": dict(self.violations),
+            "latency_std_ms": dict(self.latency_std_ms),
             "feasible": self.feasible,
             "predicted": True,
         }

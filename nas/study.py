@@ -11,14 +11,20 @@ Layout of a study created here (what the service and other workers can rely on):
   ``latency_measured`` ({device: bool}), ``source``, ``round`` (the loop round
   of the proposing run), ``duration_s``,
   ``predicted_accuracy`` / ``predicted_std`` (the predictor's estimate at
-  proposal time, labelled); a failed evaluation adds ``error``;
+  proposal time, labelled), ``latency_std_ms`` ({device: std} where the
+  latency model gives one); a failed evaluation adds ``error``;
 * states: COMPLETE (a real evaluation), RUNNING (being evaluated), FAIL
   (``evaluate`` raised), PRUNED (a claim withdrawn unevaluated because another
   worker's earlier trial holds the same architecture; attr ``duplicate_of``);
-* constraints via ``trial.set_constraint`` (relative violation, <= 0 feasible),
-  so ``study.best_trials`` is the feasible Pareto front;
+* constraints via ``trial.set_constraint`` (relative violation, <= 0 feasible,
+  on a predicted latency's one-sided bound when it has a std), so
+  ``study.best_trials`` is the feasible Pareto front;
 * study user attrs ``hwnas:space`` / ``hwnas:space_config`` / ``hwnas:devices``:
-  a resumed search checks that it continues the same problem.
+  a resumed search checks that it continues the same problem;
+* study user attrs ``hwnas:latency:<arch_hash>``: a true latency measurement
+  (``measure_latency``, :mod:`nas.verify`): ``{"latency_ms": {device: ms},
+  "errors": {device: message}}``, one attr per architecture so that workers
+  never overwrite each other's; their number is what the cap counts.
 
 Why trials are created from a template rather than sampled: the loop chooses
 the architecture itself and only needs Optuna to *record* it, and a trial
@@ -43,12 +49,13 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.records import Evaluation
 from supernets.spaces import SearchSpace
 
-__all__ = ["SearchStudy"]
+__all__ = ["SearchStudy", "fail_running_trials", "make_storage"]
 
 SPACE_ATTR = "hwnas:space"
 SPACE_CONFIG_ATTR = "hwnas:space_config"
 DEVICES_ATTR = "hwnas:devices"
 TRIAL_ATTR = "hwnas"
+LATENCY_ATTR_PREFIX = "hwnas:latency:"
 _SCHEMA_RETRIES = 5
 
 
@@ -109,6 +116,28 @@ def make_storage(
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def fail_running_trials(storage: str | optuna.storages.BaseStorage, study_name: str) -> int:
+    """Mark every RUNNING trial of study ``study_name`` as FAIL; returns how many
+    (0 when the study does not exist).
+
+    Only safe when nobody is evaluating in that study right now: the caller
+    must know that every RUNNING trial was left by a worker that died (the
+    service knows it for a job's study, which only the worker holding the job's
+    lease works on). A failed trial's architecture is not proposed again by the
+    loop. Uses Optuna's public API only (``Study.tell`` by trial number).
+    """
+    rdb = make_storage(storage)
+    assert rdb is not None  # a URL or a storage object, never None here
+    try:
+        study = optuna.load_study(study_name=study_name, storage=rdb)
+    except KeyError:
+        return 0
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for frozen in running:
+        study.tell(frozen.number, state=TrialState.FAIL)
+    return len(running)
 
 
 class SearchStudy:
@@ -203,6 +232,7 @@ class SearchStudy:
             predicted_accuracy=attrs.get("predicted_accuracy"),
             predicted_std=attrs.get("predicted_std"),
             duration_s=attrs.get("duration_s"),
+            latency_std_ms=dict(attrs.get("latency_std_ms", {})),
         )
 
     def pending_hashes(self, stale_after_s: float | None) -> set[str]:
@@ -306,6 +336,19 @@ class SearchStudy:
             trial.set_constraint(name, float(value))
         values = [float(accuracy)] + [float(latency_ms[d]) for d in self.devices]
         return self.study.tell(trial, values)
+
+    def latency_measurements(self) -> dict[str, dict[str, Any]]:
+        """``{arch_hash: measurement}`` of every stored latency measurement."""
+        n = len(LATENCY_ATTR_PREFIX)
+        return {
+            key[n:]: dict(value)
+            for key, value in self.study.user_attrs.items()
+            if key.startswith(LATENCY_ATTR_PREFIX) and isinstance(value, Mapping)
+        }
+
+    def record_latency(self, arch_hash: str, measurement: Mapping[str, Any]) -> None:
+        """Store one architecture's latency measurement (JSON-able)."""
+        self.study.set_user_attr(LATENCY_ATTR_PREFIX + arch_hash, dict(measurement))
 
     def fail(self, trial: optuna.Trial, error: BaseException) -> None:
         self.annotate(trial, error=f"{type(error).__name__}: {error}"[:2000])

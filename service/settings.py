@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "SettingSource",
+    "Settings",
+    "SettingsError",
+    "describe_settings",
+    "load_settings",
+    "unknown_environment",
+]
 
 
 class SettingsError(ValueError):
@@ -108,20 +117,77 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
+#: Variables read by hwnas besides ``HWNAS_<FIELD>``; ``HWNAS_TEST_*`` belong to
+#: the test suite and are never reported as unknown.
+_OTHER_VARIABLES = frozenset({"HWNAS_CONFIG"})
+
+
+def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``HWNAS_*`` variables that no setting reads (a typo is otherwise silent)."""
+    environ = os.environ if environ is None else environ
+    known = {f"HWNAS_{name.upper()}" for name in Settings.model_fields} | _OTHER_VARIABLES
+    return sorted(
+        key
+        for key in environ
+        if key.startswith("HWNAS_") and key not in known and not key.startswith("HWNAS_TEST_")
+    )
+
+
+def _config_path(config_file: Path | str | None, flags: Mapping[str, Any]) -> Path:
+    explicit = config_file or os.environ.get("HWNAS_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"config file {path} does not exist")
+        return path
+    home = Path(flags.get("home") or os.environ.get("HWNAS_HOME") or "~/.hwnas").expanduser()
+    return home / "config.toml"
+
+
+@dataclass(frozen=True)
+class SettingSource:
+    """One effective setting and where its value came from."""
+
+    name: str
+    value: Any
+    #: "flag", "env HWNAS_<NAME>", "file <path>" or "default".
+    source: str
+    description: str
+
+
+def describe_settings(
+    config_file: Path | str | None = None, **overrides: Any
+) -> list[SettingSource]:
+    """Every setting's effective value and its origin (what ``hwnas config show`` prints)."""
+    settings = load_settings(config_file, **overrides)
+    flags = {k for k, v in overrides.items() if v is not None}
+    path = _config_path(config_file, {k: v for k, v in overrides.items() if v is not None})
+    in_file = set(_read_toml(path)) if path.is_file() else set()
+    out = []
+    for name, field in Settings.model_fields.items():
+        env = f"HWNAS_{name.upper()}"
+        if name in flags:
+            source = "flag"
+        elif env in os.environ:
+            source = f"env {env}"
+        elif name in in_file:
+            source = f"file {path}"
+        else:
+            source = "default"
+        value: Any = getattr(settings, name)
+        if name == "database_url" and value is None:
+            value, source = settings.resolved_database_url, f"{source} (<home>/hwnas.db)"
+        out.append(SettingSource(name, value, source, field.description or ""))
+    return out
+
+
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
     """Build settings: ``overrides`` (flags) > environment > TOML file > defaults.
 
     ``None`` values in ``overrides`` mean "flag not given" and are dropped.
     """
     flags = {k: v for k, v in overrides.items() if v is not None}
-    explicit = config_file or os.environ.get("HWNAS_CONFIG")
-    if explicit:
-        path = Path(explicit).expanduser()
-        if not path.is_file():
-            raise SettingsError(f"config file {path} does not exist")
-    else:
-        home = Path(flags.get("home") or os.environ.get("HWNAS_HOME") or "~/.hwnas").expanduser()
-        path = home / "config.toml"
+    path = _config_path(config_file, flags)
     file_values = _read_toml(path) if path.is_file() else {}
     try:
         env_and_flags = Settings(**flags)

@@ -10,14 +10,14 @@ from fastapi import FastAPI
 
 from service.api.errors import install_error_handlers
 from service.api.routers import devices, query, searches, supernets
-from service.app import Hwnas
 from service.db import schema_status
+from service.runtime import Runtime
 
 __all__ = ["create_app"]
 
 
-def create_app(hw: Hwnas) -> FastAPI:
-    """The API over ``hw``; the caller owns ``hw`` and closes it after the app stops."""
+def create_app(rt: Runtime) -> FastAPI:
+    """The API over ``rt``; the caller owns ``rt`` and closes it after the app stops."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -29,15 +29,15 @@ def create_app(hw: Hwnas) -> FastAPI:
         description="Hardware-aware neural architecture search service.",
         lifespan=lifespan,
     )
-    app.state.hwnas = hw
-    from service.latency import check_latency_available
+    app.state.runtime = rt
+    from service.orchestration.device_latency import check_budget
 
-    app.state.latency_check = check_latency_available
+    app.state.latency_check = check_budget
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, Any]:
-        status = schema_status(hw.engine)
+        status = schema_status(rt.engine)
         return {"status": "ok" if status.state == "current" else "degraded", "schema": status.state}
 
     for module in (devices, supernets, searches, query):

@@ -8,20 +8,20 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from service.app import Hwnas
 from service.domain import tokens
+from service.runtime import Runtime
 
 __all__ = ["Caller", "SessionDep", "get_hwnas", "get_session", "reader", "writer"]
 
 
-def get_hwnas(request: Request) -> Hwnas:
-    hw: Hwnas = request.app.state.hwnas
-    return hw
+def get_hwnas(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
 
 
-def get_session(hw: Annotated[Hwnas, Depends(get_hwnas)]) -> Iterator[Session]:
+def get_session(rt: Annotated[Runtime, Depends(get_hwnas)]) -> Iterator[Session]:
     """One transaction per request: committed if the handler returns, rolled back if it raises."""
-    with hw.session() as session:
+    with rt.session() as session:
         yield session
 
 
@@ -37,12 +37,12 @@ class Caller:
 
 
 def _caller(
-    hw: Annotated[Hwnas, Depends(get_hwnas)],
+    rt: Annotated[Runtime, Depends(get_hwnas)],
     session: SessionDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Caller:
     if authorization is None:
-        if hw.settings.require_auth:
+        if rt.settings.require_auth:
             raise HTTPException(401, "missing Authorization: Bearer <token> header")
         return Caller("anonymous", ["read", "write"])
     scheme, _, secret = authorization.partition(" ")

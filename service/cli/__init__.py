@@ -5,15 +5,41 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
-from service.cli import db, device, export, query, search, serve, supernet, token, worker
+from service.cli import config, db, device, export, query, search, serve, supernet, token, worker
 from service.cli.common import CliState
 from service.cli.quickstart import quickstart
 
 __all__ = ["app", "main"]
 
+
+class _RootGroup(TyperGroup):
+    """The root command: ``--json`` is accepted anywhere on the line (before
+    ``--``), not only before the sub-command, as users type it."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        end = args.index("--") if "--" in args else len(args)
+        if "--json" in args[:end]:
+            head = [a for a in args[:end] if a != "--json"]
+            args = ["--json", *head, *args[end:]]
+        return super().parse_args(ctx, args)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"hwnas {version('hwnas')}")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            typer.echo("hwnas (not installed)")
+        raise typer.Exit()
+
+
 app = typer.Typer(
     name="hwnas",
+    cls=_RootGroup,
     help=(
         "hwnas: hardware-aware neural architecture search. Train a once-for-all supernet, "
         "register target devices (a meta-learned latency predictor adapts from <=10 "
@@ -21,7 +47,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 
@@ -37,12 +63,27 @@ def _global_options(
     config: Path | None = typer.Option(
         None, "--config", help="TOML settings file (env HWNAS_CONFIG; default <home>/config.toml)."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print machine-readable JSON (accepted anywhere on the line)."
+    ),
+    _show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
+    from service.settings import unknown_environment
+
     ctx.obj = CliState(home=home, database_url=database_url, config=config, as_json=as_json)
+    for name in unknown_environment():
+        typer.secho(
+            f"warning: {name} is set but hwnas has no such setting "
+            "(`hwnas config show` lists them)",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
 
 
 app.command("quickstart")(quickstart)
+app.add_typer(config.app, name="config")
 app.add_typer(db.app, name="db")
 app.add_typer(supernet.app, name="supernet")
 app.add_typer(device.app, name="device")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from service.cli.common import emit, fail, open_hwnas
+from service.cli.common import emit, fail, open_runtime
 from service.db import downgrade, schema_status, upgrade
 
 app = typer.Typer(
@@ -19,12 +19,14 @@ def upgrade_cmd(
     revision: str = typer.Argument("head", help="Target revision (default: the newest)."),
 ) -> None:
     """Migrate the database up to REVISION (creates a fresh database)."""
-    with open_hwnas(ctx, check_schema=False) as hw:
-        before = schema_status(hw.engine)
+    with open_runtime(ctx, check_schema=False) as rt:
+        before = schema_status(rt.engine)
         if before.state == "unversioned":
-            raise fail("the database has hwnas tables but no version table; refusing to migrate it")
-        upgrade(hw.engine, revision)
-        after = schema_status(hw.engine)
+            raise fail(
+                ctx, "the database has hwnas tables but no version table; refusing to migrate it"
+            )
+        upgrade(rt.engine, revision)
+        after = schema_status(rt.engine)
         emit(
             ctx,
             {"from": before.current, "to": after.current, "head": after.head},
@@ -42,10 +44,10 @@ def downgrade_cmd(
     ),
 ) -> None:
     """Migrate the database down to REVISION. Data in dropped tables is lost."""
-    with open_hwnas(ctx, check_schema=False) as hw:
-        before = schema_status(hw.engine)
-        downgrade(hw.engine, revision)
-        after = schema_status(hw.engine)
+    with open_runtime(ctx, check_schema=False) as rt:
+        before = schema_status(rt.engine)
+        downgrade(rt.engine, revision)
+        after = schema_status(rt.engine)
         emit(
             ctx,
             {"from": before.current, "to": after.current},
@@ -56,9 +58,9 @@ def downgrade_cmd(
 @app.command("current")
 def current_cmd(ctx: typer.Context) -> None:
     """Show the database's schema revision and whether it is up to date."""
-    with open_hwnas(ctx, check_schema=False) as hw:
-        status = schema_status(hw.engine)
-        url = hw.engine.url.render_as_string(hide_password=True)
+    with open_runtime(ctx, check_schema=False) as rt:
+        status = schema_status(rt.engine)
+        url = rt.engine.url.render_as_string(hide_password=True)
         advice = {
             "current": "up to date",
             "fresh": "empty: run `hwnas db upgrade` (the embedded database is created on first use)",

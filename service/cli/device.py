@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from service.cli.common import emit, fail, open_hwnas
-from service.db import Device
+from service.cli.common import emit, fail, open_runtime
+from service.cli.output import Column, emit_record, emit_table
 from service.domain import devices
+from service.domain.views import DeviceOut, PredictorOut
 
 app = typer.Typer(
     help=(
@@ -18,20 +18,6 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-
-
-def device_dict(device: Device) -> dict[str, Any]:
-    return {
-        "name": device.name,
-        "kind": device.kind,
-        "description": device.description,
-        "host": device.host,
-        "backend": device.backend,
-        "threads": device.threads,
-        "batch_size": device.batch_size,
-        "properties": device.properties,
-        "created_at": device.created_at,
-    }
 
 
 @app.command("add")
@@ -46,39 +32,47 @@ def add_cmd(
 ) -> None:
     """Register a device whose latencies you will submit (kind remote), or describe
     one by hand. `hwnas device measure` registers this machine's backends itself."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         device = devices.create_device(
             s, name, kind=kind, description=description, batch_size=batch_size
         )
-        emit(ctx, device_dict(device), [f"device {device.name} ({device.kind}) registered"])
+        emit(ctx, DeviceOut.json_of(device), [f"device {device.name} ({device.kind}) registered"])
 
 
 @app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
     """List registered devices."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
-        rows = [device_dict(d) for d in devices.list_devices(s)]
-        emit(
+    with open_runtime(ctx) as rt, rt.session() as s:
+        rows = [DeviceOut.json_of(d) for d in devices.list_devices(s)]
+        emit_table(
             ctx,
             rows,
-            [f"{r['name']:<32} {r['kind']:<18} {r['description']}" for r in rows] or ["no devices"],
+            [
+                Column("device", "name"),
+                Column("kind", "kind"),
+                Column("backend", "backend"),
+                Column("threads", "threads", "right"),
+                Column("batch", "batch_size", "right"),
+                Column("description", "description"),
+            ],
+            empty="no devices: `hwnas device add NAME` or `hwnas device measure`",
         )
 
 
 @app.command("show")
 def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Device name.")) -> None:
     """Show a device and how many latencies are stored for it."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         device = devices.get_device(s, name)
-        data = device_dict(device)
+        data = DeviceOut.json_of(device)
         data["n_measurements"] = len(devices.list_measurements(s, device))
-        emit(ctx, data, [f"{k}: {v}" for k, v in data.items()])
+        emit_record(ctx, data, title=f"device {device.name}")
 
 
 @app.command("remove")
 def remove_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Device name.")) -> None:
     """Remove a device with its measurements and latency models."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         devices.remove_device(s, name)
         emit(ctx, {"removed": name}, [f"device {name} removed"])
 
@@ -104,11 +98,11 @@ def measure_cmd(
 ) -> None:
     """Register this machine as a device: measure the reference subnets for real,
     adapt the meta-learned latency predictor, store model and measurements."""
-    from service.device_ops import measure_local
+    from service.orchestration.registration import measure_local
 
-    with open_hwnas(ctx) as hw:
+    with open_runtime(ctx) as rt:
         reg = measure_local(
-            hw,
+            rt,
             space,
             backend=backend,
             threads=threads,
@@ -140,10 +134,10 @@ def references_cmd(
     batch: int | None = typer.Option(None, "--batch", help="Batch size (default: the device's)."),
 ) -> None:
     """Write the reference subnets to measure on a remote device (ONNX + measure.py)."""
-    from service.device_ops import reference_package
+    from service.orchestration.registration import reference_package
 
-    with open_hwnas(ctx) as hw:
-        info = reference_package(hw, name, space, out, batch=batch)
+    with open_runtime(ctx) as rt:
+        info = reference_package(rt, name, space, out, batch=batch)
         emit(ctx, info, [f"wrote {len(info['files'])} reference subnets to {out}", info["next"]])
 
 
@@ -158,17 +152,17 @@ def submit_cmd(
 ) -> None:
     """Submit latencies measured on the device; adapts and stores its latency model."""
     from predictors.latency import reference_archs
-    from service.device_ops import parse_latency_file, submit_latencies
+    from service.orchestration.registration import parse_latency_file, submit_latencies
     from supernets import get_space
 
     try:
         text = file.read_text()
     except OSError as exc:
-        raise fail(f"cannot read {file}: {exc}") from None
-    with open_hwnas(ctx) as hw:
+        raise fail(ctx, f"cannot read {file}: {exc}") from None
+    with open_runtime(ctx) as rt:
         n_refs = len(reference_archs(get_space(space)))
         refs, extra, details = parse_latency_file(text, n_refs)
-        reg = submit_latencies(hw, name, space, refs, extra=extra, details=details)
+        reg = submit_latencies(rt, name, space, refs, extra=extra, details=details)
         emit(
             ctx,
             reg.to_dict(),
@@ -181,18 +175,21 @@ def submit_cmd(
 @app.command("models")
 def models_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Device name.")) -> None:
     """List the device's stored latency models (versions and quality)."""
-    from service.domain import predictors
+    from service.domain import predictor_records
 
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         device = devices.get_device(s, name)
-        rows = predictors.list_predictors(s, kind="latency", device_id=device.id)
-        data = [predictors.predictor_dict(r) for r in rows]
-        emit(
+        rows = predictor_records.list_predictors(s, kind="latency", device_id=device.id)
+        data = [PredictorOut.json_of(r) for r in rows]
+        emit_table(
             ctx,
             data,
             [
-                f"v{d['version']:<3} {d['space']:<16} refs={d['n_train']:<3} {d['metrics']}"
-                for d in data
-            ]
-            or ["no latency models"],
+                Column("version", "version", "right"),
+                Column("space", "space_name"),
+                Column("measurements", "n_train", "right"),
+                Column("quality", "metrics"),
+                Column("created", "created_at"),
+            ],
+            empty=f"device {name} has no latency models",
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from service.cli.common import emit, fail, open_hwnas
+from service.cli.common import emit, fail, open_runtime
 
 app = typer.Typer(
     help=(
@@ -40,25 +40,25 @@ def subnet_cmd(
     ),
 ) -> None:
     """Export one subnet; exactly one of --budget-ms (with --device), --trial, --arch."""
-    from service.supernet_ops import choose_subnet, export_subnet
+    from service.orchestration.export import choose_subnet, export_subnet
 
     bad = sorted(set(formats) - set(FORMATS))
     if bad:
-        raise fail(f"unknown format(s) {bad}; choose from {list(FORMATS)}")
+        raise fail(ctx, f"unknown format(s) {bad}; choose from {list(FORMATS)}")
     config: Any = None
     if arch is not None:
         try:
             config = json.loads(arch)
         except json.JSONDecodeError as exc:
-            raise fail(f"--arch is not JSON: {exc}") from None
-    with open_hwnas(ctx) as hw:
-        with hw.session() as s:
+            raise fail(ctx, f"--arch is not JSON: {exc}") from None
+    with open_runtime(ctx) as rt:
+        with rt.session() as s:
             chosen_arch, provenance = choose_subnet(
                 s, supernet, arch=config, trial_id=trial, device=device, budget_ms=budget_ms
             )
         out.mkdir(parents=True, exist_ok=True)
         paths = export_subnet(
-            hw,
+            rt,
             supernet,
             chosen_arch,
             out,

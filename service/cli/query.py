@@ -6,8 +6,9 @@ from typing import Any
 
 import typer
 
-from service.cli.common import emit, open_hwnas
-from service.domain import devices, subnets, supernets
+from service.cli.common import open_runtime
+from service.cli.output import Column, emit_table, json_mode
+from service.domain import devices, subnets, supernet_records
 from service.domain.subnets import SubnetAnswer
 
 app = typer.Typer(
@@ -20,11 +21,14 @@ app = typer.Typer(
 )
 
 
-def _line(a: SubnetAnswer) -> str:
-    return (
-        f"trial {a.trial_id:>6}  accuracy {a.accuracy:7.3f} ({a.accuracy_source})  "
-        f"latency {a.latency_ms:9.3f} ms ({a.latency_source})"
-    )
+_COLUMNS = [
+    Column("trial", "trial_id", "right"),
+    Column("accuracy", "accuracy", "right"),
+    Column("accuracy is", "accuracy_source"),
+    Column("latency ms", lambda r: f"{r['latency_ms']:.3f}", "right"),
+    Column("latency is", "latency_source"),
+    Column("arch", "arch_text"),
+]
 
 
 def _arch_text(space_name: str, space_config: dict[str, Any], a: SubnetAnswer) -> str:
@@ -46,21 +50,34 @@ def best_cmd(
     budget_ms: float = typer.Option(..., "--budget-ms", "-b", help="Latency budget in ms."),
 ) -> None:
     """The most accurate evaluated subnet within the budget."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
-        sn, dev = supernets.get_supernet(s, supernet), devices.get_device(s, device)
+    with open_runtime(ctx) as rt, rt.session() as s:
+        sn, dev = supernet_records.get_supernet(s, supernet), devices.get_device(s, device)
         data = subnets.best_answer(s, sn, dev, budget_ms)
         found = SubnetAnswer(**data["best"]) if data["best"] else None
         closest = [SubnetAnswer(**c) for c in data["closest"]]
+        shown = [found] if found else closest
+        rows = [
+            {**a.to_dict(), "arch_text": _arch_text(sn.space_name, sn.space_config, a)}
+            for a in shown
+        ]
         if found:
-            lines = [_line(found), f"arch: {_arch_text(sn.space_name, sn.space_config, found)}"]
-        elif closest:
-            lines = [
-                f"nothing evaluated meets {budget_ms} ms on {dev.name}; the fastest (infeasible):"
-            ]
-            lines += [_line(c) for c in closest]
+            title = f"best evaluated subnet of {sn.name} under {budget_ms} ms on {dev.name}"
         else:
-            lines = [f"no evaluated subnets of {sn.name} have a latency on {dev.name} yet"]
-        emit(ctx, data, lines)
+            title = (
+                f"nothing evaluated meets {budget_ms} ms on {dev.name}; the closest (infeasible):"
+            )
+        emit_table(
+            ctx,
+            rows,
+            _COLUMNS[:-1],
+            title=title,
+            empty=f"no evaluated subnets of {sn.name} have a latency on {dev.name} yet",
+            data=data,
+        )
+        if rows and not json_mode(ctx):
+            # Archs are long (NAS-Bench-201's official cell string): one line each.
+            for row in rows:
+                typer.echo(f"arch: {row['arch_text']}")
 
 
 @app.command("pareto")
@@ -70,9 +87,18 @@ def pareto_cmd(
     device: str = typer.Option(..., "--device", "-d", help="Device name."),
 ) -> None:
     """The accuracy/latency Pareto front of the evaluated subnets, fastest first."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
-        sn, dev = supernets.get_supernet(s, supernet), devices.get_device(s, device)
+    with open_runtime(ctx) as rt, rt.session() as s:
+        sn, dev = supernet_records.get_supernet(s, supernet), devices.get_device(s, device)
         front = subnets.pareto_front(s, sn, dev)
-        emit(
-            ctx, [c.to_dict() for c in front], [_line(c) for c in front] or ["no evaluated subnets"]
+        rows = [
+            {**a.to_dict(), "arch_text": _arch_text(sn.space_name, sn.space_config, a)}
+            for a in front
+        ]
+        emit_table(
+            ctx,
+            rows,
+            _COLUMNS,
+            title=f"Pareto front of {sn.name} on {dev.name}, fastest first",
+            empty=f"no evaluated subnets of {sn.name} have a latency on {dev.name} yet",
+            data=[a.to_dict() for a in front],
         )

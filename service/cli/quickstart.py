@@ -8,8 +8,8 @@ import time
 
 import typer
 
-from service.cli.common import open_hwnas
-from service.quickstart import QuickstartOptions, run_quickstart
+from service.cli.common import open_runtime
+from service.orchestration.quickstart import QuickstartOptions, run_quickstart
 
 
 def quickstart(
@@ -24,10 +24,10 @@ def quickstart(
     logging.getLogger("alembic").setLevel(logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.monotonic()
-    with open_hwnas(ctx) as hw:
-        typer.echo(f"hwnas home: {hw.settings.home}  database: {hw.settings.resolved_database_url}")
+    with open_runtime(ctx) as rt:
+        typer.echo(f"hwnas home: {rt.settings.home}  database: {rt.settings.resolved_database_url}")
         opts = QuickstartOptions.smoke(seed) if smoke else QuickstartOptions(seed=seed)
-        out = run_quickstart(hw, opts, typer.echo)
-        summary = hw.settings.home / "quickstart.json"
+        out = run_quickstart(rt, opts, typer.echo)
+        summary = rt.settings.home / "quickstart.json"
         summary.write_text(json.dumps(out, indent=2, default=str))
     typer.echo(f"done in {time.monotonic() - start:.0f} s; summary written to {summary}")

@@ -8,10 +8,11 @@ from typing import Any
 
 import typer
 
-from service.cli.common import emit, fail, open_hwnas
-from service.db import SearchJob
+from service.cli.common import emit, fail, open_runtime
+from service.cli.output import Column, emit_record, emit_table
 from service.domain import jobs, searches
-from service.latency import check_latency_available
+from service.domain.views import JobOut
+from service.orchestration.device_latency import check_budget
 
 app = typer.Typer(
     help=(
@@ -22,34 +23,17 @@ app = typer.Typer(
 )
 
 
-def job_dict(job: SearchJob) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "name": job.name,
-        "state": job.state,
-        "progress": job.progress,
-        "n_evaluations": job.n_evaluations,
-        "owner": job.owner,
-        "worker_id": job.worker_id,
-        "attempts": job.attempts,
-        "error": job.error,
-        "spec": job.spec,
-        "result": job.result,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-    }
-
-
-def build_spec(spec_file: Path | None, overrides: dict[str, Any]) -> dict[str, Any]:
+def build_spec(
+    ctx: typer.Context, spec_file: Path | None, overrides: dict[str, Any]
+) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     if spec_file is not None:
         try:
             spec = json.loads(spec_file.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise fail(f"cannot read spec file {spec_file}: {exc}") from None
+            raise fail(ctx, f"cannot read spec file {spec_file}: {exc}") from None
         if not isinstance(spec, dict):
-            raise fail(f"spec file {spec_file} must hold a JSON object")
+            raise fail(ctx, f"spec file {spec_file} must hold a JSON object")
     spec.update({k: v for k, v in overrides.items() if v is not None})
     return spec
 
@@ -77,6 +61,7 @@ def submit_cmd(
 ) -> None:
     """Queue a search job (validated now, run by a worker)."""
     spec = build_spec(
+        ctx,
         spec_file,
         {
             "supernet": supernet,
@@ -90,13 +75,18 @@ def submit_cmd(
             "seed": seed,
         },
     )
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         job = searches.submit_search(
-            s, spec, owner="cli", name=name, check_latency=check_latency_available
+            s,
+            spec,
+            owner="cli",
+            name=name,
+            check_latency=check_budget,
+            warn=lambda m: typer.secho(f"warning: {m}", fg=typer.colors.YELLOW, err=True),
         )
         emit(
             ctx,
-            job_dict(job),
+            JobOut.json_of(job),
             [f"queued search job {job.id} ({job.name}); run `hwnas worker` to process it"],
         )
 
@@ -108,30 +98,57 @@ def list_cmd(
     limit: int = typer.Option(50, "--limit", help="At most this many (newest first)."),
 ) -> None:
     """List search jobs, newest first."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
-        rows = [job_dict(j) for j in jobs.list_jobs(s, state=state, limit=limit)]
-        emit(
+    with open_runtime(ctx) as rt, rt.session() as s:
+        rows = [JobOut.json_of(j) for j in jobs.list_jobs(s, state=state, limit=limit)]
+        emit_table(
             ctx,
             rows,
             [
-                f"{r['id']:>5} {r['state']:<10} {r['progress']:>5.0%} {r['n_evaluations']:>5} evals  {r['name']}"
-                for r in rows
-            ]
-            or ["no search jobs"],
+                Column("id", "id", "right"),
+                Column("state", "state"),
+                Column("progress", lambda r: f"{r['progress']:.0%}", "right"),
+                Column("evaluations", "n_evaluations", "right"),
+                Column("supernet", lambda r: r["spec"].get("supernet")),
+                Column("device", lambda r: r["spec"].get("device")),
+                Column("budget ms", lambda r: r["spec"].get("latency_budget_ms"), "right"),
+                Column("name", "name"),
+            ],
+            empty="no search jobs: `hwnas search submit --help` shows how to start one",
         )
 
 
 @app.command("show")
 def show_cmd(ctx: typer.Context, job_id: int = typer.Argument(..., help="Job id.")) -> None:
     """Show a job's state, progress, result or error."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
-        data = job_dict(jobs.get_job(s, job_id))
-        emit(ctx, data, [f"{k}: {json.dumps(v, default=str)}" for k, v in data.items()])
+    with open_runtime(ctx) as rt, rt.session() as s:
+        data = JobOut.json_of(jobs.get_job(s, job_id))
+        result = data["result"] or {}
+        best = result.get("best") or {}
+        device = data["spec"].get("device")
+        summary = {
+            **{k: data[k] for k in ("id", "name", "state", "attempts", "owner", "worker_id")},
+            "progress": f"{data['progress']:.0%} of {data['spec'].get('n_evaluations')} evaluations",
+            "search": {k: data["spec"].get(k) for k in ("supernet", "device", "latency_budget_ms")},
+            "message": result.get("message"),
+            "best accuracy": best.get("accuracy"),
+            "best latency ms": (best.get("latency_ms") or {}).get(device),
+            "latency is": (best.get("latency_source") or {}).get(device),
+            "best arch": best.get("arch"),
+            "error": data["error"],
+            "created": data["created_at"],
+            "finished": data["finished_at"],
+        }
+        emit_record(
+            ctx,
+            summary,
+            title=f"search job {job_id} (`hwnas search show {job_id} --json` prints everything)",
+            data_for_json=data,
+        )
 
 
 @app.command("cancel")
 def cancel_cmd(ctx: typer.Context, job_id: int = typer.Argument(..., help="Job id.")) -> None:
     """Cancel a queued or running job (its evaluated trials are kept)."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         job = jobs.cancel_job(s, job_id)
-        emit(ctx, job_dict(job), [f"search job {job.id} cancelled"])
+        emit(ctx, JobOut.json_of(job), [f"search job {job.id} cancelled"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from service.cli.common import open_hwnas
+from service.cli.common import open_runtime
 
 app = typer.Typer(help="Run the HTTP API (FastAPI + uvicorn) over the configured database.")
 
@@ -22,11 +22,11 @@ def serve(
 
     from service.api import create_app
 
-    with open_hwnas(ctx) as hw:
-        app_ = create_app(hw)
+    with open_runtime(ctx) as rt:
+        app_ = create_app(rt)
         uvicorn.run(
             app_,
-            host=host or hw.settings.api_host,
-            port=port or hw.settings.api_port,
+            host=host or rt.settings.api_host,
+            port=port or rt.settings.api_port,
             log_level="info",
         )

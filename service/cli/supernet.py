@@ -7,10 +7,11 @@ from typing import Any
 
 import typer
 
-from service.cli.common import emit, fail, open_hwnas
+from service.cli.common import emit, fail, open_runtime
 from service.cli.export import subnet_cmd as export_subnet_cmd
-from service.db import Supernet
-from service.domain import supernets
+from service.cli.output import Column, emit_record, emit_table
+from service.domain import supernet_records
+from service.domain.views import SupernetOut
 
 app = typer.Typer(
     help=(
@@ -21,42 +22,30 @@ app = typer.Typer(
 )
 
 
-def supernet_dict(row: Supernet) -> dict[str, object]:
-    return {
-        "name": row.name,
-        "space": row.space_name,
-        "space_config": row.space_config,
-        "dataset": row.dataset,
-        "n_classes": row.n_classes,
-        "checkpoint": row.checkpoint_path,
-        "status": row.status,
-        "metrics": row.metrics,
-        "created_at": row.created_at,
-    }
-
-
 @app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
     """List registered supernets and tabular spaces."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
-        rows = [supernet_dict(r) for r in supernets.list_supernets(s)]
-        emit(
+    with open_runtime(ctx) as rt, rt.session() as s:
+        rows = [SupernetOut.json_of(r) for r in supernet_records.list_supernets(s)]
+        emit_table(
             ctx,
             rows,
             [
-                f"{r['name']:<28} {r['space']:<16} {r['status']:<9} {r['checkpoint'] or '(tabular)'}"
-                for r in rows
-            ]
-            or ["no supernets"],
+                Column("supernet", "name"),
+                Column("space", "space_name"),
+                Column("status", "status"),
+                Column("weights", lambda r: r["checkpoint_path"] or "(tabular benchmark)"),
+            ],
+            empty="no supernets: `hwnas supernet train NAME` or `hwnas supernet register-benchmark`",
         )
 
 
 @app.command("show")
 def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Supernet name.")) -> None:
     """Show a supernet's space, dataset, checkpoint and metrics."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
-        data = supernet_dict(supernets.get_supernet(s, name))
-        emit(ctx, data, [f"{k}: {v}" for k, v in data.items()])
+    with open_runtime(ctx) as rt, rt.session() as s:
+        data = SupernetOut.json_of(supernet_records.get_supernet(s, name))
+        emit_record(ctx, data, title=f"supernet {name}")
 
 
 @app.command("register-benchmark")
@@ -65,9 +54,9 @@ def register_benchmark_cmd(
     name: str = typer.Argument("nb201", help="Bundled benchmark space (nb201)."),
 ) -> None:
     """Register a bundled benchmark space (zero training) and its measured devices."""
-    from service.benchmarks import register_benchmark
+    from service.orchestration.benchmarks import register_benchmark
 
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         reg = register_benchmark(s, name)
         emit(
             ctx,
@@ -111,7 +100,8 @@ def train_cmd(
     Interrupted? Run the same command again: it resumes after the last finished epoch."""
     from tqdm import tqdm
 
-    from service.supernet_ops import TrainRequest, train_and_register
+    from service.orchestration.training import train_and_register
+    from supernets.launch import TrainRequest
 
     bars: dict[str, Any] = {}
 
@@ -131,18 +121,17 @@ def train_cmd(
         elif event.kind == "phase_end" and "bar" in bars:
             bars.pop("bar").close()
 
-    req = TrainRequest(
-        name=name, space=space, dataset=dataset, schedule=schedule, epochs=epochs, lr=lr,
-        batch_size=batch_size, seed=seed, max_steps_per_epoch=max_steps, threads=threads,
-        nproc=nproc, out_dir=out,
-    )  # fmt: skip
-    with open_hwnas(ctx) as hw:
-        row = train_and_register(hw, req, progress)
+    with open_runtime(ctx) as rt:
+        req = TrainRequest(
+            space=space, dataset=dataset, schedule=schedule, epochs=epochs, lr=lr,
+            batch_size=batch_size, seed=seed, max_steps_per_epoch=max_steps, threads=threads,
+        )  # fmt: skip
+        row = train_and_register(rt, name, req, nproc=nproc, out_dir=out, progress=progress)
         last = row.metrics["phases"][-1]
         accs = {k: v for k, v in last.items() if k.startswith("accuracy_")}
         emit(
             ctx,
-            supernet_dict(row),
+            SupernetOut.json_of(row),
             [
                 f"supernet {row.name} ready: {row.checkpoint_path}",
                 f"holdout accuracy after the last phase: {accs}",
@@ -158,12 +147,14 @@ def register_cmd(
     description: str = typer.Option("", "--description", help="Free text."),
 ) -> None:
     """Register a supernet trained outside hwnas (e.g. torchrun -m supernets.launch)."""
-    from service.supernet_ops import register_checkpoint
+    from service.orchestration.training import register_checkpoint
 
-    with open_hwnas(ctx) as hw:
-        row = register_checkpoint(hw, name, checkpoint, description=description)
+    with open_runtime(ctx) as rt:
+        row = register_checkpoint(rt, name, checkpoint, description=description)
         emit(
-            ctx, supernet_dict(row), [f"supernet {row.name} registered from {row.checkpoint_path}"]
+            ctx,
+            SupernetOut.json_of(row),
+            [f"supernet {row.name} registered from {row.checkpoint_path}"],
         )
 
 
@@ -186,25 +177,25 @@ def eval_cmd(
     import numpy as np
     from tqdm import tqdm
 
-    from service.supernet_ops import evaluate_subnets
+    from service.orchestration.evaluation import evaluate_subnets
     from supernets import OFAMobileNetV3Space, space_from_config
 
-    with open_hwnas(ctx) as hw:
-        with hw.session() as s:
-            row = supernets.get_supernet(s, name)
+    with open_runtime(ctx) as rt:
+        with rt.session() as s:
+            row = supernet_records.get_supernet(s, name)
             space = space_from_config(row.space_name, row.space_config)
         archs: list[Any] = [space.validate(a) for a in arch]
         if extremes:
             if not isinstance(space, OFAMobileNetV3Space):
-                raise fail(f"--extremes needs an OFA space, {name} is {space.name}")
+                raise fail(ctx, f"--extremes needs an OFA space, {name} is {space.name}")
             archs += [space.min_arch(), space.max_arch()]
         rng = np.random.default_rng(seed)
         archs += [space.sample(rng) for _ in range(sample)]
         if not archs:
-            raise fail("nothing to evaluate: give --arch, --sample N or --extremes")
+            raise fail(ctx, "nothing to evaluate: give --arch, --sample N or --extremes")
         with tqdm(total=len(archs), desc="evaluating", unit="subnet") as bar:
             results = evaluate_subnets(
-                hw, name, archs, n_bn_images=bn_images, seed=seed, progress=lambda i: bar.update(1)
+                rt, name, archs, n_bn_images=bn_images, seed=seed, progress=lambda i: bar.update(1)
             )
         emit(
             ctx,
@@ -225,10 +216,10 @@ def fit_predictor_cmd(
 ) -> None:
     """Fit the GBDT accuracy predictor on the supernet's measured subnets and store
     it as a new version with its cross-validated quality (Kendall tau, Spearman...)."""
-    from service.supernet_ops import fit_accuracy_predictor
+    from service.orchestration.evaluation import fit_accuracy_predictor
 
-    with open_hwnas(ctx) as hw:
-        out = fit_accuracy_predictor(hw, name, seed=seed, tune=True if tune else "auto")
+    with open_runtime(ctx) as rt:
+        out = fit_accuracy_predictor(rt, name, seed=seed, tune=True if tune else "auto")
         m = out["metrics"].get("metrics", out["metrics"])
         emit(
             ctx,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from service.cli.common import emit, open_hwnas
+from service.cli.common import emit, open_runtime
+from service.cli.output import Column, emit_table
 from service.domain import tokens
 
 app = typer.Typer(
@@ -19,7 +20,7 @@ def create_cmd(
     read_only: bool = typer.Option(False, "--read-only", help="Token may only read."),
 ) -> None:
     """Create a token and print its secret (shown only this once)."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         row, secret = tokens.create_token(s, name, ("read",) if read_only else ("read", "write"))
         emit(
             ctx,
@@ -34,7 +35,7 @@ def create_cmd(
 @app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
     """List tokens (names and scopes; never secrets)."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         rows = tokens.list_tokens(s)
         data = [
             {
@@ -46,20 +47,23 @@ def list_cmd(ctx: typer.Context) -> None:
             }
             for r in rows
         ]
-        emit(
+        emit_table(
             ctx,
             data,
             [
-                f"{r.name:<24} {','.join(r.scopes):<12} {'revoked' if r.revoked_at else 'active'}"
-                for r in rows
-            ]
-            or ["no tokens"],
+                Column("token", "name"),
+                Column("scopes", lambda r: ", ".join(r["scopes"])),
+                Column("state", lambda r: "revoked" if r["revoked"] else "active"),
+                Column("created", "created_at"),
+                Column("last used", "last_used_at"),
+            ],
+            empty="no tokens: `hwnas token create NAME`",
         )
 
 
 @app.command("revoke")
 def revoke_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Token name.")) -> None:
     """Revoke a token; requests using it are refused from now on."""
-    with open_hwnas(ctx) as hw, hw.session() as s:
+    with open_runtime(ctx) as rt, rt.session() as s:
         row = tokens.revoke_token(s, name)
         emit(ctx, {"name": row.name, "revoked_at": row.revoked_at}, [f"token {row.name} revoked"])

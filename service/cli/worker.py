@@ -8,8 +8,8 @@ from types import FrameType
 
 import typer
 
-from service.cli.common import emit, open_hwnas
-from service.worker import Worker
+from service.cli.common import emit, open_runtime
+from service.orchestration.worker import Worker
 
 app = typer.Typer(help="Run queued search jobs; start as many workers as you like, on any machine.")
 
@@ -28,8 +28,8 @@ def worker(
     """Claim and run search jobs until stopped (Ctrl-C finishes the current evaluation)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    with open_hwnas(ctx) as hw:
-        w = Worker(hw) if worker_id is None else Worker(hw, worker_id=worker_id)
+    with open_runtime(ctx) as rt:
+        w = Worker(rt) if worker_id is None else Worker(rt, worker_id=worker_id)
 
         def stop(signum: int, _frame: FrameType | None) -> None:
             typer.echo(f"worker {w.worker_id}: stopping after the current evaluation", err=True)

@@ -1,7 +1,15 @@
 """Domain functions of the service, one module per domain. Each takes a
 SQLAlchemy session and leaves committing to the caller."""
 
-from service.domain import devices, jobs, predictors, supernets, tokens
+from service.domain import (
+    devices,
+    jobs,
+    predictor_records,
+    searches,
+    subnets,
+    supernet_records,
+    tokens,
+)
 from service.domain.errors import ConflictError, DomainError, NotFoundError
 
 __all__ = [
@@ -10,7 +18,9 @@ __all__ = [
     "NotFoundError",
     "devices",
     "jobs",
-    "predictors",
-    "supernets",
+    "predictor_records",
+    "searches",
+    "subnets",
+    "supernet_records",
     "tokens",
 ]

@@ -11,8 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db import Device, LatencyMeasurement
-from service.domain.errors import NotFoundError
-from service.domain.names import add_named, check_name
+from service.domain.names import add_named, check_name, not_found
 
 __all__ = [
     "DEVICE_KINDS",
@@ -94,9 +93,7 @@ def create_device(
 def get_device(session: Session, name: str) -> Device:
     device = session.scalar(select(Device).where(Device.name == name))
     if device is None:
-        raise NotFoundError(
-            f"device {name!r} does not exist; `hwnas device list` shows the known ones"
-        )
+        raise not_found(session, Device, "device", name, "hwnas device list")
     return device
 
 

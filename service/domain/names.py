@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any
 
@@ -9,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.domain.errors import ConflictError
+from service.domain.errors import ConflictError, NotFoundError
 
-__all__ = ["add_named", "check_name"]
+__all__ = ["add_named", "check_name", "not_found"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -42,3 +43,16 @@ def add_named(session: Session, kind: str, row: Any) -> Any:
     except IntegrityError:
         raise ConflictError(f"{kind} {row.name!r} already exists") from None
     return row
+
+
+def not_found(
+    session: Session, model: Any, kind: str, name: str, list_command: str
+) -> NotFoundError:
+    """The error for a missing ``name``, with "did you mean" when a stored name is
+    close (a typo is the usual cause) and the command that lists the known ones."""
+    known = session.scalars(select(model.name)).all()
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return NotFoundError(
+        f"{kind} {name!r} does not exist; {hint}`{list_command}` shows the known ones"
+    )

@@ -9,16 +9,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.db import Device, SearchJob, Supernet
-from service.domain import devices, jobs, supernets
+from service.domain import devices, jobs, supernet_records
 from service.domain.errors import ConflictError
 from service.domain.specs import SearchSpec, parse_spec
 
 __all__ = ["submit_search"]
 
-#: Checks that a device can give latencies for a supernet's space; raises a
-#: DomainError saying what to do otherwise. Supplied by the caller so that this
-#: module stays free of ML code.
-LatencyCheck = Callable[[Session, Supernet, Device], None]
+#: Checks that a device can give latencies for a supernet's space and that its
+#: budget (None: no budget there) can be met; raises a DomainError saying what to
+#: do otherwise, returns warnings. Supplied by the caller so that this module
+#: stays free of ML code.
+LatencyCheck = Callable[[Session, Supernet, Device, float | None], list[str]]
 
 
 def submit_search(
@@ -28,17 +29,23 @@ def submit_search(
     owner: str = "",
     name: str = "",
     check_latency: LatencyCheck | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> SearchJob:
+    """Validate ``spec_data`` against what is registered and queue the job;
+    ``warn`` receives what the latency check found doubtful but not fatal."""
     spec: SearchSpec = parse_spec(spec_data)
-    supernet = supernets.get_supernet(session, spec.supernet)
+    supernet = supernet_records.get_supernet(session, spec.supernet)
     if supernet.status != "ready":
         raise ConflictError(
             f"supernet {supernet.name!r} is {supernet.status}, not ready for search"
         )
+    budgets = {spec.device: spec.latency_budget_ms, **spec.extra_budgets_ms}
     for device_name in [spec.device, *spec.extra_devices]:
         device = devices.get_device(session, device_name)
         if check_latency is not None:
-            check_latency(session, supernet, device)
+            for message in check_latency(session, supernet, device, budgets.get(device_name)):
+                if warn is not None:
+                    warn(message)
     return jobs.submit_job(
         session, spec.model_dump(), name=name, owner=owner, supernet_id=supernet.id
     )

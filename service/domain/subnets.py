@@ -29,6 +29,7 @@ __all__ = [
     "candidates",
     "get_trial",
     "list_trials",
+    "measured_accuracies",
     "pareto_front",
     "record_trial",
 ]
@@ -146,6 +147,24 @@ def list_trials(
     return session.scalars(query).all()
 
 
+def measured_accuracies(
+    session: Session, supernet_id: int
+) -> dict[str, tuple[dict[str, Any], float]]:
+    """Every architecture of the supernet with a measured accuracy, uncapped:
+    ``arch_hash -> (arch, accuracy)``, the latest evaluation of each. Only the
+    three columns are loaded, so tens of thousands of trials stay cheap."""
+    rows = session.execute(
+        select(Trial.arch_hash, Trial.arch, Trial.accuracy)
+        .where(
+            Trial.supernet_id == supernet_id,
+            Trial.accuracy.is_not(None),
+            Trial.accuracy_source == "measured",
+        )
+        .order_by(Trial.id)
+    )
+    return {arch_hash: (arch, float(acc)) for arch_hash, arch, acc in rows}
+
+
 @dataclass(frozen=True)
 class SubnetAnswer:
     """A subnet in a query answer, with the provenance of each number."""
@@ -215,36 +234,49 @@ def candidates(session: Session, supernet: Supernet, device: Device) -> list[Sub
     return list(best.values())
 
 
+def _records(pool: Sequence[SubnetAnswer], device: str) -> list[dict[str, Any]]:
+    """Candidates as :mod:`nas.pareto` records (one device), in trial order, each
+    carrying its answer so that the rule's choice maps back without a lookup."""
+    return [
+        {
+            "answer": c,
+            "trial_number": c.trial_id,
+            "accuracy": c.accuracy,
+            "latency_ms": {device: c.latency_ms},
+            "latency_measured": {device: c.latency_source == "measured"},
+        }
+        for c in sorted(pool, key=lambda c: c.trial_id)
+    ]
+
+
 def best_under_budget(
     session: Session, supernet: Supernet, device: Device, budget_ms: float
 ) -> tuple[SubnetAnswer | None, list[SubnetAnswer]]:
     """The most accurate stored subnet within ``budget_ms`` on ``device``.
 
     Returns ``(best, closest)``: ``best`` is None when nothing stored meets the
-    budget; ``closest`` then holds the fastest stored subnets (marked infeasible
-    by their latency), so the caller can say how far the budget is from reach.
+    budget; ``closest`` then holds the stored subnets nearest to it. Both follow
+    :func:`nas.pareto.best_under_budget`, the one definition of this answer; this
+    function only gathers the candidates (stored measurements win over
+    predictions, the latest evaluation of an architecture wins).
     """
+    from nas.pareto import best_under_budget as rule
+
     if not math.isfinite(budget_ms) or budget_ms <= 0:
         raise ValueError(f"budget_ms must be positive, got {budget_ms}")
-    pool = candidates(session, supernet, device)
-    feasible = [c for c in pool if c.latency_ms <= budget_ms]
-    if feasible:
-        # Ties on accuracy: the faster one; then a measured latency over a predicted one.
-        best = max(
-            feasible, key=lambda c: (c.accuracy, -c.latency_ms, c.latency_source == "measured")
-        )
-        return best, []
-    return None, sorted(pool, key=lambda c: c.latency_ms)[:5]
+    records = _records(candidates(session, supernet, device), device.name)
+    answer = rule(records, device.name, budget_ms)
+    best = None if answer.best is None else answer.best["answer"]
+    return best, [r["answer"] for r in answer.closest]
 
 
 def pareto_front(session: Session, supernet: Supernet, device: Device) -> list[SubnetAnswer]:
-    """Non-dominated subnets (higher accuracy, lower latency), fastest first."""
-    pool = sorted(candidates(session, supernet, device), key=lambda c: (c.latency_ms, -c.accuracy))
-    front: list[SubnetAnswer] = []
-    for c in pool:
-        if not front or c.accuracy > front[-1].accuracy:
-            front.append(c)
-    return front
+    """Non-dominated subnets (higher accuracy, lower latency), fastest first, by
+    :func:`nas.pareto.pareto_front`."""
+    from nas.pareto import pareto_front as rule
+
+    records = _records(candidates(session, supernet, device), device.name)
+    return [r["answer"] for r in rule(records, device.name)]
 
 
 def best_answer(

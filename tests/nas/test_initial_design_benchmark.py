@@ -7,7 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 
+
+@pytest.mark.slow
 def test_initial_design_benchmark_writes_its_table(
     tmp_path: Path, load_benchmark: Callable[[str], ModuleType]
 ) -> None:

@@ -10,6 +10,7 @@ from types import ModuleType
 import pytest
 
 
+@pytest.mark.slow
 def test_strategies_run_and_results_are_written(
     tmp_path: Path, load_benchmark: Callable[[str], ModuleType]
 ) -> None:

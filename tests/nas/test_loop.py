@@ -570,6 +570,7 @@ def test_inner_searches_on_the_ofa_space(inner: Literal["evolution", "optuna"]) 
     assert best_under_budget(result.evaluations, "latency", budget).best == result.best_evaluation
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_study(db_url: str) -> None:
     import threading
 

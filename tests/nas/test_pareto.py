@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -9,10 +11,15 @@ from nas import (
     Constraints,
     Evaluation,
     Proposal,
+    best,
     best_under_budget,
+    closest,
+    confidence_z,
+    effective_latency,
     hypervolume_2d,
     hypervolume_improvement,
     pareto_front,
+    violation,
 )
 
 
@@ -105,3 +112,100 @@ def test_predicted_fallback_is_labelled_predicted() -> None:
     assert "predicted" in answer.message
     # Real evaluations win whenever one is feasible.
     assert best_under_budget(RECORDS, "cpu", 22, proposals=[proposal]).source == "measured"
+
+
+# -- the reference rules (nas.pareto's module docstring) ----------------------------------
+
+
+def test_best_breaks_ties_by_latency_then_input_order() -> None:
+    rows = [rec(91, 8, id=0), rec(92, 9, id=1), rec(92, 7, id=2), rec(92, 7, id=3)]
+    found = best(rows, Constraints({"cpu": 10}))
+    assert found is not None and found["id"] == 2  # equal accuracy: faster, then earlier
+    # The tie-break device is the first one with a budget unless named.
+    two = [
+        {"accuracy": 92, "latency_ms": {"cpu": 5, "gpu": 2}, "id": 0},
+        {"accuracy": 92, "latency_ms": {"cpu": 4, "gpu": 3}, "id": 1},
+    ]
+    both = Constraints({"cpu": 10, "gpu": 10})
+    assert best(two, both)["id"] == 1  # type: ignore[index]
+    assert best(two, both, device="gpu")["id"] == 0  # type: ignore[index]
+    assert best([rec(90, 11)], Constraints({"cpu": 10})) is None
+
+
+def test_closest_ranks_by_violation_then_accuracy_then_latency() -> None:
+    rows = [
+        rec(80, 12, id=0),
+        rec(85, 12, id=1),  # same violation as 0, more accurate
+        rec(99, 30, id=2),
+        {"accuracy": 99, "latency_ms": {}, "id": 3},  # no latency: never closest
+    ]
+    near = closest(rows, Constraints({"cpu": 10}), 5)
+    assert [r["id"] for r in near] == [1, 0, 2]
+    assert closest(rows, Constraints({"cpu": 10}), 0) == []
+    with pytest.raises(ValueError, match="n must be"):
+        closest(rows, Constraints({"cpu": 10}), -1)
+
+
+def test_a_nan_accuracy_is_never_an_answer() -> None:
+    # Bug: best_under_budget used max() with NaN keys, so a NaN row listed
+    # first was returned as the best architecture.
+    rows = [rec(float("nan"), 5), rec(90, 5)]
+    answer = best_under_budget(rows, "cpu", 10)
+    assert answer.best is not None and answer.best["accuracy"] == 90
+    assert pareto_front(rows, "cpu") == [rows[1]]
+    bad_latency = [rec(99, float("nan")), rec(80, 20)]
+    assert best_under_budget(bad_latency, "cpu", 10).closest == [bad_latency[1]]
+
+
+def test_predicted_latency_with_std_is_checked_at_its_upper_bound() -> None:
+    z = confidence_z(0.9)
+    assert z == pytest.approx(1.2815515655446004)
+    assert confidence_z(0.5) == 0.0
+    for bad in (0.3, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="feasibility_confidence"):
+            confidence_z(bad)
+    row = {"accuracy": 90, "latency_ms": {"cpu": 9.0}, "latency_std_ms": {"cpu": 1.0}}
+    assert effective_latency(row, "cpu") == pytest.approx(9.0 + z)
+    c = Constraints({"cpu": 10})
+    assert violation(row, c) > 0 and best([row], c) is None  # P(<= 10 ms) < 0.9
+    assert best([row], c, feasibility_confidence=0.5) is row  # the mean fits
+    measured = {**row, "latency_measured": {"cpu": True}}  # a measurement has no std
+    assert best([measured], c) is measured
+    assert best_under_budget([row], "cpu", 10, feasibility_confidence=0.5).best is row
+    assert not best_under_budget([row], "cpu", 10).feasible
+    nan_std = {**row, "latency_std_ms": {"cpu": float("nan")}}
+    assert violation(nan_std, c) == float("inf")
+
+
+def test_rows_with_a_bad_shape_are_named() -> None:
+    with pytest.raises(ValueError, match=r"latency_ms.*mapping"):
+        best([{"accuracy": 90, "latency_ms": 5.0}], Constraints({"cpu": 10}))
+
+
+def test_random_rows_agree_with_a_brute_force_reading_of_the_rules() -> None:
+    """The rules as one sort each (what an SQL implementation does), on random rows."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(0, 12))
+        rows = [
+            {
+                "accuracy": float(rng.choice([80, 85, 90, np.nan])),
+                "latency_ms": {"cpu": float(rng.choice([4, 8, 12]))},
+                "macs": float(rng.choice([1, 3])),
+                "id": i,
+            }
+            for i in range(n)
+        ]
+        c = Constraints({"cpu": 10}, max_macs=2)
+        ok = [r for r in rows if np.isfinite(r["accuracy"])]
+        feas = [r for r in ok if r["latency_ms"]["cpu"] <= 10 and r["macs"] <= 2]
+        want = min(
+            feas, key=lambda r: (-r["accuracy"], r["latency_ms"]["cpu"], r["id"]), default=None
+        )
+        assert best(rows, c) == want
+
+        def v(r: dict[str, Any]) -> float:
+            return max(0, r["latency_ms"]["cpu"] / 10 - 1) + max(0, r["macs"] / 2 - 1)
+
+        order = sorted(ok, key=lambda r: (v(r), -r["accuracy"], r["latency_ms"]["cpu"], r["id"]))
+        assert closest(rows, c, 3) == order[:3]

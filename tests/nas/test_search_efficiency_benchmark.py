@@ -15,6 +15,7 @@ def bench(load_benchmark: Callable[[str], ModuleType]) -> Any:
     return load_benchmark("search_efficiency")
 
 
+@pytest.mark.slow
 def test_methods_run_and_summary_renders(
     bench: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,22 +8,22 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api import create_app
-from service.app import Hwnas
-from service.benchmarks import register_benchmark
 from service.domain import tokens
+from service.orchestration.benchmarks import register_benchmark
+from service.orchestration.worker import Worker
+from service.runtime import Runtime
 from service.settings import load_settings
-from service.worker import Worker
 
 
 @pytest.fixture
-def hw(sqlite_url: str) -> Iterator[Hwnas]:
-    with Hwnas.open(load_settings(database_url=sqlite_url, require_auth=False)) as handle:
+def rt(sqlite_url: str) -> Iterator[Runtime]:
+    with Runtime.open(load_settings(database_url=sqlite_url, require_auth=False)) as handle:
         yield handle
 
 
 @pytest.fixture
-def client(hw: Hwnas) -> TestClient:
-    return TestClient(create_app(hw))
+def client(rt: Runtime) -> TestClient:
+    return TestClient(create_app(rt))
 
 
 def test_health(client: TestClient) -> None:
@@ -49,8 +49,8 @@ def test_device_crud_and_errors(client: TestClient) -> None:
     assert client.get("/v1/devices/pixel9").status_code == 404
 
 
-def test_search_submit_validation_keeps_queue_clean(client: TestClient, hw: Hwnas) -> None:
-    with hw.session() as s:
+def test_search_submit_validation_keeps_queue_clean(client: TestClient, rt: Runtime) -> None:
+    with rt.session() as s:
         register_benchmark(s)
     cases = [
         ({"supernet": "nb201", "device": "nb201-pixel3"}, "latency_budget_ms"),
@@ -75,8 +75,8 @@ def test_search_submit_validation_keeps_queue_clean(client: TestClient, hw: Hwna
     assert client.get("/v1/searches").json() == []
 
 
-def test_search_flow_and_queries(client: TestClient, hw: Hwnas) -> None:
-    with hw.session() as s:
+def test_search_flow_and_queries(client: TestClient, rt: Runtime) -> None:
+    with rt.session() as s:
         register_benchmark(s)
     body = {
         "supernet": "nb201",
@@ -86,7 +86,7 @@ def test_search_flow_and_queries(client: TestClient, hw: Hwnas) -> None:
     }
     job = client.post("/v1/searches", json=body, params={"name": "first"}).json()
     assert job["state"] == "queued" and job["name"] == "first"
-    Worker(hw).run(exit_when_idle=True)
+    Worker(rt).run(exit_when_idle=True)
     done = client.get(f"/v1/searches/{job['id']}").json()
     assert done["state"] == "succeeded" and done["n_evaluations"] == 15
     trials = client.get(f"/v1/searches/{job['id']}/trials", params={"limit": 10}).json()
@@ -125,11 +125,11 @@ def test_search_flow_and_queries(client: TestClient, hw: Hwnas) -> None:
 
 
 def test_auth(sqlite_url: str) -> None:
-    with Hwnas.open(load_settings(database_url=sqlite_url, require_auth=True)) as hw:
-        with hw.session() as s:
+    with Runtime.open(load_settings(database_url=sqlite_url, require_auth=True)) as rt:
+        with rt.session() as s:
             _, rw = tokens.create_token(s, "rw")
             _, ro = tokens.create_token(s, "ro", ("read",))
-        client = TestClient(create_app(hw))
+        client = TestClient(create_app(rt))
         assert client.get("/v1/devices").status_code == 401
         assert (
             client.get("/v1/devices", headers={"Authorization": "Bearer nope"}).status_code == 401
@@ -145,7 +145,7 @@ def test_auth(sqlite_url: str) -> None:
             "/v1/devices", json={"name": "d"}, headers={"Authorization": f"Bearer {rw}"}
         )
         assert ok.status_code == 201
-        with hw.session() as s:
+        with rt.session() as s:
             tokens.revoke_token(s, "rw")
         assert (
             client.get("/v1/devices", headers={"Authorization": f"Bearer {rw}"}).status_code == 401

@@ -51,3 +51,16 @@ def test_query_errors_name_the_problem() -> None:
     assert unknown.exit_code != 0 and "device 'nope' does not exist" in unknown.output
     empty = hwnas("query", "best", *where, "--budget-ms", "20")
     assert "no evaluated subnets" in empty
+
+
+def test_a_budget_below_the_fastest_tabulated_subnet_is_refused_at_submit() -> None:
+    hwnas("supernet", "register-benchmark", "nb201")
+    result = runner.invoke(
+        app, ["search", "submit", "-s", "nb201", "-d", "nb201-pixel3", "-b", "0.001"]
+    )
+    assert result.exit_code == 1
+    assert "no subnet of nb201 meets 0.001 ms on nb201-pixel3: the fastest runs in" in (
+        result.stderr
+    )
+    listed = json.loads(hwnas("--json", "search", "list"))
+    assert listed == []  # nothing queued

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from service.app import Hwnas
 from service.cli import app
-from service.device_ops import measure_local, parse_latency_file, submit_latencies
-from service.domain import devices, predictors
+from service.domain import devices, predictor_records
 from service.domain.errors import DomainError
-from service.latency import latency_source
+from service.orchestration.device_latency import latency_source
+from service.orchestration.registration import measure_local, parse_latency_file, submit_latencies
+from service.runtime import Runtime
 from service.settings import load_settings
 
 runner = CliRunner()
@@ -25,16 +25,16 @@ SPACE = "ofa-mbv3-tiny"
 
 
 @pytest.fixture
-def hw(sqlite_url: str):
-    with Hwnas.open(load_settings(database_url=sqlite_url)) as handle:
+def rt(sqlite_url: str):
+    with Runtime.open(load_settings(database_url=sqlite_url)) as handle:
         yield handle
 
 
-def test_measure_this_machine_stores_measurements_and_versions(hw: Hwnas) -> None:
-    reg = measure_local(hw, SPACE, threads=1, n_extra=3, repeats=3, name="here")
+def test_measure_this_machine_stores_measurements_and_versions(rt: Runtime) -> None:
+    reg = measure_local(rt, SPACE, threads=1, n_extra=3, repeats=3, name="here")
     assert (reg.device, reg.space, reg.version, reg.n_measurements) == ("here", SPACE, 1, 13)
     assert reg.quality["n_references"] == 10 and reg.quality["n_extra"] == 3
-    with hw.session() as s:
+    with rt.session() as s:
         device = devices.get_device(s, "here")
         assert (device.kind, device.backend, device.threads, device.batch_size) == (
             "local-cpu",
@@ -46,12 +46,13 @@ def test_measure_this_machine_stores_measurements_and_versions(hw: Hwnas) -> Non
         assert sum(r.is_reference for r in rows) == 10
         assert all(r.latency_ms > 0 and r.method == "torch-cpu" for r in rows)
         assert all(r.details["repeats"] == 3 and r.details["threads"] == 1 for r in rows)
-    again = measure_local(hw, SPACE, threads=1, n_extra=0, repeats=3, name="here")
+    again = measure_local(rt, SPACE, threads=1, n_extra=0, repeats=3, name="here")
     assert again.version == 2
     with pytest.raises(DomainError, match="different device"):
-        measure_local(hw, SPACE, threads=2, n_extra=0, repeats=3, name="here")
+        measure_local(rt, SPACE, threads=2, n_extra=0, repeats=3, name="here")
 
 
+@pytest.mark.slow
 def test_remote_device_flow_through_the_cli(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     base = ["--database-url", url]
@@ -79,20 +80,20 @@ def test_remote_device_flow_through_the_cli(tmp_path: Path) -> None:
     models = json.loads(
         runner.invoke(app, [*base, "--json", "device", "models", "edge-box"]).output
     )
-    assert [m["version"] for m in models] == [1] and models[0]["space"] == SPACE
+    assert [m["version"] for m in models] == [1] and models[0]["space_name"] == SPACE
 
 
-def test_submitted_model_predicts_positive_latencies(hw: Hwnas) -> None:
-    from service.domain import supernets
+def test_submitted_model_predicts_positive_latencies(rt: Runtime) -> None:
+    from service.domain import supernet_records
     from supernets import get_space
 
-    with hw.session() as s:
+    with rt.session() as s:
         devices.create_device(s, "phone", kind="remote")
     refs = [3.0 + i for i in range(10)]
-    reg = submit_latencies(hw, "phone", SPACE, refs)
+    reg = submit_latencies(rt, "phone", SPACE, refs)
     assert reg.version == 1
-    with hw.session() as s:
-        sn = supernets.register_supernet(
+    with rt.session() as s:
+        sn = supernet_records.register_supernet(
             s,
             "fake",
             space_name=SPACE,
@@ -100,7 +101,7 @@ def test_submitted_model_predicts_positive_latencies(hw: Hwnas) -> None:
             checkpoint_path="/nowhere",
         )
         model = latency_source(s, sn, devices.get_device(s, "phone"))
-        stored = predictors.latest_predictor(
+        stored = predictor_records.latest_predictor(
             s, kind="latency", device_id=devices.get_device(s, "phone").id
         )
         assert stored.metrics["n_references"] == 10
@@ -121,23 +122,23 @@ def test_submitted_model_predicts_positive_latencies(hw: Hwnas) -> None:
     ],
 )
 def test_bad_latencies_are_refused_and_nothing_is_stored(
-    hw: Hwnas, refs: list[float], message: str
+    rt: Runtime, refs: list[float], message: str
 ) -> None:
-    with hw.session() as s:
+    with rt.session() as s:
         devices.create_device(s, "phone", kind="remote")
     with pytest.raises(ValueError, match=message):
-        submit_latencies(hw, "phone", SPACE, refs)
-    with hw.session() as s:
+        submit_latencies(rt, "phone", SPACE, refs)
+    with rt.session() as s:
         device = devices.get_device(s, "phone")
         assert devices.list_measurements(s, device) == []
-        assert predictors.list_predictors(s, kind="latency", device_id=device.id) == []
+        assert predictor_records.list_predictors(s, kind="latency", device_id=device.id) == []
 
 
-def test_unknown_device_and_space(hw: Hwnas) -> None:
+def test_unknown_device_and_space(rt: Runtime) -> None:
     with pytest.raises(DomainError, match="does not exist"):
-        submit_latencies(hw, "ghost", SPACE, [1.0] * 10)
+        submit_latencies(rt, "ghost", SPACE, [1.0] * 10)
     with pytest.raises(DomainError, match="no meta-learned latency predictor"):
-        submit_latencies(hw, "ghost", "resnet", [1.0] * 10)
+        submit_latencies(rt, "ghost", "resnet", [1.0] * 10)
 
 
 @pytest.mark.parametrize(
@@ -153,3 +154,46 @@ def test_unknown_device_and_space(hw: Hwnas) -> None:
 def test_latency_file_errors(text: str, message: str) -> None:
     with pytest.raises(DomainError, match=message):
         parse_latency_file(text, 10)
+
+
+def test_budgets_out_of_reach_are_refused_or_warned_at_submit(rt: Runtime) -> None:
+    from service.domain import searches, supernet_records
+    from service.orchestration.device_latency import check_budget
+    from supernets import get_space
+
+    measure_local(rt, SPACE, threads=1, n_extra=0, repeats=3, name="here")
+    space = get_space(SPACE)
+    spec = {"supernet": "tiny", "device": "here", "n_evaluations": 5}
+    with rt.session() as s:
+        supernet_records.register_supernet(
+            s, "tiny", space_name=SPACE, space_config=space.config(), status="ready"
+        )
+    warnings: list[str] = []
+    with rt.session() as s:
+        # Below every predicted latency: queued, with a warning naming the latency.
+        searches.submit_search(
+            s, {**spec, "latency_budget_ms": 1e-6}, check_latency=check_budget,
+            warn=warnings.append,
+        )  # fmt: skip
+    assert len(warnings) == 1 and "below the fastest predicted latency" in warnings[0]
+    with rt.session() as s:
+        device = devices.get_device(s, "here")
+        smallest = space.min_arch()
+        devices.add_measurements(
+            s,
+            device,
+            [
+                devices.MeasurementIn(
+                    space_name=SPACE,
+                    arch=smallest.to_dict(),
+                    arch_hash=space.arch_hash(smallest),
+                    latency_ms=50.0,
+                    method="torch-cpu",
+                )
+            ],
+        )
+    with rt.session() as s, pytest.raises(DomainError, match="smallest subnet measured 50 ms"):
+        # Below the measured latency of the space's smallest subnet: refused.
+        searches.submit_search(s, {**spec, "latency_budget_ms": 10}, check_latency=check_budget)
+    with rt.session() as s:
+        searches.submit_search(s, {**spec, "latency_budget_ms": 60}, check_latency=check_budget)

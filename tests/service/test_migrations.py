@@ -8,7 +8,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from service.app import Hwnas
 from service.db import (
     VERSION_TABLE,
     Base,
@@ -20,6 +19,7 @@ from service.db import (
     schema_status,
     upgrade,
 )
+from service.runtime import Runtime
 from service.settings import load_settings
 
 OUR_TABLES = set(Base.metadata.tables)
@@ -77,8 +77,8 @@ def test_shares_a_database_with_an_optuna_study(db_url: str) -> None:
 
 def test_fresh_embedded_database_is_created_automatically(tmp_path) -> None:
     settings = load_settings(home=tmp_path / "h")
-    with Hwnas.open(settings) as hw:
-        assert hw.schema is not None and hw.schema.state == "current"
+    with Runtime.open(settings) as rt:
+        assert rt.schema is not None and rt.schema.state == "current"
     assert (tmp_path / "h" / "hwnas.db").exists()
 
 

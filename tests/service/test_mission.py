@@ -15,9 +15,12 @@ import torch
 from fastapi.testclient import TestClient
 
 from service.api import create_app
-from service.app import Hwnas
-from service.quickstart import QuickstartOptions, run_quickstart
+from service.orchestration.quickstart import QuickstartOptions, run_quickstart
+from service.runtime import Runtime
 from service.settings import load_settings
+
+# The quickstart fixture trains a supernet and measures this CPU: the slow tier.
+pytestmark = pytest.mark.slow
 
 TINY = QuickstartOptions(
     # The six-phase OFA schedule: the longest path through the trainer.
@@ -39,9 +42,11 @@ TINY = QuickstartOptions(
 def mission(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("home")
     lines: list[str] = []
-    with Hwnas.open(load_settings(home=home, database_url=f"sqlite:///{home / 'hwnas.db'}")) as hw:
-        out = run_quickstart(hw, TINY, lines.append)
-        yield hw, out, lines
+    with Runtime.open(
+        load_settings(home=home, database_url=f"sqlite:///{home / 'hwnas.db'}")
+    ) as rt:
+        out = run_quickstart(rt, TINY, lines.append)
+        yield rt, out, lines
 
 
 def test_every_step_reports_real_work(mission) -> None:
@@ -79,8 +84,8 @@ def test_exported_subnet_runs_the_same_in_onnxruntime_and_torchscript(mission) -
 
 
 def test_http_answers_and_export_for_the_trained_supernet(mission) -> None:
-    hw, out, _ = mission
-    client = TestClient(create_app(hw))
+    rt, out, _ = mission
+    client = TestClient(create_app(rt))
     device = out["device"]["device"]
     budget = out["search"]["budget_ms"]
     best = client.get(

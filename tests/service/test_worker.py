@@ -15,32 +15,32 @@ import optuna
 import pytest
 from sqlalchemy import func, select
 
-from service.app import Hwnas
-from service.benchmarks import register_benchmark
 from service.db import Trial
 from service.domain import jobs, searches, subnets
-from service.latency import check_latency_available
+from service.orchestration.benchmarks import register_benchmark
+from service.orchestration.device_latency import check_budget
+from service.orchestration.worker import Worker
+from service.runtime import Runtime
 from service.settings import load_settings
-from service.worker import Worker
 
 SPEC = {"supernet": "nb201", "device": "nb201-pixel3", "latency_budget_ms": 20.0, "batch_size": 5}
 
 
-def _open(url: str, **overrides) -> Hwnas:
-    hw = Hwnas.open(load_settings(database_url=url, **overrides), check_schema=False)
+def _open(url: str, **overrides) -> Runtime:
+    rt = Runtime.open(load_settings(database_url=url, **overrides), check_schema=False)
     from service.db import upgrade
 
-    upgrade(hw.engine)
-    return hw
+    upgrade(rt.engine)
+    return rt
 
 
-def _submit(hw: Hwnas, n_evaluations: int, seed: int = 0) -> int:
-    with hw.session() as s:
+def _submit(rt: Runtime, n_evaluations: int, seed: int = 0) -> int:
+    with rt.session() as s:
         register_benchmark(s)
         job = searches.submit_search(
             s,
             {**SPEC, "n_evaluations": n_evaluations, "seed": seed},
-            check_latency=check_latency_available,
+            check_latency=check_budget,
         )
         return job.id
 
@@ -61,11 +61,11 @@ def _hwnas_cmd(*args: str) -> list[str]:
 
 
 def test_worker_runs_a_search_and_records_every_trial(sqlite_url: str) -> None:
-    hw = _open(sqlite_url)
+    rt = _open(sqlite_url)
     try:
-        job_id = _submit(hw, 20)
-        assert Worker(hw).run(exit_when_idle=True) == 1
-        with hw.session() as s:
+        job_id = _submit(rt, 20)
+        assert Worker(rt).run(exit_when_idle=True) == 1
+        with rt.session() as s:
             job = jobs.get_job(s, job_id)
             assert job.state == "succeeded", job.error
             assert job.result is not None and job.result["n_evaluations"] == 20
@@ -88,13 +88,14 @@ def test_worker_runs_a_search_and_records_every_trial(sqlite_url: str) -> None:
             ]
             assert best["accuracy"] == max(a for a in feasible if a is not None)
     finally:
-        hw.close()
+        rt.close()
 
 
+@pytest.mark.slow
 def test_killed_worker_job_resumes_without_reevaluating(db_url: str, tmp_path: Path) -> None:
-    hw = _open(db_url)
+    rt = _open(db_url)
     try:
-        job_id = _submit(hw, 30, seed=3)
+        job_id = _submit(rt, 30, seed=3)
         proc = subprocess.Popen(
             _hwnas_cmd("worker", "--max-jobs", "1"),
             env=_worker_env(db_url),
@@ -104,7 +105,7 @@ def test_killed_worker_job_resumes_without_reevaluating(db_url: str, tmp_path: P
         deadline = time.monotonic() + 120
         n_before = 0
         while time.monotonic() < deadline:
-            with hw.session() as s:
+            with rt.session() as s:
                 n_before = (
                     s.scalar(select(func.count()).select_from(Trial).where(Trial.job_id == job_id))
                     or 0
@@ -115,7 +116,7 @@ def test_killed_worker_job_resumes_without_reevaluating(db_url: str, tmp_path: P
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         assert 12 <= n_before < 30, "the worker should die mid-search"
-        with hw.session() as s:
+        with rt.session() as s:
             assert jobs.get_job(s, job_id).state == "running"  # nobody told the queue
         time.sleep(2.5)  # the dead worker's lease expires
         rerun = subprocess.run(
@@ -126,7 +127,7 @@ def test_killed_worker_job_resumes_without_reevaluating(db_url: str, tmp_path: P
             timeout=240,
         )
         assert rerun.returncode == 0, rerun.stderr[-3000:]
-        with hw.session() as s:
+        with rt.session() as s:
             job = jobs.get_job(s, job_id)
             assert job.state == "succeeded", job.error
             assert job.attempts == 2
@@ -136,14 +137,15 @@ def test_killed_worker_job_resumes_without_reevaluating(db_url: str, tmp_path: P
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         assert len(complete) == 30
     finally:
-        hw.close()
+        rt.close()
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_several_workers_share_a_postgres_queue(postgres_url: str) -> None:
-    hw = _open(postgres_url)
+    rt = _open(postgres_url)
     try:
-        ids = [_submit(hw, 10, seed=i) for i in range(3)]
+        ids = [_submit(rt, 10, seed=i) for i in range(3)]
         procs = [
             subprocess.Popen(
                 _hwnas_cmd("worker", "--exit-when-idle", "--id", f"w{i}"),
@@ -157,30 +159,31 @@ def test_several_workers_share_a_postgres_queue(postgres_url: str) -> None:
         for p in procs:
             _, err = p.communicate(timeout=300)
             assert p.returncode == 0, err[-3000:]
-        with hw.session() as s:
+        with rt.session() as s:
             done = [jobs.get_job(s, i) for i in ids]
             assert all(j.state == "succeeded" for j in done), [j.error for j in done]
             assert all(j.attempts == 1 for j in done)
             for j in done:
                 assert len(subnets.list_trials(s, job_id=j.id)) == 10
     finally:
-        hw.close()
+        rt.close()
 
 
+@pytest.mark.slow
 def test_search_on_a_pruned_space(sqlite_url: str) -> None:
     """With prune_space, the search explores only choices that do not measurably
     hurt accuracy, learnt from the measured subnets stored by an earlier search."""
-    hw = _open(sqlite_url)
+    rt = _open(sqlite_url)
     try:
-        first = _submit(hw, 40, seed=1)
-        with hw.session() as s:
+        first = _submit(rt, 40, seed=1)
+        with rt.session() as s:
             pruned_job = searches.submit_search(
                 s,
                 {**SPEC, "n_evaluations": 15, "seed": 2, "prune_space": True},
-                check_latency=check_latency_available,
+                check_latency=check_budget,
             ).id
-        assert Worker(hw).run(exit_when_idle=True) == 2
-        with hw.session() as s:
+        assert Worker(rt).run(exit_when_idle=True) == 2
+        with rt.session() as s:
             assert jobs.get_job(s, first).state == "succeeded"
             job = jobs.get_job(s, pruned_job)
             assert job.state == "succeeded", job.error
@@ -195,4 +198,4 @@ def test_search_on_a_pruned_space(sqlite_url: str) -> None:
                 for i, op in enumerate(trial.arch["ops"]):
                     assert op in allowed[f"edge{i}"]
     finally:
-        hw.close()
+        rt.close()

@@ -47,6 +47,7 @@ def test_torchscript_matches(subnet_and_input, tmp_path: Path) -> None:
         assert scripted(x[:1]).shape == (1, sub.config["n_classes"])
 
 
+@pytest.mark.slow
 def test_onnx_runtime_matches_torch(subnet_and_input, tmp_path: Path) -> None:
     sub, x = subnet_and_input
     path = export_onnx(sub, tmp_path / "sub.onnx")

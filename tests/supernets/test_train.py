@@ -47,6 +47,7 @@ def _kill_at(phase: str, step: int) -> Callable[[ProgressEvent], None]:
     return callback
 
 
+@pytest.mark.slow
 def test_progressive_shrinking_resumes_after_kill_identically(
     tiny_space: OFAMobileNetV3Space, small_digits: ImageDataset, tmp_path: Path
 ) -> None:
@@ -136,6 +137,7 @@ def test_training_refuses_non_ofa_space(small_digits: ImageDataset, tmp_path: Pa
         train_supernet(get_space("nb201"), small_digits, get_schedule("deps", tiny), tmp_path)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(tmp_path: Path) -> None:
     """DistributedDataParallel over gloo with 2 CPU processes, via torchrun."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}

@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.api.deps import Caller, SessionDep, get_hwnas, reader, writer
 from service.api.files import zip_response
 from service.api.schemas import DeviceIn, DeviceOut
-from service.app import Hwnas
-from service.domain import devices, predictors
+from service.domain import devices, predictor_records
+from service.domain.views import PredictorOut
+from service.runtime import Runtime
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
@@ -101,7 +102,7 @@ def references(
 ) -> dict[str, Any]:
     """The reference subnets this device must measure (configs, in order)."""
     from predictors.latency import reference_archs
-    from service.device_ops import space_with_predictor
+    from service.orchestration.registration import space_with_predictor
 
     devices.get_device(session, name)
     return {
@@ -114,16 +115,16 @@ def references(
 @router.get("/{name}/references.zip")
 def references_zip(
     name: str,
-    hw: Annotated[Hwnas, Depends(get_hwnas)],
+    rt: Annotated[Runtime, Depends(get_hwnas)],
     _: Annotated[Caller, Depends(reader)],
     space: str = "ofa-mbv3-tiny",
     batch: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
     """The reference subnets as ONNX files + manifest + standalone measure.py, zipped."""
-    from service.device_ops import reference_package
+    from service.orchestration.registration import reference_package
 
     with tempfile.TemporaryDirectory() as tmp:
-        reference_package(hw, name, space, Path(tmp), batch=batch)
+        reference_package(rt, name, space, Path(tmp), batch=batch)
         return zip_response(Path(tmp), f"{name}-{space}-references.zip")
 
 
@@ -131,29 +132,31 @@ def references_zip(
 def submit_latencies(
     name: str,
     body: LatenciesIn,
-    hw: Annotated[Hwnas, Depends(get_hwnas)],
+    rt: Annotated[Runtime, Depends(get_hwnas)],
     _: Annotated[Caller, Depends(writer)],
 ) -> dict[str, Any]:
     """Latencies measured on the device: adapts and stores its latency model."""
-    from service.device_ops import submit_latencies as submit
+    from service.orchestration.registration import submit_latencies as submit
 
     extra = []
     for i, item in enumerate(body.extra):
         if "arch" not in item or "ms" not in item:
             raise ValueError(f"extra[{i}] must be an object with 'arch' and 'ms'")
         extra.append((item["arch"], float(item["ms"])))
-    return submit(hw, name, body.space, body.reference_ms, extra=extra).to_dict()
+    return submit(rt, name, body.space, body.reference_ms, extra=extra).to_dict()
 
 
 @router.post("/local/measure", status_code=201)
 def measure_server(
-    body: MeasureIn, hw: Annotated[Hwnas, Depends(get_hwnas)], _: Annotated[Caller, Depends(writer)]
+    body: MeasureIn,
+    rt: Annotated[Runtime, Depends(get_hwnas)],
+    _: Annotated[Caller, Depends(writer)],
 ) -> dict[str, Any]:
     """Register the server's own machine (backend/threads/batch) by measuring it."""
-    from service.device_ops import measure_local
+    from service.orchestration.registration import measure_local
 
     reg = measure_local(
-        hw, body.space, backend=body.backend, threads=body.threads, batch=body.batch,
+        rt, body.space, backend=body.backend, threads=body.threads, batch=body.batch,
         n_extra=body.extra, repeats=body.repeats,
     )  # fmt: skip
     return reg.to_dict()
@@ -166,6 +169,6 @@ def models(
     """The device's latency models, every version with its quality."""
     device = devices.get_device(session, name)
     return [
-        predictors.predictor_dict(r)
-        for r in predictors.list_predictors(session, kind="latency", device_id=device.id)
+        PredictorOut.json_of(r)
+        for r in predictor_records.list_predictors(session, kind="latency", device_id=device.id)
     ]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from service.api.deps import Caller, SessionDep, reader
-from service.domain import devices, subnets, supernets
+from service.domain import devices, subnets, supernet_records
 
 router = APIRouter(prefix="/v1/query", tags=["query"])
 
@@ -22,7 +22,7 @@ def best(
 ) -> dict[str, Any]:
     """The most accurate evaluated subnet within ``budget_ms`` on ``device``. When
     nothing meets the budget, ``best`` is null and ``closest`` lists the fastest."""
-    sn = supernets.get_supernet(session, supernet)
+    sn = supernet_records.get_supernet(session, supernet)
     dev = devices.get_device(session, device)
     return subnets.best_answer(session, sn, dev, budget_ms)
 
@@ -31,7 +31,7 @@ def best(
 def pareto(
     session: SessionDep, _: Annotated[Caller, Depends(reader)], supernet: str, device: str
 ) -> dict[str, Any]:
-    sn = supernets.get_supernet(session, supernet)
+    sn = supernet_records.get_supernet(session, supernet)
     dev = devices.get_device(session, device)
     front = subnets.pareto_front(session, sn, dev)
     return {"supernet": sn.name, "device": dev.name, "front": [c.to_dict() for c in front]}

@@ -12,22 +12,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.api.deps import Caller, SessionDep, get_hwnas, reader
 from service.api.files import zip_response
 from service.api.schemas import SupernetOut
-from service.app import Hwnas
-from service.domain import predictors, supernets
+from service.domain import predictor_records, supernet_records
+from service.domain.views import PredictorOut
+from service.runtime import Runtime
 
 router = APIRouter(prefix="/v1/supernets", tags=["supernets"])
 
 
 @router.get("")
 def list_supernets(session: SessionDep, _: Annotated[Caller, Depends(reader)]) -> list[SupernetOut]:
-    return [SupernetOut.of(s) for s in supernets.list_supernets(session)]
+    return [SupernetOut.of(s) for s in supernet_records.list_supernets(session)]
 
 
 @router.get("/{name}")
 def get_supernet(
     name: str, session: SessionDep, _: Annotated[Caller, Depends(reader)]
 ) -> SupernetOut:
-    return SupernetOut.of(supernets.get_supernet(session, name))
+    return SupernetOut.of(supernet_records.get_supernet(session, name))
 
 
 class ExportIn(BaseModel):
@@ -48,14 +49,14 @@ class ExportIn(BaseModel):
 def export(
     name: str,
     body: ExportIn,
-    hw: Annotated[Hwnas, Depends(get_hwnas)],
+    rt: Annotated[Runtime, Depends(get_hwnas)],
     _: Annotated[Caller, Depends(reader)],
 ) -> Response:
     """The chosen subnet's weights (BN recalibrated) as a zip: ONNX, TorchScript,
     config + state_dict, and ``hwnas-export.json`` saying where it came from."""
-    from service.supernet_ops import choose_subnet, export_subnet
+    from service.orchestration.export import choose_subnet, export_subnet
 
-    with hw.session() as s:
+    with rt.session() as s:
         arch, provenance = choose_subnet(
             s,
             name,
@@ -66,7 +67,7 @@ def export(
         )
     with tempfile.TemporaryDirectory() as tmp:
         export_subnet(
-            hw,
+            rt,
             name,
             arch,
             Path(tmp),
@@ -82,8 +83,8 @@ def accuracy_predictors(
     name: str, session: SessionDep, _: Annotated[Caller, Depends(reader)]
 ) -> list[dict[str, Any]]:
     """The supernet's accuracy predictor versions with their quality."""
-    row = supernets.get_supernet(session, name)
+    row = supernet_records.get_supernet(session, name)
     return [
-        predictors.predictor_dict(r)
-        for r in predictors.list_predictors(session, kind="accuracy", supernet_id=row.id)
+        PredictorOut.json_of(r)
+        for r in predictor_records.list_predictors(session, kind="accuracy", supernet_id=row.id)
     ]

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from service.db import PredictorModel
 from service.domain.errors import ConflictError, NotFoundError
 
-__all__ = ["latest_predictor", "list_predictors", "predictor_dict", "scope_of", "store_predictor"]
+__all__ = ["latest_predictor", "list_predictors", "scope_of", "store_predictor"]
 
 
 def scope_of(*, device_id: int | None = None, supernet_id: int | None = None) -> str:
@@ -98,15 +98,3 @@ def list_predictors(
             PredictorModel.scope == scope_of(device_id=device_id, supernet_id=supernet_id)
         )
     return session.scalars(query).all()
-
-
-def predictor_dict(row: PredictorModel) -> dict[str, Any]:
-    """A stored predictor version as the CLI and API show it (never the blob)."""
-    return {
-        "version": row.version,
-        "kind": row.kind,
-        "space": row.space_name,
-        "n_train": row.n_train,
-        "metrics": row.metrics,
-        "created_at": row.created_at,
-    }

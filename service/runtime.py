@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db import SchemaStatus, ensure_schema, make_engine, make_session_factory
 from service.settings import Settings
 
-__all__ = ["Hwnas"]
+__all__ = ["Runtime"]
 
 
 @dataclass
-class Hwnas:
+class Runtime:
     """An open hwnas installation. Create with :meth:`open`; close when done.
 
     The embedded database is created (and stamped at the newest schema)
@@ -30,7 +30,7 @@ class Hwnas:
     schema: SchemaStatus | None = field(default=None)
 
     @classmethod
-    def open(cls, settings: Settings, *, check_schema: bool = True) -> Hwnas:
+    def open(cls, settings: Settings, *, check_schema: bool = True) -> Runtime:
         settings.home.mkdir(parents=True, exist_ok=True)
         engine = make_engine(
             settings.resolved_database_url,
@@ -55,7 +55,7 @@ class Hwnas:
     def close(self) -> None:
         self.engine.dispose()
 
-    def __enter__(self) -> Hwnas:
+    def __enter__(self) -> Runtime:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,22 +21,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.app import Hwnas
 from service.domain import jobs
-from service.runner import JobAborted, execute_search
+from service.orchestration.search import JobAborted, execute_search
+from service.runtime import Runtime
 
 __all__ = ["JobRunner", "Worker", "default_worker_id"]
 
 log = logging.getLogger("hwnas.worker")
 
-#: Runs one job: (hw, job_id, should_stop, on_progress) -> result JSON.
-JobRunner = Callable[[Hwnas, int, Callable[[], bool], Callable[[int], None]], dict[str, Any]]
+#: Runs one job: (rt, job_id, should_stop, on_progress) -> result JSON.
+JobRunner = Callable[[Runtime, int, Callable[[], bool], Callable[[int], None]], dict[str, Any]]
 
 
 def _run_search_job(
-    hw: Hwnas, job_id: int, should_stop: Callable[[], bool], on_progress: Callable[[int], None]
+    rt: Runtime, job_id: int, should_stop: Callable[[], bool], on_progress: Callable[[int], None]
 ) -> dict[str, Any]:
-    return execute_search(hw, job_id, should_stop=should_stop, on_progress=on_progress)
+    return execute_search(rt, job_id, should_stop=should_stop, on_progress=on_progress)
 
 
 def default_worker_id() -> str:
@@ -45,7 +45,7 @@ def default_worker_id() -> str:
 
 @dataclass
 class Worker:
-    hw: Hwnas
+    rt: Runtime
     worker_id: str = field(default_factory=default_worker_id)
     runner: JobRunner = _run_search_job
     stop_event: threading.Event = field(default_factory=threading.Event)
@@ -54,9 +54,9 @@ class Worker:
         """Process jobs until stopped, ``max_jobs`` are done, or (with
         ``exit_when_idle``) the queue is empty. Returns the number of jobs run."""
         done = 0
-        settings = self.hw.settings
+        settings = self.rt.settings
         while not self.stop_event.is_set() and (max_jobs is None or done < max_jobs):
-            with self.hw.session() as s:
+            with self.rt.session() as s:
                 job = jobs.claim_next_job(
                     s,
                     self.worker_id,
@@ -74,7 +74,7 @@ class Worker:
         return done
 
     def run_one(self, job_id: int) -> None:
-        settings = self.hw.settings
+        settings = self.rt.settings
         lost = threading.Event()
         finished = threading.Event()
         progress: dict[str, int] = {"n": 0}
@@ -83,7 +83,7 @@ class Worker:
         def beat() -> None:
             while not finished.wait(settings.worker_heartbeat_s):
                 try:
-                    with self.hw.session() as s:
+                    with self.rt.session() as s:
                         ours = jobs.heartbeat(
                             s,
                             job_id,
@@ -107,14 +107,14 @@ class Worker:
         log.info("worker %s runs job %s", self.worker_id, job_id)
         try:
             result = self.runner(
-                self.hw, job_id, lambda: lost.is_set() or self.stop_event.is_set(), on_progress
+                self.rt, job_id, lambda: lost.is_set() or self.stop_event.is_set(), on_progress
             )
         except JobAborted:
             log.warning("job %s stopped: cancelled or lease lost", job_id)
             return
         except Exception as exc:
             log.exception("job %s failed", job_id)
-            with self.hw.session() as s:
+            with self.rt.session() as s:
                 jobs.fail_job(
                     s,
                     job_id,
@@ -125,7 +125,7 @@ class Worker:
         finally:
             finished.set()
             thread.join()
-        with self.hw.session() as s:
+        with self.rt.session() as s:
             jobs.heartbeat(
                 s,
                 job_id,
@@ -137,6 +137,6 @@ class Worker:
                 log.warning("job %s finished but is no longer ours; result dropped", job_id)
 
     def _total(self, job_id: int) -> int:
-        with self.hw.session() as s:
+        with self.rt.session() as s:
             spec = jobs.get_job(s, job_id).spec
         return int(spec.get("n_evaluations", 0))

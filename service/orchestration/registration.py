@@ -22,11 +22,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from service.app import Hwnas
 from service.db import Device
-from service.domain import devices, predictors
+from service.domain import devices, predictor_records
 from service.domain.devices import MeasurementIn
 from service.domain.errors import DomainError
+from service.runtime import Runtime
 
 __all__ = [
     "Registered",
@@ -86,7 +86,7 @@ def local_device_name(backend: str, threads: int, batch: int) -> str:
 
 
 def _store(
-    hw: Hwnas,
+    rt: Runtime,
     device_name: str,
     space: Any,
     references: Sequence[tuple[dict[str, Any], float, dict[str, Any]]],
@@ -106,7 +106,7 @@ def _store(
         # them (a conservative figure).
         refit_with_extra=True,
     )
-    with hw.session() as s:
+    with rt.session() as s:
         device = devices.get_device(s, device_name)
         rows = [
             MeasurementIn(
@@ -123,7 +123,7 @@ def _store(
             for arch, ms, details in group
         ]
         devices.add_measurements(s, device, rows)
-        stored = predictors.store_predictor(
+        stored = predictor_records.store_predictor(
             s,
             kind="latency",
             space_name=space.name,
@@ -138,7 +138,7 @@ def _store(
 
 
 def measure_local(
-    hw: Hwnas,
+    rt: Runtime,
     space_name: str,
     *,
     backend: str = "torch-cpu",
@@ -161,7 +161,7 @@ def measure_local(
     space = space_with_predictor(space_name)
     spec = DeviceSpec(backend=backend, threads=threads, batch=batch)
     device_name = name or local_device_name(backend, threads, batch)
-    with hw.session() as s:
+    with rt.session() as s:
         existing = s.scalar(select(Device).where(Device.name == device_name))
         if existing is None:
             devices.create_device(
@@ -192,18 +192,18 @@ def measure_local(
         (arch, m.median_ms, m.to_dict(samples=False))
         for arch, m in zip([*refs, *extras], measured, strict=True)
     ]
-    return _store(hw, device_name, space, rows[: len(refs)], rows[len(refs) :], backend)
+    return _store(rt, device_name, space, rows[: len(refs)], rows[len(refs) :], backend)
 
 
 def reference_package(
-    hw: Hwnas, device_name: str, space_name: str, out_dir: Path, *, batch: int | None = None
+    rt: Runtime, device_name: str, space_name: str, out_dir: Path, *, batch: int | None = None
 ) -> dict[str, Any]:
     """Write the reference subnets of ``space_name`` as ONNX files, a manifest and
     a standalone ``measure.py`` for ``device_name`` to run."""
     from predictors.latency import export_reference_onnx, reference_archs
 
     space = space_with_predictor(space_name)
-    with hw.session() as s:
+    with rt.session() as s:
         device = devices.get_device(s, device_name)
         batch = batch or device.batch_size
     paths = export_reference_onnx(space, out_dir, batch=batch)
@@ -271,7 +271,7 @@ def parse_latency_file(
 
 
 def submit_latencies(
-    hw: Hwnas,
+    rt: Runtime,
     device_name: str,
     space_name: str,
     reference_ms: Sequence[float],
@@ -289,7 +289,7 @@ def submit_latencies(
             f"wrong number of reference latencies: got {len(reference_ms)}, "
             f"space {space.name!r} has {len(refs)} reference architectures"
         )
-    with hw.session() as s:
+    with rt.session() as s:
         devices.get_device(s, device_name)
     info = list(details) if details is not None else [{} for _ in refs]
     references = [
@@ -298,7 +298,7 @@ def submit_latencies(
     extras: list[tuple[dict[str, Any], float, dict[str, Any]]] = [
         (space.validate(arch).to_dict(), float(ms), {}) for arch, ms in extra
     ]
-    return _store(hw, device_name, space, references, extras, "submitted")
+    return _store(rt, device_name, space, references, extras, "submitted")
 
 
 def is_local(device: Device) -> bool:
@@ -313,14 +313,14 @@ def is_local(device: Device) -> bool:
 
 
 def verify_latency(
-    hw: Hwnas, device_name: str, space: Any, archs: Sequence[Any], *, repeats: int = 30
+    rt: Runtime, device_name: str, space: Any, archs: Sequence[Any], *, repeats: int = 30
 ) -> list[dict[str, Any]]:
     """Measure ``archs`` for real on ``device_name`` if it is this machine, and
     store the measurements (they then take precedence over predictions in every
     answer). Returns ``[{arch_hash, measured_ms}]``; empty for other devices."""
     from predictors.latency import DeviceSpec, measure_archs
 
-    with hw.session() as s:
+    with rt.session() as s:
         device = devices.get_device(s, device_name)
         if not is_local(device) or not archs:
             return []
@@ -331,7 +331,7 @@ def verify_latency(
     archs = [space.validate(a) for a in archs]
     measured = measure_archs(space, archs, spec, repeats=repeats)
     out = []
-    with hw.session() as s:
+    with rt.session() as s:
         device = devices.get_device(s, device_name)
         rows = []
         for arch, m in zip(archs, measured, strict=True):

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.app import Hwnas
-from service.benchmarks import register_benchmark
-from service.domain import jobs, searches, subnets, supernets
-from service.latency import check_latency_available
-from service.worker import Worker
+from service.domain import jobs, searches, subnets, supernet_records
+from service.orchestration.benchmarks import register_benchmark
+from service.orchestration.device_latency import check_budget
+from service.orchestration.worker import Worker
+from service.runtime import Runtime
 
 __all__ = ["QuickstartOptions", "Step", "run_quickstart", "steps"]
 
@@ -69,28 +69,30 @@ class QuickstartOptions:
 @dataclass(frozen=True)
 class Step:
     name: str
-    run: Callable[[Hwnas, QuickstartOptions, dict[str, Any], Report], None]
+    run: Callable[[Runtime, QuickstartOptions, dict[str, Any], Report], None]
 
 
-def _run_job(hw: Hwnas, spec: dict[str, Any], name: str) -> dict[str, Any]:
-    with hw.session() as s:
+def _run_job(rt: Runtime, spec: dict[str, Any], name: str) -> dict[str, Any]:
+    with rt.session() as s:
         job_id = searches.submit_search(
-            s, spec, owner="quickstart", name=name, check_latency=check_latency_available
+            s, spec, owner="quickstart", name=name, check_latency=check_budget
         ).id
-    Worker(hw, worker_id="quickstart").run(exit_when_idle=True)
-    with hw.session() as s:
+    Worker(rt, worker_id="quickstart").run(exit_when_idle=True)
+    with rt.session() as s:
         job = jobs.get_job(s, job_id)
         if job.state != "succeeded":
             raise RuntimeError(f"search job {job_id} ended {job.state}: {job.error}")
         return {"id": job.id, **(job.result or {})}
 
 
-def _nb201_search(hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:
+def _nb201_search(
+    rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], report: Report
+) -> None:
     import numpy as np
 
     from nas.evaluators import TabularEvaluator
 
-    with hw.session() as s:
+    with rt.session() as s:
         reg = register_benchmark(s, "nb201")
         report(f"registered space nb201 with {len(reg.devices)} measured devices")
     evaluator = TabularEvaluator()
@@ -98,7 +100,7 @@ def _nb201_search(hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], repor
     budget = float(np.percentile(latency, 50))
     device = f"nb201-{opts.nb201_device}"
     result = _run_job(
-        hw,
+        rt,
         {
             "supernet": "nb201",
             "device": device,
@@ -109,9 +111,9 @@ def _nb201_search(hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], repor
         "quickstart-nb201",
     )
     _, oracle = evaluator.oracle(opts.nb201_device, budget)
-    with hw.session() as s:
+    with rt.session() as s:
         best, _ = subnets.best_under_budget(
-            s, supernets.get_supernet(s, "nb201"), _device(s, device), budget
+            s, supernet_records.get_supernet(s, "nb201"), _device(s, device), budget
         )
     assert best is not None
     report(
@@ -128,22 +130,23 @@ def _device(session: Any, name: str) -> Any:
     return devices.get_device(session, name)
 
 
-def _train(hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:
+def _train(rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:
     from service.db import Supernet
-    from service.supernet_ops import TrainRequest, train_and_register
+    from service.orchestration.training import train_and_register
+    from supernets.launch import TrainRequest
 
-    with hw.session() as s:
+    with rt.session() as s:
         row = s.query(Supernet).filter(Supernet.name == opts.supernet).one_or_none()
         ready = row is not None and row.status == "ready"
     if not ready:
         req = TrainRequest(
-            name=opts.supernet, space="ofa-mbv3-tiny", dataset="digits", schedule=opts.schedule,
+            space="ofa-mbv3-tiny", dataset="digits", schedule=opts.schedule,
             epochs=opts.epochs, batch_size=opts.batch_size, seed=opts.seed,
             max_steps_per_epoch=opts.max_steps_per_epoch, eval_images=opts.bn_images,
         )  # fmt: skip
-        train_and_register(hw, req, _phase_reporter(report))
-    with hw.session() as s:
-        row = supernets.get_supernet(s, opts.supernet)
+        train_and_register(rt, opts.supernet, req, progress=_phase_reporter(report))
+    with rt.session() as s:
+        row = supernet_records.get_supernet(s, opts.supernet)
         last = row.metrics["phases"][-1]
         out["supernet"] = {"name": row.name, "checkpoint": row.checkpoint_path, "last_phase": last}
     accs = ", ".join(
@@ -162,11 +165,11 @@ def _phase_reporter(report: Report) -> Callable[[Any], None]:
     return progress
 
 
-def _device_step(hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:
-    from service.device_ops import measure_local
+def _device_step(rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:
+    from service.orchestration.registration import measure_local
 
     reg = measure_local(
-        hw, "ofa-mbv3-tiny", threads=1, n_extra=opts.latency_extra,
+        rt, "ofa-mbv3-tiny", threads=1, n_extra=opts.latency_extra,
         repeats=opts.latency_repeats, seed=opts.seed,
     )  # fmt: skip
     out["device"] = reg.to_dict()
@@ -183,20 +186,20 @@ def _device_step(hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], report
 
 
 def _predictor_step(
-    hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], report: Report
+    rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], report: Report
 ) -> None:
     import numpy as np
 
-    from service.supernet_ops import evaluate_subnets, fit_accuracy_predictor
+    from service.orchestration.evaluation import evaluate_subnets, fit_accuracy_predictor
     from supernets import get_space
 
     space = get_space("ofa-mbv3-tiny")
     rng = np.random.default_rng(opts.seed)
     archs = [space.sample(rng) for _ in range(opts.predictor_samples)]
     evaluate_subnets(
-        hw, opts.supernet, archs, n_bn_images=opts.bn_images, purpose="predictor-training"
+        rt, opts.supernet, archs, n_bn_images=opts.bn_images, purpose="predictor-training"
     )
-    fitted = fit_accuracy_predictor(hw, opts.supernet, seed=opts.seed, tune=False)
+    fitted = fit_accuracy_predictor(rt, opts.supernet, seed=opts.seed, tune=False)
     out["accuracy_predictor"] = fitted
     m = fitted["metrics"]["metrics"]
     report(
@@ -206,22 +209,27 @@ def _predictor_step(
 
 
 def _supernet_search(
-    hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], report: Report
+    rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], report: Report
 ) -> None:
     import numpy as np
 
-    from service.latency import latency_source
+    from nas.latency import BatchLatency
+    from service.orchestration.device_latency import latency_source
     from supernets import get_space
 
     device = out["device"]["device"]
     space = get_space("ofa-mbv3-tiny")
-    with hw.session() as s:
-        model = latency_source(s, supernets.get_supernet(s, opts.supernet), _device(s, device))
+    with rt.session() as s:
+        model = latency_source(
+            s, supernet_records.get_supernet(s, opts.supernet), _device(s, device)
+        )
     rng = np.random.default_rng(opts.seed)
-    predicted = model.predict(space.encode_many([space.sample(rng) for _ in range(500)]))
+    predicted = BatchLatency(model, space, device).predict_archs(
+        [space.sample(rng) for _ in range(500)]
+    )
     budget = round(float(np.percentile(predicted, 40)), 3)
     result = _run_job(
-        hw,
+        rt,
         {
             "supernet": opts.supernet,
             "device": device,
@@ -242,13 +250,13 @@ def _supernet_search(
         )
 
 
-def _export_step(hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:
-    from service.supernet_ops import choose_subnet, export_subnet
+def _export_step(rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:
+    from service.orchestration.export import choose_subnet, export_subnet
 
     device, budget = out["device"]["device"], out["search"]["budget_ms"]
-    with hw.session() as s:
+    with rt.session() as s:
         best, closest = subnets.best_under_budget(
-            s, supernets.get_supernet(s, opts.supernet), _device(s, device), budget
+            s, supernet_records.get_supernet(s, opts.supernet), _device(s, device), budget
         )
         if best is None:
             # Nothing met the budget: export the fastest evaluated subnet and say so.
@@ -260,10 +268,10 @@ def _export_step(hw: Hwnas, opts: QuickstartOptions, out: dict[str, Any], report
                 f"best under {budget} ms: accuracy {best.accuracy:.2f}% ({best.accuracy_source}), "
                 f"latency {best.latency_ms:.3f} ms ({best.latency_source})"
             )
-    target = hw.settings.home / "exports" / opts.supernet
+    target = rt.settings.home / "exports" / opts.supernet
     target.mkdir(parents=True, exist_ok=True)
     files = export_subnet(
-        hw, opts.supernet, arch, target, n_bn_images=opts.bn_images, provenance=provenance
+        rt, opts.supernet, arch, target, n_bn_images=opts.bn_images, provenance=provenance
     )
     out["export"] = files
     report(f"exported to {target}: {', '.join(sorted(Path(p).name for p in files.values()))}")
@@ -280,9 +288,9 @@ def steps() -> list[Step]:
     ]
 
 
-def run_quickstart(hw: Hwnas, opts: QuickstartOptions, report: Report) -> dict[str, Any]:
+def run_quickstart(rt: Runtime, opts: QuickstartOptions, report: Report) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for i, step in enumerate(steps(), start=1):
         report(f"[{i}/{len(steps())}] {step.name}")
-        step.run(hw, opts, out, report)
+        step.run(rt, opts, out, report)
     return out

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db import Device, Supernet
-from service.domain import devices, supernets
+from service.domain import devices, supernet_records
 
 __all__ = ["BENCHMARKS", "BenchmarkRegistration", "register_benchmark"]
 
@@ -39,7 +39,7 @@ def register_benchmark(session: Session, name: str = "nb201") -> BenchmarkRegist
     existing = session.scalar(select(Supernet).where(Supernet.name == name))
     if existing is None:
         space = get_space(name)
-        existing = supernets.register_supernet(
+        existing = supernet_records.register_supernet(
             session,
             name,
             space_name=space.name,

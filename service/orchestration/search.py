@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from sqlalchemy.orm import Session
 
-from service.app import Hwnas
 from service.db import Device, SearchJob, Supernet
-from service.domain import devices, jobs, subnets, supernets
+from service.domain import devices, jobs, subnets, supernet_records
 from service.domain.specs import SearchSpec, parse_spec
-from service.latency import latency_source
+from service.orchestration.device_latency import latency_source
+from service.runtime import Runtime
+
+if TYPE_CHECKING:
+    from nas import Evaluation, SearchResult
+    from supernets.spaces import SearchSpace
 
 __all__ = ["JobAborted", "execute_search", "fail_orphaned_trials", "optuna_storage"]
 
@@ -29,12 +33,12 @@ class JobAborted(RuntimeError):
     """The job was cancelled or its lease was lost: stop without finishing it."""
 
 
-def optuna_storage(hw: Hwnas) -> optuna.storages.RDBStorage:
+def optuna_storage(rt: Runtime) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage on the service's own database (created with retries:
     workers starting together on a fresh database race to create its schema)."""
     from nas.study import make_storage
 
-    storage = make_storage(hw.settings.resolved_database_url)
+    storage = make_storage(rt.settings.resolved_database_url)
     assert isinstance(storage, optuna.storages.RDBStorage)
     return storage
 
@@ -58,7 +62,7 @@ def fail_orphaned_trials(storage: optuna.storages.BaseStorage, study_name: str) 
     return len(orphans)
 
 
-def _evaluator(hw: Hwnas, supernet: Supernet, spec: SearchSpec) -> Callable[[Any], float]:
+def _evaluator(rt: Runtime, supernet: Supernet, spec: SearchSpec) -> Callable[[Any], float]:
     if supernet.checkpoint_path is None:
         from nas.evaluators import TabularEvaluator
 
@@ -71,7 +75,7 @@ def _evaluator(hw: Hwnas, supernet: Supernet, spec: SearchSpec) -> Callable[[Any
 
 
 def _trial_in(
-    job: SearchJob, supernet: Supernet, device: Device, evaluation: Any
+    job: SearchJob, supernet: Supernet, device: Device, evaluation: Evaluation
 ) -> subnets.TrialIn:
     primary = device.name
     latencies = {
@@ -112,13 +116,13 @@ def _trial_in(
 def _load(session: Session, job_id: int) -> tuple[SearchJob, SearchSpec, Supernet, list[Device]]:
     job = jobs.get_job(session, job_id)
     spec = parse_spec(job.spec)
-    supernet = supernets.get_supernet(session, spec.supernet)
+    supernet = supernet_records.get_supernet(session, spec.supernet)
     devs = [devices.get_device(session, n) for n in [spec.device, *spec.extra_devices]]
     return job, spec, supernet, devs
 
 
 def execute_search(
-    hw: Hwnas,
+    rt: Runtime,
     job_id: int,
     *,
     should_stop: Callable[[], bool] = lambda: False,
@@ -132,24 +136,24 @@ def execute_search(
     from nas import SearchSettings, run_search
     from supernets import space_from_config
 
-    with hw.session() as s:
+    with rt.session() as s:
         job, spec, supernet, devs = _load(s, job_id)
         models = {d.name: latency_source(s, supernet, d) for d in devs}
         space = space_from_config(supernet.space_name, supernet.space_config)
         budgets = {spec.device: spec.latency_budget_ms, **spec.extra_budgets_ms}
         study_name = job.study_name or f"hwnas-job-{job.id}"
         s.expunge_all()
-    evaluate = _evaluator(hw, supernet, spec)
+    evaluate = _evaluator(rt, supernet, spec)
     pruning: dict[str, Any] | None = None
     if spec.prune_space:
-        space, pruning = _pruned(hw, supernet, space, spec.seed)
-    storage = optuna_storage(hw)
+        space, pruning = _pruned(rt, supernet, space, spec.seed)
+    storage = optuna_storage(rt)
     fail_orphaned_trials(storage, study_name)
     count = 0
 
-    def record(evaluation: Any) -> None:
+    def record(evaluation: Evaluation) -> None:
         nonlocal count
-        with hw.session() as s:
+        with rt.session() as s:
             subnets.record_trial(s, _trial_in(job, supernet, devs[0], evaluation))
         count += 1
         on_progress(count)
@@ -175,28 +179,30 @@ def execute_search(
             raise JobAborted(f"search job {job_id} was cancelled or lost its lease")
         # Reconcile: evaluations a previous (dead) worker stored in the study
         # but not in our table.
-        with hw.session() as s:
+        with rt.session() as s:
             for evaluation in result.evaluations:
                 subnets.record_trial(s, _trial_in(job, supernet, devs[0], evaluation))
     finally:
         storage.engine.dispose()
     summary = _summary(result, spec)
     summary["pruning"] = pruning
-    summary["verified_latency"] = _verify(hw, space, spec, result)
+    summary["verified_latency"] = _verify(rt, space, spec, result)
     return summary
 
 
-def _verify(hw: Hwnas, space: Any, spec: SearchSpec, result: Any) -> list[dict[str, Any]]:
+def _verify(
+    rt: Runtime, space: SearchSpace[Any], spec: SearchSpec, result: SearchResult
+) -> list[dict[str, Any]]:
     """Check the promising subnets' latency for real where the device is this
     machine: the best one and the fastest members of the front."""
-    from service.device_ops import verify_latency
+    from service.orchestration.registration import verify_latency
 
     chosen = [] if result.best_evaluation is None else [result.best_evaluation]
     chosen += [e for e in result.pareto_front(spec.device) if e not in chosen][:4]
     if not chosen:
         chosen = list(result.closest[:3])
     predicted = {e.arch_hash: float(e.latency_ms[spec.device]) for e in chosen}
-    checked = verify_latency(hw, spec.device, space, [e.arch for e in chosen])
+    checked = verify_latency(rt, spec.device, space, [e.arch for e in chosen])
     return [{**c, "predicted_ms": predicted[c["arch_hash"]]} for c in checked]
 
 
@@ -204,26 +210,21 @@ def _verify(hw: Hwnas, space: Any, spec: SearchSpec, result: Any) -> list[dict[s
 MIN_PRUNING_SAMPLES = 20
 
 
-def _pruned(hw: Hwnas, supernet: Supernet, space: Any, seed: int) -> tuple[Any, dict[str, Any]]:
+def _pruned(
+    rt: Runtime, supernet: Supernet, space: SearchSpace[Any], seed: int
+) -> tuple[SearchSpace[Any], dict[str, Any]]:
     """Restrict ``space`` to the choices that do not measurably hurt accuracy,
     judged on every measured subnet of the supernet stored so far."""
     from predictors.accuracy import prune_space
+    from service.orchestration.evaluation import accuracy_training_set
     from supernets.spaces import RestrictedSpace
 
-    with hw.session() as s:
-        trials = subnets.list_trials(s, supernet_id=supernet.id, limit=10_000)
-        measured = {
-            t.arch_hash: t
-            for t in trials
-            if t.accuracy is not None and t.accuracy_source == "measured"
-        }
-    if len(measured) < MIN_PRUNING_SAMPLES:
+    X, y = accuracy_training_set(rt, supernet.id, space)
+    if len(y) < MIN_PRUNING_SAMPLES:
         return space, {
             "applied": False,
-            "reason": f"{len(measured)} measured subnets; pruning needs {MIN_PRUNING_SAMPLES}",
+            "reason": f"{len(y)} measured subnets; pruning needs {MIN_PRUNING_SAMPLES}",
         }
-    X = space.encode_many([space.validate(t.arch) for t in measured.values()])
-    y = [float(t.accuracy) for t in measured.values()]  # type: ignore[arg-type]
     result = prune_space(space, X, y, seed=seed)
     return RestrictedSpace(space, result.choices), {"applied": True, **result.to_dict()}
 
@@ -232,8 +233,8 @@ def _clean(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def _summary(result: Any, spec: SearchSpec) -> dict[str, Any]:
-    def ev(e: Any) -> dict[str, Any]:
+def _summary(result: SearchResult, spec: SearchSpec) -> dict[str, Any]:
+    def ev(e: Evaluation) -> dict[str, Any]:
         return {
             "arch": e.arch.to_dict(),
             "arch_hash": e.arch_hash,

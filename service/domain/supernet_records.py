@@ -9,8 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db import Supernet
-from service.domain.errors import NotFoundError
-from service.domain.names import add_named, check_name
+from service.domain.names import add_named, check_name, not_found
 
 __all__ = ["get_supernet", "list_supernets", "register_supernet"]
 
@@ -54,9 +53,7 @@ def register_supernet(
 def get_supernet(session: Session, name: str) -> Supernet:
     row = session.scalar(select(Supernet).where(Supernet.name == name))
     if row is None:
-        raise NotFoundError(
-            f"supernet {name!r} does not exist; `hwnas supernet list` shows the known ones"
-        )
+        raise not_found(session, Supernet, "supernet", name, "hwnas supernet list")
     return row
 
 

@@ -1,0 +1,161 @@
+"""Where a device's latencies come from, for a given search space.
+
+* A ``table`` device of a bundled benchmark table covering the whole space
+  (NAS-Bench-201): the table's real measurements.
+* Any device with a stored latency model for the space: the model's predictions
+  (the adapted meta-learned predictor, fitted from <=10 measurements).
+
+Real measurements stored for an architecture always win over predictions in
+answers (see ``service.domain.subnets``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.db import Device, LatencyMeasurement, PredictorModel, Supernet
+from service.domain.errors import DomainError
+from service.domain.predictor_records import scope_of
+
+if TYPE_CHECKING:
+    from nas.evaluators import TabularLatency
+    from predictors.latency import DeviceLatencyPredictor
+
+__all__ = ["check_budget", "check_latency_available", "has_table_latency", "latency_source"]
+
+
+def has_table_latency(space_name: str, device: Device) -> bool:
+    """True when a bundled table gives ``device``'s latency for every arch of the space."""
+    if device.kind != "table" or space_name != "nb201":
+        return False
+    from supernets.tables import nb201_latency
+
+    return _table_device(device) in nb201_latency().latency
+
+
+def _table_device(device: Device) -> str:
+    return str(device.properties.get("table_device", device.name))
+
+
+def latency_source(
+    session: Session, supernet: Supernet, device: Device
+) -> TabularLatency | DeviceLatencyPredictor:
+    """The latency model the search uses for ``device`` on ``supernet``'s space:
+    the bundled table where it covers the space, else the newest stored model."""
+    if has_table_latency(supernet.space_name, device):
+        from nas.evaluators import TabularLatency
+
+        return TabularLatency(_table_device(device), supernet.space_name)
+    check_latency_available(session, supernet, device)
+    row = session.scalar(
+        select(PredictorModel)
+        .where(
+            PredictorModel.kind == "latency",
+            PredictorModel.scope == scope_of(device_id=device.id),
+            PredictorModel.space_name == supernet.space_name,
+        )
+        .order_by(PredictorModel.version.desc())
+        .limit(1)
+    )
+    assert row is not None and row.blob is not None
+    return _device_model(row.blob, device.name)
+
+
+def _device_model(blob: bytes, device_name: str) -> DeviceLatencyPredictor:
+    from predictors.latency import DeviceLatencyPredictor
+
+    model = DeviceLatencyPredictor.from_bytes(blob)
+    # The search names devices by the model's ``device`` attribute.
+    model.device = device_name
+    return model
+
+
+def check_latency_available(session: Session, supernet: Supernet, device: Device) -> None:
+    """Raise a DomainError saying what to run when ``device`` has no latency source."""
+    if has_table_latency(supernet.space_name, device):
+        return
+    stored = session.scalar(
+        select(PredictorModel.id).where(
+            PredictorModel.kind == "latency",
+            PredictorModel.scope == scope_of(device_id=device.id),
+            PredictorModel.space_name == supernet.space_name,
+        )
+    )
+    if stored is None:
+        raise DomainError(
+            f"device {device.name!r} has no latency model for space {supernet.space_name!r}: "
+            "measure this machine with "
+            f"`hwnas device measure --space {supernet.space_name} --name {device.name}`, "
+            "or measure elsewhere: "
+            f"`hwnas device references {device.name} --space {supernet.space_name} -o refs/`, "
+            "run refs/measure.py on the device, then "
+            f"`hwnas device submit {device.name} --space {supernet.space_name} -f latencies.jsonl`"
+        )
+
+
+#: Random subnets whose predicted latency bounds "the fastest predicted subnet"
+#: (with the space's smallest subnet, when it has one).
+_FASTEST_SAMPLE = 2000
+
+
+def check_budget(
+    session: Session, supernet: Supernet, device: Device, budget_ms: float | None
+) -> list[str]:
+    """Check, before a search is queued, that ``device`` has latencies for the
+    supernet's space and that ``budget_ms`` can be met.
+
+    Refused (DomainError, naming the latency): a budget below the fastest
+    subnet of a bundled table, or below the measured latency of the space's
+    smallest subnet. Accepted with a warning (returned): a budget below the
+    fastest *predicted* latency, since the prediction may be wrong and the
+    search's real measurements may still find a subnet.
+    """
+    check_latency_available(session, supernet, device)
+    if budget_ms is None:
+        return []
+    space_name = supernet.space_name
+    if has_table_latency(space_name, device):
+        from supernets.tables import nb201_latency
+
+        fastest = float(np.min(nb201_latency().latency[_table_device(device)]))
+        if budget_ms < fastest:
+            raise DomainError(
+                f"no subnet of {space_name} meets {budget_ms} ms on {device.name}: the fastest "
+                f"runs in {fastest:.4g} ms (bundled measurements)"
+            )
+        return []
+    from supernets import space_from_config
+
+    space = space_from_config(space_name, supernet.space_config)
+    smallest = space.min_arch() if hasattr(space, "min_arch") else None
+    if smallest is not None:
+        measured = session.scalar(
+            select(func.min(LatencyMeasurement.latency_ms)).where(
+                LatencyMeasurement.device_id == device.id,
+                LatencyMeasurement.space_name == space_name,
+                LatencyMeasurement.arch_hash == space.arch_hash(smallest),
+            )
+        )
+        if measured is not None and budget_ms < measured:
+            raise DomainError(
+                f"no subnet of {space_name} meets {budget_ms} ms on {device.name}: its smallest "
+                f"subnet measured {measured:.4g} ms there"
+            )
+    from nas.latency import BatchLatency
+
+    model = BatchLatency(latency_source(session, supernet, device), space, device.name)
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(_FASTEST_SAMPLE)]
+    archs += [smallest] if smallest is not None else []
+    fastest = float(np.min(model.predict_archs(archs)))
+    if budget_ms < fastest:
+        return [
+            f"{budget_ms} ms is below the fastest predicted latency of {space_name} on "
+            f"{device.name} ({fastest:.4g} ms); the search will measure what it can, but may "
+            "find nothing within the budget"
+        ]
+    return []

@@ -1,0 +1,102 @@
+"""Choose a stored subnet (by arch, trial or best-under-budget) and export it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.domain import subnets, supernet_records
+from service.domain.errors import DomainError
+from service.orchestration.evaluation import load_trained
+from service.runtime import Runtime
+
+__all__ = ["choose_subnet", "export_subnet"]
+
+
+def export_subnet(
+    rt: Runtime,
+    name: str,
+    arch: Any,
+    out_dir: Path,
+    *,
+    formats: Sequence[str] = ("state_dict", "torchscript", "onnx"),
+    n_bn_images: int = 2000,
+    provenance: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """Export ``arch`` of supernet ``name`` (BN recalibrated on its training data)
+    and write ``hwnas-export.json`` describing where it came from."""
+    from supernets.export import export_subnet as _export
+
+    # The ONNX exporter warns about every torchvision operator it cannot
+    # register; torchvision is not a dependency, so that is noise.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+
+    with rt.session() as s:
+        row = supernet_records.get_supernet(s, name)
+        space, net, dataset = load_trained(row)
+    arch = space.validate(arch)
+    paths = _export(net, arch, out_dir, dataset=dataset, n_calibration=n_bn_images, formats=formats)
+    manifest = {
+        "supernet": name,
+        "space": space.name,
+        "arch": arch.to_dict(),
+        "input_shape": [1, 3, arch.r, arch.r],
+        "files": {k: str(Path(p).name) for k, p in paths.items()},
+        **(provenance or {}),
+    }
+    (out_dir / "hwnas-export.json").write_text(json.dumps(manifest, indent=2, default=str))
+    return {k: str(p) for k, p in paths.items()}
+
+
+def choose_subnet(
+    session: Session,
+    supernet_name: str,
+    *,
+    arch: Any = None,
+    trial_id: int | None = None,
+    device: str | None = None,
+    budget_ms: float | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Resolve which subnet to export: exactly one of ``arch``, ``trial_id``, or
+    ``device`` + ``budget_ms`` (the best stored subnet under the budget).
+    Returns the arch config and where it came from."""
+    from service.domain import devices
+    from service.domain.errors import NotFoundError
+
+    if sum(x is not None for x in (arch, trial_id, budget_ms)) != 1:
+        raise DomainError(
+            "give exactly one of an arch, a trial id, or a device with a latency budget"
+        )
+    row = supernet_records.get_supernet(session, supernet_name)
+    if budget_ms is not None:
+        if device is None:
+            raise DomainError("a latency budget needs a device")
+        found, closest = subnets.best_under_budget(
+            session, row, devices.get_device(session, device), budget_ms
+        )
+        if found is None:
+            fastest = (
+                f"; the fastest evaluated runs in {closest[0].latency_ms:.3f} ms" if closest else ""
+            )
+            raise NotFoundError(
+                f"no evaluated subnet of {supernet_name} meets {budget_ms} ms on {device}{fastest}"
+            )
+        return found.arch, {
+            "selected_by": {"device": device, "budget_ms": budget_ms},
+            **found.to_dict(),
+        }
+    if trial_id is not None:
+        trial = subnets.get_trial(session, trial_id)
+        if trial.supernet_id != row.id:
+            raise DomainError(f"trial {trial_id} does not belong to supernet {supernet_name}")
+        return trial.arch, {
+            "trial_id": trial.id,
+            "accuracy": trial.accuracy,
+            "accuracy_source": trial.accuracy_source,
+        }
+    return arch, {}

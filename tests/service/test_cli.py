@@ -1,0 +1,118 @@
+"""The command line as users meet it: hints that work as written, --json anywhere
+(errors included), --version, config show, warnings, tables, unreachable databases."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from service.cli import app
+
+runner = CliRunner()
+SERVICE = Path(__file__).resolve().parents[2] / "service"
+HINT = re.compile(r"`(hwnas [^`]+)`")
+
+
+def _hints() -> list[str]:
+    """Every backticked ``hwnas ...`` command in the service's messages and docs,
+    with f-string placeholders filled by a sample value."""
+    found: set[str] = set()
+    for path in SERVICE.rglob("*.py"):
+        for raw in HINT.findall(path.read_text()):
+            found.add(re.sub(r"\{[^}]*\}", "x", raw).replace("...", "").strip())
+    return sorted(found)
+
+
+def test_there_are_hints_to_check() -> None:
+    assert len(_hints()) >= 10
+
+
+@pytest.mark.parametrize("hint", _hints())
+def test_every_hint_names_a_command_that_parses(hint: str) -> None:
+    args = shlex.split(hint)[1:]
+    # With --help appended, click resolves the whole command path and rejects any
+    # unknown option before the help is printed, without running anything.
+    result = runner.invoke(app, [*args, "--help"])
+    assert result.exit_code == 0, f"`{hint}` does not parse: {result.output}"
+
+
+def test_json_is_accepted_anywhere_and_errors_are_json(tmp_path: Path) -> None:
+    home = ["--home", str(tmp_path)]
+    before = runner.invoke(app, [*home, "--json", "device", "list"])
+    after = runner.invoke(app, [*home, "device", "list", "--json"])
+    assert before.exit_code == after.exit_code == 0
+    assert json.loads(before.stdout) == json.loads(after.stdout) == []
+    missing = runner.invoke(app, [*home, "device", "show", "nope", "--json"])
+    assert missing.exit_code == 1
+    assert json.loads(missing.stdout) == {
+        "error": {
+            "type": "not_found",
+            "message": "device 'nope' does not exist; `hwnas device list` shows the known ones",
+        }
+    }
+
+
+def test_did_you_mean_for_a_near_miss(tmp_path: Path) -> None:
+    home = ["--home", str(tmp_path)]
+    assert runner.invoke(app, [*home, "device", "add", "pixel-phone"]).exit_code == 0
+    result = runner.invoke(app, [*home, "device", "show", "pixel-phnoe"])
+    assert result.exit_code == 1
+    assert "did you mean 'pixel-phone'?" in result.stderr
+
+
+def test_tables_for_people(tmp_path: Path) -> None:
+    home = ["--home", str(tmp_path)]
+    runner.invoke(app, [*home, "device", "add", "phone", "-d", "my phone"])
+    out = runner.invoke(app, [*home, "device", "list"]).stdout
+    header = next(line for line in out.splitlines() if "device" in line and "kind" in line)
+    assert "description" in header
+    assert "phone" in out and "my phone" in out
+
+
+def test_version_and_completion() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("hwnas ")
+    assert "--install-completion" in runner.invoke(app, ["--help"]).stdout
+
+
+def test_config_show_says_where_each_setting_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config.toml").write_text("worker_lease_s = 90\n")
+    monkeypatch.setenv("HWNAS_API_PORT", "9000")
+    result = runner.invoke(app, ["--home", str(tmp_path), "config", "show", "--json"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["home"]["source"] == "flag"
+    assert shown["api_port"] == {"value": 9000, "source": "env HWNAS_API_PORT"}
+    assert shown["worker_lease_s"] == {
+        "value": 90.0,
+        "source": f"file {tmp_path / 'config.toml'}",
+    }
+    assert shown["job_max_attempts"]["source"] == "default"
+
+
+def test_unknown_hwnas_variables_are_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HWNAS_DATABSE_URL", "sqlite://")  # a typo
+    monkeypatch.setenv("HWNAS_TEST_SOMETHING", "1")  # the test suite's own
+    result = runner.invoke(app, ["--home", str(tmp_path), "device", "list"])
+    assert result.exit_code == 0
+    assert "HWNAS_DATABSE_URL is set but hwnas has no such setting" in result.stderr
+    assert "HWNAS_TEST_SOMETHING" not in result.stderr
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://nobody:secret@127.0.0.1:1/none?connect_timeout=2"
+    result = runner.invoke(app, ["--database-url", url, "device", "list"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot use the database")
+    assert "secret" not in result.stderr
+    assert "Traceback" not in result.output

@@ -1,0 +1,178 @@
+"""The service's best-under-budget and Pareto answers are nas's rule, applied to
+the stored trials: proven equal to :mod:`nas.pareto`'s reference on random
+trial sets (stored measurements override predictions, latest evaluation wins)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nas.pareto import best_under_budget as reference_best
+from nas.pareto import pareto_front as reference_front
+from service.domain import devices, subnets, supernet_records
+from service.runtime import Runtime
+from service.settings import load_settings
+
+ARCHS = [f"a{i}" for i in range(6)]
+
+
+@dataclass(frozen=True)
+class StoredTrial:
+    arch: str
+    accuracy: float
+    #: Latency stored on the trial for the queried device (None: none).
+    own_ms: float | None
+    #: True: the trial was run for the queried device (its main latency);
+    #: False: the queried device is an extra device (the ``latencies`` column).
+    on_device: bool
+    source: str
+
+
+trial_st = st.builds(
+    StoredTrial,
+    arch=st.sampled_from(ARCHS),
+    # Few distinct values, so that ties in accuracy and latency happen often.
+    accuracy=st.sampled_from([50.0, 60.0, 60.0, 70.0, 80.0]),
+    own_ms=st.one_of(st.none(), st.sampled_from([1.0, 2.0, 2.0, 3.0, 5.0])),
+    on_device=st.booleans(),
+    source=st.sampled_from(["measured", "predicted"]),
+)
+measurement_st = st.tuples(st.sampled_from(ARCHS), st.sampled_from([0.5, 1.5, 2.5, 4.0]))
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    db = Path(tmp_path_factory.mktemp("queries")) / "hwnas.db"
+    with Runtime.open(load_settings(database_url=f"sqlite:///{db}")) as handle:
+        yield handle
+
+
+_names = itertools.count()
+
+
+def _expected_records(
+    trials: list[StoredTrial], measurements: list[tuple[str, float]]
+) -> list[dict[str, Any]]:
+    """The documented candidate rules, written out independently of the service:
+    per architecture, its latest trial's accuracy; its latency is the smallest
+    stored measurement if any, else the latest trial's own latency."""
+    measured: dict[str, float] = {}
+    for arch, ms in measurements:
+        measured[arch] = min(ms, measured.get(arch, math.inf))
+    latest: dict[str, tuple[int, StoredTrial]] = {}
+    for i, t in enumerate(trials):
+        if t.own_ms is not None or t.arch in measured:
+            latest[t.arch] = (i, t)
+    records = []
+    for arch, (i, t) in sorted(latest.items(), key=lambda kv: kv[1][0]):
+        if arch in measured:
+            ms, is_measured = measured[arch], True
+        else:
+            assert t.own_ms is not None
+            ms, is_measured = t.own_ms, t.source == "measured"
+        records.append(
+            {
+                "arch": arch,
+                "trial_number": i,
+                "accuracy": t.accuracy,
+                "latency_ms": {"dev": ms},
+                "latency_measured": {"dev": is_measured},
+            }
+        )
+    return records
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    trials=st.lists(trial_st, min_size=0, max_size=10),
+    measurements=st.lists(measurement_st, max_size=4),
+    budget=st.sampled_from([0.4, 1.0, 1.5, 2.0, 2.5, 3.0, 10.0]),
+)
+def test_service_answers_equal_nas_reference(
+    rt: Runtime,
+    trials: list[StoredTrial],
+    measurements: list[tuple[str, float]],
+    budget: float,
+) -> None:
+    n = next(_names)
+    with rt.session() as s:
+        sn = supernet_records.register_supernet(
+            s, f"sn{n}", space_name="nb201", space_config={}, status="ready"
+        )
+        dev = devices.create_device(s, f"dev{n}", kind="remote")
+        other = devices.create_device(s, f"other{n}", kind="remote")
+        arch_of: dict[int, str] = {}
+        for t in trials:
+            latency = None if t.own_ms is None else float(t.own_ms)
+            row = subnets.record_trial(
+                s,
+                subnets.TrialIn(
+                    space_name="nb201",
+                    arch={"name": t.arch},
+                    arch_hash=t.arch,
+                    accuracy=t.accuracy,
+                    supernet_id=sn.id,
+                    # On the device: its main latency; else an extra device's entry.
+                    device_id=dev.id if t.on_device else other.id,
+                    latency_ms=latency if t.on_device else 9.9,
+                    latency_source=(t.source if t.on_device and latency else "predicted"),
+                    latencies=(
+                        {}
+                        if t.on_device or latency is None
+                        else {dev.name: {"ms": latency, "source": t.source}}
+                    ),
+                ),
+            )
+            arch_of[row.id] = t.arch
+        devices.add_measurements(
+            s,
+            dev,
+            [
+                devices.MeasurementIn(
+                    space_name="nb201",
+                    arch={"name": arch},
+                    arch_hash=arch,
+                    latency_ms=ms,
+                    method="test",
+                )
+                for arch, ms in measurements
+            ],
+        )
+        found, closest = subnets.best_under_budget(s, sn, dev, budget)
+        front = subnets.pareto_front(s, sn, dev)
+
+    expected = _expected_records(trials, measurements)
+    want = reference_best(
+        [{**r, "latency_ms": {dev.name: r["latency_ms"]["dev"]},
+          "latency_measured": {dev.name: r["latency_measured"]["dev"]}} for r in expected],
+        dev.name,
+        budget,
+    )  # fmt: skip
+    if want.best is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert found.arch_hash == want.best["arch"]
+        assert found.accuracy == want.best["accuracy"]
+        assert found.latency_ms == want.best["latency_ms"][dev.name]
+        assert (found.latency_source == "measured") == want.best["latency_measured"][dev.name]
+    assert [c.arch_hash for c in closest] == [r["arch"] for r in want.closest]
+
+    want_front = reference_front(
+        [{**r, "latency_ms": {dev.name: r["latency_ms"]["dev"]}} for r in expected], dev.name
+    )
+    assert [(c.arch_hash, c.latency_ms) for c in front] == [
+        (r["arch"], r["latency_ms"][dev.name]) for r in want_front
+    ]
