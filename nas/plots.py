@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -88,7 +88,7 @@ def plot_pareto(
     and the ``chosen`` evaluation (an index) marked."""
     lat, acc = _pairs(latency_ms, accuracy, ("latency_ms", "accuracy"))
     _check_percent(acc)
-    records = [
+    records: list[dict[str, Any]] = [
         {"i": i, "accuracy": float(a), "latency_ms": {_DEVICE: float(la)}}
         for i, (la, a) in enumerate(zip(lat, acc, strict=True))
     ]

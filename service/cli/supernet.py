@@ -201,7 +201,7 @@ def eval_cmd(
             ctx,
             results,
             [
-                f"trial {r['trial_id']:>6}  accuracy {r['accuracy']:.4f}  r={r['resolution']}"
+                f"trial {r['trial_id']:>6}  accuracy {r['accuracy']:6.2f}%  r={r['resolution']}"
                 for r in results
             ],
         )
