@@ -21,12 +21,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from supernets.launch import TrainRequest
 from supernets.pretrained import PRETRAINED_SUPERNETS
 from supernets.train import CHECKPOINT_FORMAT, read_manifest
 
@@ -34,17 +36,20 @@ __all__ = ["RECIPES", "main", "shrink_checkpoint"]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "pretrained"
 
-#: The recorded training command of each shipped supernet (``--out`` is added).
-#: One thread: on a shared 2-core machine it took 35-50 min under load.
-RECIPES: dict[str, list[str]] = {
-    "ofa-mbv3-tiny-digits-hard": [
-        "--space", "ofa-mbv3-tiny",
-        "--dataset", "digits-hard",
-        "--schedule", "deps",
-        "--epochs", "12",
-        "--threads", "1",
-    ],
-}  # fmt: skip
+#: The recorded training request of each shipped supernet: run as
+#: ``python -m supernets.launch <request.to_argv(run_dir)>`` (what ``hwnas
+#: supernet train`` and ``hwnas quickstart --train`` run too). One thread:
+#: the shared 2-core machine it was built on ran other jobs meanwhile.
+RECIPES: dict[str, TrainRequest] = {
+    "ofa-mbv3-tiny-digits-hard": TrainRequest(
+        space="ofa-mbv3-tiny",
+        dataset="digits-hard",
+        schedule="deps",
+        epochs=10,
+        lr=0.05,
+        threads=1,
+    ),
+}
 
 
 def shrink_checkpoint(src: Path, dst: Path, build: dict[str, Any]) -> Path:
@@ -71,14 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for name in args.name:
         run_dir = args.workdir / name
-        command = [sys.executable, "-m", "supernets.launch", *RECIPES[name], "--out", str(run_dir)]
+        request = RECIPES[name]
+        command = [sys.executable, "-m", "supernets.launch", *request.to_argv(run_dir)]
         print("$ " + shlex.join(command[1:]), flush=True)
         start = time.perf_counter()
         subprocess.run(command, check=True)
         manifest = read_manifest(run_dir)
         build = {
-            "command": shlex.join(["python", *command[2:-2]]),
-            "recipe": RECIPES[name],
+            "command": shlex.join(["python", *command[1:]]),
+            "request": asdict(request),
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "seconds_this_call": round(time.perf_counter() - start, 1),
             "phases": manifest["phases"],

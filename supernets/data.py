@@ -6,8 +6,8 @@ A dataset is named by a :class:`DatasetSpec` (or its string form):
   10 classes): easy, every subnet scores 96-100 %;
 * ``digits-hard`` -- the same digits rendered into 48x48 RGB scenes with
   random affine transforms, tinted backgrounds, distractor fragments,
-  strokes and noise (:mod:`supernets.synthetic`): 1,437 source digits x 4 =
-  5,748 training images, 360 unseen source digits x 6 = 2,160 holdout
+  strokes and noise (:mod:`supernets.synthetic`): 1,437 source digits x 3 =
+  4,311 training images, 360 unseen source digits x 6 = 2,160 holdout
   images (with the default 0.2 holdout fraction). Train and holdout come
   from disjoint source digits. The task of the shipped supernet: its
   subnets differ measurably on it;
@@ -29,6 +29,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -201,8 +202,17 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
 
 
 def _hard_digits(spec: DatasetSpec) -> ImageDataset:
+    return _hard_digits_cached(spec.holdout_fraction, spec.seed)
+
+
+# Rendering takes seconds; a process that loads the split again (the service
+# evaluates, searches and exports in turn) gets the same tensors back. They are
+# never modified in place by the library (batches are indexed copies).
+@lru_cache(maxsize=2)
+def _hard_digits_cached(holdout_fraction: float, seed: int) -> ImageDataset:
     from supernets.synthetic import HardDigitsConfig, render_digits, split_sources
 
+    spec = DatasetSpec(kind="digits-hard", holdout_fraction=holdout_fraction, seed=seed)
     sources, labels, names = _load_digits()
     cfg = HardDigitsConfig()
     train_src, hold_src = split_sources(labels, spec.holdout_fraction, spec.seed)

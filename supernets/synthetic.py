@@ -35,22 +35,22 @@ class HardDigitsConfig:
     #: Side of the rendered square image (the tiny space's largest resolution).
     size: int = 48
     #: Rendered images per source digit, per split.
-    train_copies: int = 4
+    train_copies: int = 3
     holdout_copies: int = 6
     #: Digit height as a fraction of the image side (uniform in this range).
-    scale: tuple[float, float] = (0.4, 0.6)
+    scale: tuple[float, float] = (0.45, 0.7)
     #: Rotation range (degrees, symmetric) and shear range (symmetric).
-    rotation_deg: float = 15.0
-    shear: float = 0.15
+    rotation_deg: float = 12.0
+    shear: float = 0.1
     #: Distractor fragments per image (uniform integer range, inclusive).
     distractors: tuple[int, int] = (0, 1)
     #: Random straight strokes per image (uniform integer range, inclusive).
-    strokes: tuple[int, int] = (0, 2)
+    strokes: tuple[int, int] = (0, 1)
     #: Standard deviation of the additive pixel noise (uniform in this range).
-    noise: tuple[float, float] = (0.02, 0.1)
+    noise: tuple[float, float] = (0.02, 0.06)
     #: Per-channel ranges of the background and the ink colour (0..1).
-    background: tuple[float, float] = (0.0, 0.4)
-    ink: tuple[float, float] = (0.6, 1.0)
+    background: tuple[float, float] = (0.0, 0.2)
+    ink: tuple[float, float] = (0.8, 1.0)
 
     def __post_init__(self) -> None:
         if self.size < 16:
@@ -163,7 +163,7 @@ def render_digits(
         other = torch.from_numpy(rng.integers(0, n_src, n))
         g = _affine_grids(rng, n, cfg, (cfg.scale[0] * 0.6, cfg.scale[1] * 0.8))
         frag = F.grid_sample(src[other], g, align_corners=False)
-        strength = torch.from_numpy(rng.uniform(0.25, 0.6, n)).float().view(n, 1, 1, 1)
+        strength = torch.from_numpy(rng.uniform(0.2, 0.4, n)).float().view(n, 1, 1, 1)
         clutter = torch.maximum(clutter, frag * strength * active)
     clutter = torch.maximum(clutter, _strokes(rng, n, cfg))
     ink = torch.maximum(digit, clutter).clamp(0, 1)

@@ -111,16 +111,34 @@ def test_migration_converts_by_provenance_and_back(db_url: str) -> None:
 def test_a_stored_accuracy_must_be_percent_and_is_stamped(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"percentage in \[0, 100\]"):
         subnets.TrialIn(space_name="nb201", arch={}, arch_hash="x", accuracy=150.0)
+    with Runtime.open(load_settings(home=tmp_path / "h")) as rt, rt.session() as s:
+        row = supernet_records.register_supernet(
+            s, "t", space_name="ofa-mbv3-tiny", space_config={}
+        )
+        trial = subnets.record_trial(
+            s,
+            subnets.TrialIn(
+                space_name="ofa-mbv3-tiny", arch={}, arch_hash="a", accuracy=42.0,
+                supernet_id=row.id, details={"purpose": "x"},
+            ),
+        )  # fmt: skip
+        assert trial.details == {"purpose": "x", "accuracy_unit": "percent"}
+
+
+@pytest.mark.slow
+def test_the_shipped_supernet_is_registered_once_with_percent_metrics(tmp_path: Path) -> None:
+    from service.orchestration.quickstart import SHIPPED
+    from service.orchestration.training import register_pretrained
+    from supernets.pretrained import pretrained_supernet_path
+
     with Runtime.open(load_settings(home=tmp_path / "h")) as rt:
-        with rt.session() as s:
-            row = supernet_records.register_supernet(
-                s, "t", space_name="ofa-mbv3-tiny", space_config={}
-            )
-            trial = subnets.record_trial(
-                s,
-                subnets.TrialIn(
-                    space_name="ofa-mbv3-tiny", arch={}, arch_hash="a", accuracy=42.0,
-                    supernet_id=row.id, details={"purpose": "x"},
-                ),
-            )  # fmt: skip
-            assert trial.details == {"purpose": "x", "accuracy_unit": "percent"}
+        row = register_pretrained(rt, "shipped", SHIPPED)
+        again = register_pretrained(rt, "shipped", SHIPPED)
+        assert again.id == row.id and row.status == "ready"
+        assert row.checkpoint_path == str(pretrained_supernet_path(SHIPPED).resolve())
+        assert row.dataset["kind"] == "digits-hard"
+        assert row.metrics["accuracy_unit"] == "percent"
+        for phase in row.metrics["phases"]:
+            for key, value in phase.items():
+                if key.startswith("accuracy_"):
+                    assert 1.0 < value <= 100.0  # percent, and above chance's 10 % scale
