@@ -45,7 +45,7 @@ RECIPES: dict[str, TrainRequest] = {
         space="ofa-mbv3-tiny",
         dataset="digits-hard",
         schedule="deps",
-        epochs=10,
+        epochs=24,
         lr=0.05,
         threads=1,
     ),
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "seconds_this_call": round(time.perf_counter() - start, 1),
             "phases": manifest["phases"],
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),  # a plain str: weights_only loads it
             "description": PRETRAINED_SUPERNETS[name],
         }
         final = run_dir / str(manifest["final_checkpoint"])
