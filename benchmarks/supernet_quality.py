@@ -78,8 +78,9 @@ def subnets(space: OFAMobileNetV3Space) -> dict[str, OFAArch]:
 
 
 def _std_err_points(acc: float, n: int) -> float:
-    """Binomial standard error of an accuracy measured on ``n`` images, in points."""
-    return 100 * math.sqrt(max(acc * (1 - acc), 1e-12) / n)
+    """Binomial standard error of an accuracy (percent) measured on ``n`` images, in points."""
+    p = acc / 100.0
+    return 100 * math.sqrt(max(p * (1 - p), 1e-12) / n)
 
 
 def _setup(args: argparse.Namespace) -> tuple[OFAMobileNetV3Space, ImageDataset, TrainConfig]:
@@ -119,7 +120,7 @@ def supernet_job(name: str, args: argparse.Namespace, workdir: Path) -> dict[str
     for label, arch in subnets(space).items():
         ev = evaluate_subnet(net, arch, dataset, seed=args.seed)
         entry["accuracy"][label] = ev.accuracy
-        print(f"[{name}] {label}: inherited accuracy {100 * ev.accuracy:.2f}%", flush=True)
+        print(f"[{name}] {label}: inherited accuracy {ev.accuracy:.2f}%", flush=True)
     return entry
 
 
@@ -139,7 +140,7 @@ def scratch_job(label: str, args: argparse.Namespace) -> dict[str, Any]:
     raw = evaluate_accuracy(subnet, dataset.holdout_x, dataset.holdout_y, arch.r)
     recalibrate_bn(subnet, calibration_images(dataset, arch.r, seed=args.seed))
     acc = evaluate_accuracy(subnet, dataset.holdout_x, dataset.holdout_y, arch.r)
-    print(f"[scratch] {label}: accuracy {100 * acc:.2f}% in {seconds:.0f}s", flush=True)
+    print(f"[scratch] {label}: accuracy {acc:.2f}% in {seconds:.0f}s", flush=True)
     return {
         "accuracy": acc,
         "accuracy_without_recalibration": raw,
@@ -188,7 +189,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     n_hold = dataset.n_holdout
     for entry in result["schedules"].values():
         entry["gap_points"] = {
-            label: round(100 * (entry["accuracy"][label] - result["scratch"][label]["accuracy"]), 2)
+            label: round(entry["accuracy"][label] - result["scratch"][label]["accuracy"], 2)
             for label in archs
         }
         entry["within_1_point"] = all(g >= -1.0 for g in entry["gap_points"].values())
@@ -237,13 +238,11 @@ def markdown(result: dict[str, Any]) -> str:
         a = result["subnets"][label]
         desc = f"k{a['ks'][0]} e{a['e'][0]} d{a['d'][0]} r{a['r']}"
         cells = [
-            f"{100 * e['accuracy'][label]:.2f}% ({e['gap_points'][label]:+.2f})"
+            f"{e['accuracy'][label]:.2f}% ({e['gap_points'][label]:+.2f})"
             for e in result["schedules"].values()
         ]
         lines.append(
-            f"| {label} | {desc} | {100 * scratch[label]['accuracy']:.2f}% | "
-            + " | ".join(cells)
-            + " |"
+            f"| {label} | {desc} | {scratch[label]['accuracy']:.2f}% | " + " | ".join(cells) + " |"
         )
     se = ", ".join(f"{k} ±{v}" for k, v in result["holdout_std_err_points"].items())
     lines += [
@@ -333,7 +332,7 @@ def trajectory_markdown(data: dict[str, Any]) -> str:
             acc = row["accuracy"]
             lines.append(
                 f"| {SCHEDULES[name]} | {row['phase']} | "
-                + " | ".join(f"{100 * acc[k]:.2f}%" for k in ("smallest", "middle", "largest"))
+                + " | ".join(f"{acc[k]:.2f}%" for k in ("smallest", "middle", "largest"))
                 + " |"
             )
     return "\n".join(lines) + "\n"

@@ -38,6 +38,13 @@ def _configure(**kwargs: Any) -> None:
     )
 
 
+def _pragma(connection: Connection, sql: str) -> None:
+    """Run ``sql`` on the driver connection, outside any transaction."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute(sql)
+
+
 def _run(connection: Connection) -> None:
     _configure(connection=connection)
     with context.begin_transaction():
@@ -55,8 +62,24 @@ else:
         engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
     try:
         with engine.connect() as connection:
-            _run(connection)
-            connection.commit()
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # Batch mode rebuilds a table by copy, drop and rename; with
+                # foreign keys enforced, dropping ``supernets`` would cascade
+                # and delete every trial. The pragma is ignored inside a
+                # transaction, so it goes to the driver before ours begins.
+                _pragma(connection, "PRAGMA foreign_keys=OFF")
+            try:
+                _run(connection)
+                connection.commit()
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    connection.commit()
+                    if broken:
+                        raise RuntimeError(f"migration left dangling foreign keys: {broken[:5]}")
+            finally:
+                if sqlite:
+                    _pragma(connection, "PRAGMA foreign_keys=ON")
     finally:
         if owned:
             engine.dispose()

@@ -166,4 +166,4 @@ class SupernetEvaluator:
             batch_size=self.batch_size,
             seed=self.seed,
         )
-        return 100.0 * float(self.last.accuracy)
+        return float(self.last.accuracy)  # already percent, as every accuracy in hwnas

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         export_onnx,
         export_subnet,
         export_torchscript,
+        load_preprocessing,
         load_subnet,
         save_subnet,
     )
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
         extract_subnet,
     )
     from supernets.ofa_import import import_ofa, save_imported
+    from supernets.preprocessing import Preprocessing
     from supernets.schedules import (
         Phase,
         available_schedules,
@@ -77,6 +79,7 @@ _LAZY: dict[str, str] = {
     "export_onnx": "supernets.export",
     "export_subnet": "supernets.export",
     "export_torchscript": "supernets.export",
+    "load_preprocessing": "supernets.export",
     "load_subnet": "supernets.export",
     "save_subnet": "supernets.export",
     "MobileNetV3Subnet": "supernets.networks",
@@ -86,6 +89,7 @@ _LAZY: dict[str, str] = {
     "extract_subnet": "supernets.networks",
     "import_ofa": "supernets.ofa_import",
     "save_imported": "supernets.ofa_import",
+    "Preprocessing": "supernets.preprocessing",
     "Phase": "supernets.schedules",
     "available_schedules": "supernets.schedules",
     "deps_schedule": "supernets.schedules",
@@ -124,6 +128,7 @@ __all__ = [
     "OFAMobileNetV3",
     "OFAMobileNetV3Space",
     "Phase",
+    "Preprocessing",
     "ProgressEvent",
     "SearchSpace",
     "SubnetEvaluation",
@@ -144,6 +149,7 @@ __all__ = [
     "get_space",
     "import_ofa",
     "load_dataset",
+    "load_preprocessing",
     "load_subnet",
     "load_supernet",
     "progressive_shrinking",

@@ -7,6 +7,10 @@ subnet's resolution (OFA: 2,000 images, batch 200, per-batch means and
 variances averaged equally -- which is what BatchNorm's ``momentum=None``
 cumulative average does). Accuracy is then measured on the holdout split,
 which neither training nor recalibration ever sees.
+
+Accuracy is in percent (0-100) everywhere in hwnas -- here, in the search
+loop, the predictors' training data, the database, the CLI and the API -- so
+that numbers from different sources can be compared and stored side by side.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ def evaluate_accuracy(
     resolution: int,
     batch_size: int = 256,
 ) -> float:
-    """Top-1 accuracy (a fraction in [0, 1]) of ``model`` in eval mode."""
+    """Top-1 accuracy of ``model`` in eval mode, in percent (0-100)."""
     if y.shape[0] == 0:
         raise ValueError("accuracy needs at least one image")
     device = _device_of(model)
@@ -79,7 +83,7 @@ def evaluate_accuracy(
     correct = 0
     for xb, yb in iterate_batches(x, y, batch_size, resolution):
         correct += int((model(xb.to(device)).argmax(dim=1).cpu() == yb).sum())
-    return correct / int(y.shape[0])
+    return 100.0 * correct / int(y.shape[0])
 
 
 def calibration_images(
@@ -102,6 +106,7 @@ class SubnetEvaluation:
     """One real measurement of a subnet's accuracy (holdout, after BN recalibration)."""
 
     arch: OFAArch
+    #: Holdout top-1 accuracy in percent (0-100).
     accuracy: float
     n_holdout: int
     n_calibration: int
@@ -144,8 +149,9 @@ def evaluate_subnet(
     batch_size: int = 200,
     seed: int = 0,
 ) -> SubnetEvaluation:
-    """Holdout accuracy of subnet ``arch`` with inherited weights, after BN
-    recalibration on ``n_calibration`` training images (see :func:`calibrated_subnet`)."""
+    """Holdout accuracy (percent, 0-100) of subnet ``arch`` with inherited
+    weights, after BN recalibration on ``n_calibration`` training images (see
+    :func:`calibrated_subnet`)."""
     arch = supernet.space.validate(arch)
     subnet = calibrated_subnet(
         supernet, arch, dataset, n_calibration=n_calibration, batch_size=batch_size, seed=seed

@@ -1,10 +1,13 @@
 """Saving and exporting static subnets.
 
 A subnet directory holds ``config.json`` (the :class:`MobileNetV3Subnet`
-config: block shapes, resolution, provenance) and ``weights.pt`` (its
-state_dict); :func:`load_subnet` rebuilds the network from those two files
-alone, without the supernet. TorchScript and ONNX files are written next to
-them by :func:`export_subnet`.
+config: block shapes, resolution, provenance -- and ``preprocessing``, the
+input contract of :class:`~supernets.preprocessing.Preprocessing`) and
+``weights.pt`` (its state_dict); :func:`load_subnet` rebuilds the network
+from those two files alone, without the supernet. TorchScript and ONNX files
+are written next to them by :func:`export_subnet`; the ONNX model carries the
+same preprocessing in its ``metadata_props``, so a runtime that has only the
+``.onnx`` file still knows how to feed it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from supernets.data import ImageDataset
 from supernets.evaluate import DEFAULT_CALIBRATION_IMAGES, calibrated_subnet
 from supernets.networks import MobileNetV3Subnet, OFAMobileNetV3, extract_subnet
+from supernets.preprocessing import Preprocessing
 from supernets.spaces import OFAArch
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "export_onnx",
     "export_subnet",
     "export_torchscript",
+    "load_preprocessing",
     "load_subnet",
     "save_subnet",
 ]
@@ -39,14 +44,47 @@ TORCHSCRIPT_FILE = "subnet.torchscript.pt"
 ONNX_FILE = "subnet.onnx"
 
 
-def save_subnet(subnet: MobileNetV3Subnet, directory: str | os.PathLike[str]) -> Path:
-    """Write ``config.json`` + ``weights.pt`` into ``directory``; returns the directory."""
+def _default_preprocessing(subnet: MobileNetV3Subnet) -> Preprocessing:
+    """What is known without the dataset: size and layout, not the normalisation."""
+    return Preprocessing(input_size=subnet.resolution, mean=None, std=None)
+
+
+def _write_config(
+    subnet: MobileNetV3Subnet, out: Path, preprocessing: Preprocessing | None
+) -> Path:
+    config = {k: v for k, v in subnet.config.items() if k != "preprocessing"}
+    pre = preprocessing or _default_preprocessing(subnet)
+    config["preprocessing"] = pre.to_dict()
+    path = out / CONFIG_FILE
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
+def save_subnet(
+    subnet: MobileNetV3Subnet,
+    directory: str | os.PathLike[str],
+    *,
+    preprocessing: Preprocessing | None = None,
+) -> Path:
+    """Write ``config.json`` (with ``preprocessing``) + ``weights.pt`` into
+    ``directory``; returns the directory."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    (out / CONFIG_FILE).write_text(json.dumps(subnet.config, indent=2) + "\n")
+    _write_config(subnet, out, preprocessing)
     state = {k: v.detach().cpu() for k, v in subnet.state_dict().items()}
     torch.save(state, out / WEIGHTS_FILE)
     return out
+
+
+def load_preprocessing(directory: str | os.PathLike[str]) -> Preprocessing:
+    """The input contract recorded in an export directory's ``config.json``."""
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise ValueError(f"{str(directory)!r} holds no exported subnet (no {CONFIG_FILE})")
+    config = json.loads(path.read_text())
+    if "preprocessing" not in config:
+        raise ValueError(f"{str(path)!r} records no preprocessing (exported by an older hwnas)")
+    return Preprocessing.from_dict(config["preprocessing"])
 
 
 def load_subnet(
@@ -55,6 +93,7 @@ def load_subnet(
     """Rebuild a subnet saved by :func:`save_subnet` (eval mode); no supernet needed."""
     src = Path(directory)
     config = json.loads((src / CONFIG_FILE).read_text())
+    config.pop("preprocessing", None)  # the input contract, not the network
     subnet = MobileNetV3Subnet(config)
     state = torch.load(src / WEIGHTS_FILE, map_location=map_location, weights_only=True)
     subnet.load_state_dict(state, strict=True)
@@ -90,9 +129,12 @@ def export_onnx(
     *,
     opset: int = 18,
     dynamo: bool = True,
+    preprocessing: Preprocessing | None = None,
 ) -> Path:
     """Export to ONNX: input ``input`` of shape ``(batch, 3, r, r)`` with the
     subnet's fixed resolution ``r`` and a dynamic batch size; output ``logits``.
+    ``preprocessing`` (default: size and layout only) goes into the model's
+    ``metadata_props``, one key per field.
 
     ``dynamo=True`` uses the torch.export-based exporter (the default since
     torch 2.9, needs onnxscript); ``dynamo=False`` the legacy TorchScript one.
@@ -128,7 +170,24 @@ def export_onnx(
                 dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
                 opset_version=min(opset, 17),
             )
+    _add_metadata(out, preprocessing or _default_preprocessing(subnet))
     return out
+
+
+def _add_metadata(path: Path, preprocessing: Preprocessing) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    props = preprocessing.metadata_props()
+    kept = [p for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, path)
 
 
 def export_subnet(
@@ -139,14 +198,18 @@ def export_subnet(
     dataset: ImageDataset | None = None,
     n_calibration: int = DEFAULT_CALIBRATION_IMAGES,
     formats: Sequence[str] = EXPORT_FORMATS,
+    preprocessing: Preprocessing | None = None,
 ) -> dict[str, Path]:
     """Extract ``arch`` and write it to ``directory`` in each of ``formats``.
 
     With a ``dataset`` the subnet's BN statistics are recalibrated on
     ``n_calibration`` of its training images first -- do this for any subnet
     that will be deployed; without one the supernet's running statistics are
-    kept as they are. Returns ``{"config": ..., "state_dict": ..., "torchscript":
-    ..., "onnx": ...}`` (the requested ones).
+    kept as they are. The input contract (``preprocessing``; by default the
+    dataset's normalisation and class names, or only size and layout without
+    a dataset) is written to ``config.json`` -- always -- and into the ONNX
+    model. Returns ``{"config": ..., "state_dict": ..., "torchscript": ...,
+    "onnx": ...}`` (the config and the requested formats).
     """
     unknown = sorted(set(formats) - set(EXPORT_FORMATS))
     if unknown:
@@ -156,14 +219,21 @@ def export_subnet(
     else:
         subnet = extract_subnet(supernet, arch).eval()
     subnet = subnet.cpu()
+    if preprocessing is None and dataset is not None:
+        preprocessing = Preprocessing.from_dataset(dataset, subnet.resolution)
+    if preprocessing is not None and preprocessing.input_size != subnet.resolution:
+        raise ValueError(
+            f"preprocessing input_size {preprocessing.input_size} does not match the "
+            f"subnet's resolution {subnet.resolution}"
+        )
     out = Path(directory)
-    paths: dict[str, Path] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {"config": _write_config(subnet, out, preprocessing)}
     if "state_dict" in formats:
-        save_subnet(subnet, out)
-        paths["config"] = out / CONFIG_FILE
+        save_subnet(subnet, out, preprocessing=preprocessing)
         paths["state_dict"] = out / WEIGHTS_FILE
     if "torchscript" in formats:
         paths["torchscript"] = export_torchscript(subnet, out / TORCHSCRIPT_FILE)
     if "onnx" in formats:
-        paths["onnx"] = export_onnx(subnet, out / ONNX_FILE)
+        paths["onnx"] = export_onnx(subnet, out / ONNX_FILE, preprocessing=preprocessing)
     return paths

@@ -39,7 +39,7 @@ class TrainRequest:
     """What to train (everything but where the run directory is)."""
 
     space: str = "ofa-mbv3-tiny"
-    #: ``digits`` | ``folder:PATH`` | ``npz:PATH`` (see :mod:`supernets.data`).
+    #: ``digits`` | ``digits-hard`` | ``folder:PATH`` | ``npz:PATH`` (see :mod:`supernets.data`).
     dataset: str = "digits"
     #: A built-in schedule's name, or a JSON file holding a list of phases.
     schedule: str = "progressive-shrinking"
@@ -156,7 +156,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m supernets.launch", description=(__doc__ or "").split("\n")[0]
     )
     p.add_argument("--space", default=d.space)
-    p.add_argument("--dataset", default=d.dataset, help="digits | folder:PATH | npz:PATH")
+    p.add_argument(
+        "--dataset", default=d.dataset, help="digits | digits-hard | folder:PATH | npz:PATH"
+    )
     p.add_argument(
         "--schedule",
         default=d.schedule,

@@ -7,8 +7,8 @@ output directory is the run's whole state:
 
 * ``manifest.json`` -- space (name + config), dataset spec, class names,
   schedule, training config, and per completed phase its checkpoint file,
-  duration, throughput and (optionally) BN-recalibrated holdout accuracy of
-  the largest and smallest subnet of that phase;
+  duration, throughput and (optionally) BN-recalibrated holdout accuracy
+  (percent) of the largest and smallest subnet of that phase;
 * ``phase-NN-<name>.pt`` -- the supernet after phase NN (self-describing:
   :func:`load_supernet` rebuilds the network from the file alone);
 * ``last.pt`` -- model + optimiser after the last finished epoch of the phase
@@ -487,7 +487,7 @@ def _phase_metrics(run: _Run, index: int, net: OFAMobileNetV3) -> dict[str, Any]
                 ev = evaluate_subnet(
                     net, arch, run.dataset, n_calibration=run.config.eval_calibration_images
                 )
-                measured[arch] = round(ev.accuracy, 5)
+                measured[arch] = round(ev.accuracy, 3)  # percent
             out[f"accuracy_{which}_r{r}"] = measured[arch]
     return out
 

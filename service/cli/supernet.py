@@ -89,7 +89,9 @@ def train_cmd(
     name: str = typer.Argument(..., help="Name to register the trained supernet under."),
     space: str = typer.Option("ofa-mbv3-tiny", "--space", help="ofa-mbv3-tiny or ofa-mbv3."),
     dataset: str = typer.Option(
-        "digits", "--dataset", help="digits | folder:PATH (class per sub-directory) | npz:PATH."
+        "digits",
+        "--dataset",
+        help="digits | digits-hard | folder:PATH (class per sub-directory) | npz:PATH.",
     ),
     schedule: str = typer.Option(
         "progressive-shrinking", "--schedule", help="progressive-shrinking | deps."
@@ -263,7 +265,7 @@ def eval_cmd(
             ctx,
             results,
             [
-                f"trial {r['trial_id']:>6}  accuracy {r['accuracy']:.4f}  r={r['resolution']}"
+                f"trial {r['trial_id']:>6}  accuracy {r['accuracy']:6.2f}%  r={r['resolution']}"
                 for r in results
             ],
         )

@@ -5,6 +5,10 @@ trials whose accuracy was *measured* (a real evaluation). A trial's latency may
 be measured or predicted (by the device's latency model); a measured latency in
 ``latency_measurements`` for the same architecture and device takes precedence,
 and every number in an answer says where it came from.
+
+Accuracy is stored in percent (0-100), whoever wrote it: :class:`TrialIn`
+refuses anything else and :func:`record_trial` stamps each row's details with
+``accuracy_unit: "percent"`` (see migration 0002 for rows older than that).
 """
 
 from __future__ import annotations
@@ -22,7 +26,11 @@ from service.db import SOURCES, Device, LatencyMeasurement, SearchJob, Supernet,
 from service.domain.errors import NotFoundError
 from service.domain.owners import Scope
 
+#: Key in ``Trial.details`` / ``Supernet.metrics`` saying the accuracies are percent.
+ACCURACY_UNIT = "accuracy_unit"
+
 __all__ = [
+    "ACCURACY_UNIT",
     "SubnetAnswer",
     "TrialIn",
     "best_answer",
@@ -66,8 +74,10 @@ class TrialIn:
             raise ValueError(
                 f"latency_source must be one of {list(SOURCES)}, got {self.latency_source!r}"
             )
-        if self.accuracy is not None and not math.isfinite(self.accuracy):
-            raise ValueError(f"accuracy must be finite, got {self.accuracy!r}")
+        if self.accuracy is not None and not (
+            math.isfinite(self.accuracy) and 0.0 <= self.accuracy <= 100.0
+        ):
+            raise ValueError(f"accuracy must be a percentage in [0, 100], got {self.accuracy!r}")
         if self.latency_ms is not None:
             if not math.isfinite(self.latency_ms) or self.latency_ms <= 0:
                 raise ValueError(f"latency_ms must be positive and finite, got {self.latency_ms!r}")
@@ -101,7 +111,9 @@ def record_trial(session: Session, trial: TrialIn) -> Trial:
         macs=trial.macs,
         params=trial.params,
         optuna_trial_number=trial.optuna_trial_number,
-        details=trial.details or {},
+        # Every stored accuracy is percent; the stamp is how migration 0002
+        # tells rows written since from the fractions stored before it.
+        details={**(trial.details or {}), ACCURACY_UNIT: "percent"},
     )
     session.add(row)
     try:

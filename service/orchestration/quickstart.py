@@ -1,37 +1,51 @@
 """The main job, end to end on the embedded database and bundled data.
 
 A list of steps (configuration is data). Each does real work through the same
-service functions the CLI and API use, and reports what it did:
+service functions the CLI and API use, reports what it did, and reuses what an
+earlier run stored (a second run only redoes what is missing):
 
 1. zero-training search on NAS-Bench-201 (bundled tables), scored against the
    table's oracle;
-2. train an ``ofa-mbv3-tiny`` supernet on scikit-learn's digits with the
-   DεpS-style shrinking schedule, and register it;
+2. the supernet: the one shipped with hwnas (``ofa-mbv3-tiny`` trained on
+   ``digits-hard``, see :mod:`supernets.pretrained`) is registered as is; with
+   ``train=True`` the same recipe trains one from scratch instead (progress
+   bar with ETA);
 3. register this machine's CPU as a device: measure the reference subnets for
    real, adapt the meta-learned latency predictor, store it;
-4. search the supernet for the most accurate subnet under a latency budget on
+4. evaluate sampled subnets for real and fit the accuracy predictor on them;
+5. search the supernet for the most accurate subnet under a latency budget on
    this CPU: predictors propose, real evaluations (BN-recalibrated holdout
    accuracy) decide;
-5. answer "best under B ms", measure the chosen subnet's latency for real, and
-   export it (ONNX, TorchScript, config + state_dict).
+6. answer "best under B ms", export that subnet (ONNX, TorchScript, config +
+   state_dict, with its preprocessing), and write the plots (Pareto front
+   with the budget line, best accuracy vs real evaluations, predicted vs
+   measured latency) under ``<home>/plots``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from service.db import SearchJob
 from service.domain import jobs, searches, subnets, supernet_records
 from service.orchestration.benchmarks import register_benchmark
 from service.orchestration.device_latency import check_budget
+from service.orchestration.search import execute_search
 from service.orchestration.worker import Worker
 from service.runtime import Runtime
 
 __all__ = ["QuickstartOptions", "Step", "run_quickstart", "steps"]
 
 Report = Callable[[str], None]
+
+#: The shipped supernet the main job searches (``supernets.pretrained``).
+SHIPPED = "ofa-mbv3-tiny-digits-hard"
 
 
 @dataclass(frozen=True)
@@ -41,28 +55,43 @@ class QuickstartOptions:
 
     nb201_device: str = "pixel3"
     nb201_evaluations: int = 60
-    supernet: str = "quickstart-digits"
-    #: DεpS-style shrinking: on digits it keeps every subnet within a point of
-    #: its from-scratch accuracy, where OFA's schedule loses 13 points on the
-    #: smallest (benchmarks/results/supernet_quality.md).
-    schedule: str = "deps"
-    epochs: int = 20
+    #: Search the shipped supernet (False) or train one from scratch (True).
+    train: bool = False
+    supernet: str = "quickstart-digits-hard"
+    #: Overrides of ``train=True``; None: the shipped supernet's recipe
+    #: (``supernets.build_pretrained.RECIPES``).
+    schedule: str | None = None
+    dataset: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
     max_steps_per_epoch: int | None = None
-    batch_size: int = 64
     latency_extra: int = 10
     latency_repeats: int = 20
-    predictor_samples: int = 20
+    #: Real evaluations the accuracy predictor is fitted on.
+    predictor_samples: int = 40
     search_evaluations: int = 30
     search_batch: int = 6
     bn_images: int = 500
     seed: int = 0
+    #: Progress bars (tqdm, on stderr) for the long steps.
+    bars: bool = True
+
+    def __post_init__(self) -> None:
+        if self.predictor_samples < 10:
+            raise ValueError("predictor_samples must be >= 10 (the predictor's minimum)")
+
+    @property
+    def supernet_name(self) -> str:
+        """A trained-from-scratch supernet never replaces the shipped one's row."""
+        return f"{self.supernet}-trained" if self.train else self.supernet
 
     @classmethod
-    def smoke(cls, seed: int = 0) -> QuickstartOptions:
+    def smoke(cls, seed: int = 0, train: bool = False) -> QuickstartOptions:
         return cls(
-            nb201_evaluations=20, epochs=6, max_steps_per_epoch=2, batch_size=32,
-            latency_extra=3, latency_repeats=3, predictor_samples=10, search_evaluations=8,
-            search_batch=4, bn_images=100, seed=seed,
+            nb201_evaluations=20, train=train, epochs=2 if train else None,
+            max_steps_per_epoch=2 if train else None, latency_extra=3, latency_repeats=3,
+            predictor_samples=10, search_evaluations=8, search_batch=4, bn_images=100,
+            seed=seed,
         )  # fmt: skip
 
 
@@ -72,10 +101,61 @@ class Step:
     run: Callable[[Runtime, QuickstartOptions, dict[str, Any], Report], None]
 
 
-def _run_job(rt: Runtime, spec: dict[str, Any], name: str) -> dict[str, Any]:
+@contextmanager
+def _bar(opts: QuickstartOptions, total: float, desc: str, unit: str = "it") -> Iterator[Any]:
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=total, desc=desc, unit=unit, file=sys.stderr, disable=not opts.bars,
+        dynamic_ncols=True, leave=True,
+    )  # fmt: skip
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _stored_job(rt: Runtime, name: str, spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The result of an earlier succeeded quickstart job with the same spec."""
+    with rt.session() as s:
+        rows = (
+            s.query(SearchJob)
+            .filter(SearchJob.name == name, SearchJob.owner == "quickstart")
+            .filter(SearchJob.state == "succeeded")
+            .order_by(SearchJob.id.desc())
+            .all()
+        )
+        for job in rows:
+            if all(job.spec.get(k) == v for k, v in spec.items()):
+                return {"id": job.id, **(job.result or {}), "reused": True}
+    return None
+
+
+def _run_job(
+    rt: Runtime, opts: QuickstartOptions, spec: dict[str, Any], name: str
+) -> dict[str, Any]:
+    """Run a search job here (or reuse the stored result of the same one),
+    with a bar over its real evaluations."""
+    stored = _stored_job(rt, name, spec)
+    if stored is not None:
+        return stored
     with rt.session() as s:
         job_id = searches.submit_search(s, spec, name=name, check_latency=check_budget).id
-    Worker(rt, worker_id="quickstart").run(exit_when_idle=True)
+    with _bar(opts, spec["n_evaluations"], f"  {name}", "eval") as bar:
+
+        def runner(
+            rt_: Runtime,
+            jid: int,
+            should_stop: Callable[[], bool],
+            on_progress: Callable[[int], None],
+        ) -> dict[str, Any]:
+            def progress(n: int) -> None:
+                on_progress(n)
+                bar.update(n - bar.n)
+
+            return execute_search(rt_, jid, should_stop=should_stop, on_progress=progress)
+
+        Worker(rt, worker_id="quickstart", runner=runner).run(exit_when_idle=True)
     with rt.session() as s:
         job = jobs.get_job(s, job_id)
         if job.state != "succeeded":
@@ -95,29 +175,27 @@ def _nb201_search(
         report(f"registered space nb201 with {len(reg.devices)} measured devices")
     evaluator = TabularEvaluator()
     latency = evaluator.latency(opts.nb201_device).values
-    budget = float(np.percentile(latency, 50))
+    budget = round(float(np.percentile(latency, 50)), 3)
     device = f"nb201-{opts.nb201_device}"
-    result = _run_job(
-        rt,
-        {
-            "supernet": "nb201",
-            "device": device,
-            "latency_budget_ms": round(budget, 3),
-            "n_evaluations": opts.nb201_evaluations,
-            "seed": opts.seed,
-        },
-        "quickstart-nb201",
-    )
+    spec = {
+        "supernet": "nb201",
+        "device": device,
+        "latency_budget_ms": budget,
+        "n_evaluations": opts.nb201_evaluations,
+        "seed": opts.seed,
+    }
+    result = _run_job(rt, opts, spec, "quickstart-nb201")
     _, oracle = evaluator.oracle(opts.nb201_device, budget)
     with rt.session() as s:
         best, _ = subnets.best_under_budget(
             s, supernet_records.get_supernet(s, "nb201"), _device(s, device), budget
         )
     assert best is not None
+    reused = " (stored from an earlier run)" if result.get("reused") else ""
     report(
         f"nb201 on {opts.nb201_device}, budget {budget:.2f} ms (median latency): best after "
         f"{result['n_evaluations']} real evaluations {best.accuracy:.2f}% at "
-        f"{best.latency_ms:.2f} ms (oracle over all 15,625 cells: {oracle:.2f}%)"
+        f"{best.latency_ms:.2f} ms (oracle over all 15,625 cells: {oracle:.2f}%){reused}"
     )
     out["nb201"] = {"budget_ms": budget, "best": best.to_dict(), "oracle_accuracy": oracle}
 
@@ -128,44 +206,102 @@ def _device(session: Any, name: str) -> Any:
     return devices.get_device(session, name)
 
 
-def _train(rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:
+def _supernet_step(
+    rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], report: Report
+) -> None:
     from service.db import Supernet
-    from service.orchestration.training import train_and_register
-    from supernets.launch import TrainRequest
+    from service.orchestration.training import register_pretrained
 
+    name = opts.supernet_name
     with rt.session() as s:
-        row = s.query(Supernet).filter(Supernet.name == opts.supernet).one_or_none()
+        row = s.query(Supernet).filter(Supernet.name == name).one_or_none()
         ready = row is not None and row.status == "ready"
-    if not ready:
-        req = TrainRequest(
-            space="ofa-mbv3-tiny", dataset="digits", schedule=opts.schedule,
-            epochs=opts.epochs, batch_size=opts.batch_size, seed=opts.seed,
-            max_steps_per_epoch=opts.max_steps_per_epoch, eval_images=opts.bn_images,
-        )  # fmt: skip
-        train_and_register(rt, opts.supernet, req, progress=_phase_reporter(report))
+    if opts.train and not ready:
+        _train_from_scratch(rt, opts, report)
+        how = "trained from scratch"
+    elif opts.train:
+        how = "trained by an earlier run"
+    else:
+        register_pretrained(rt, name, SHIPPED)
+        how = f"shipped with hwnas ({SHIPPED}), no training"
     with rt.session() as s:
-        row = supernet_records.get_supernet(s, opts.supernet)
-        last = row.metrics["phases"][-1]
-        out["supernet"] = {"name": row.name, "checkpoint": row.checkpoint_path, "last_phase": last}
-    accs = ", ".join(
-        f"{k[9:]} {100 * v:.1f}%" for k, v in last.items() if k.startswith("accuracy_")
-    )
-    report(
-        f"supernet {opts.supernet} ({'trained' if not ready else 'already trained'}): holdout {accs}"
-    )
+        row = supernet_records.get_supernet(s, name)
+        phases = row.metrics.get("phases") or [{}]
+        last = phases[-1]
+        out["supernet"] = {
+            "name": row.name, "checkpoint": row.checkpoint_path, "dataset": row.dataset,
+            "last_phase": last, "how": how,
+        }  # fmt: skip
+    accs = ", ".join(f"{k[9:]} {v:.1f}%" for k, v in last.items() if k.startswith("accuracy_"))
+    report(f"supernet {name} on digits-hard: {how}; after training, holdout {accs}")
 
 
-def _phase_reporter(report: Report) -> Callable[[Any], None]:
-    def progress(event: Any) -> None:
-        if event.kind == "phase_end":
-            report(f"  phase {event.phase_index + 1}/{event.n_phases} {event.phase} done")
+def _train_from_scratch(rt: Runtime, opts: QuickstartOptions, report: Report) -> None:
+    """The shipped supernet's recipe, trained here, with a bar over the whole
+    run weighted by each phase's cost (subnets per step), so its ETA holds."""
+    from dataclasses import replace
 
-    return progress
+    from service.orchestration.training import train_and_register
+    from supernets.build_pretrained import RECIPES
+
+    request = RECIPES[SHIPPED]
+    overrides: dict[str, Any] = {"seed": opts.seed, "eval_images": opts.bn_images}
+    for key in ("schedule", "dataset", "epochs", "batch_size", "max_steps_per_epoch"):
+        if getattr(opts, key) is not None:
+            overrides[key] = getattr(opts, key)
+    request = replace(request, **overrides)
+    report(f"  loading {request.dataset} and planning {request.schedule} ({request.epochs} epochs)")
+    _, dataset, schedule, config = request.build()
+    spe = config.steps_per_epoch(dataset.n_train)
+    cost = {p.name: p.subnets_per_step for p in schedule}
+    total = sum(p.epochs * spe * p.subnets_per_step for p in schedule)
+    with _bar(opts, total, "  training", "subnet-step") as bar:
+
+        def progress(event: Any) -> None:
+            if event.kind == "phase_start":
+                done = sum(
+                    p.epochs * spe * p.subnets_per_step for p in schedule[: event.phase_index]
+                )
+                bar.n = done + event.step * cost[event.phase]
+                bar.set_postfix_str(f"phase {event.phase_index + 1}/{event.n_phases} {event.phase}")
+                bar.refresh()
+            elif event.kind == "step":
+                bar.update(cost[event.phase])
+            elif event.kind == "phase_end":
+                m = event.metrics
+                accs = ", ".join(
+                    f"{k[9:]} {v:.1f}%" for k, v in m.items() if k.startswith("accuracy_")
+                )
+                bar.write(
+                    f"  phase {event.phase_index + 1}/{event.n_phases} {event.phase} done: {accs}"
+                )
+
+        train_and_register(rt, opts.supernet_name, request, progress=progress)
 
 
 def _device_step(rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:
-    from service.orchestration.registration import measure_local
+    from service.domain import predictor_records
+    from service.orchestration.registration import local_device_name, measure_local
 
+    name = local_device_name("torch-cpu", 1, 1)
+    with rt.session() as s:
+        from service.db import Device
+        from service.domain.errors import NotFoundError
+
+        row = s.query(Device).filter(Device.name == name).one_or_none()
+        try:
+            model = (
+                None
+                if row is None
+                else predictor_records.latest_predictor(s, kind="latency", device_id=row.id)
+            )
+        except NotFoundError:
+            model = None
+        if model is not None:
+            out["device"] = {"device": name, "version": model.version, "reused": True}
+            report(f"device {name}: latency model v{model.version} stored by an earlier run")
+            return
+    report(f"  measuring 10 reference + {opts.latency_extra} extra subnets on this CPU")
     reg = measure_local(
         rt, "ofa-mbv3-tiny", threads=1, n_extra=opts.latency_extra,
         repeats=opts.latency_repeats, seed=opts.seed,
@@ -194,10 +330,21 @@ def _predictor_step(
     space = get_space("ofa-mbv3-tiny")
     rng = np.random.default_rng(opts.seed)
     archs = [space.sample(rng) for _ in range(opts.predictor_samples)]
-    evaluate_subnets(
-        rt, opts.supernet, archs, n_bn_images=opts.bn_images, purpose="predictor-training"
+    with rt.session() as s:
+        row = supernet_records.get_supernet(s, opts.supernet_name)
+        done = set(subnets.measured_accuracies(s, row.id))
+    todo = [a for a in archs if space.arch_hash(a) not in done]
+    if todo:
+        with _bar(opts, len(todo), "  evaluating subnets", "subnet") as bar:
+            evaluate_subnets(
+                rt, opts.supernet_name, todo, n_bn_images=opts.bn_images,
+                purpose="predictor-training", progress=lambda i: bar.update(1),
+            )  # fmt: skip
+    report(
+        f"  {len(archs) - len(todo)} of {len(archs)} sampled subnets already measured, "
+        f"{len(todo)} evaluated now (BN recalibrated, holdout accuracy)"
     )
-    fitted = fit_accuracy_predictor(rt, opts.supernet, seed=opts.seed, tune=False)
+    fitted = fit_accuracy_predictor(rt, opts.supernet_name, seed=opts.seed, tune=False)
     out["accuracy_predictor"] = fitted
     m = fitted["metrics"]["metrics"]
     report(
@@ -219,28 +366,27 @@ def _supernet_search(
     space = get_space("ofa-mbv3-tiny")
     with rt.session() as s:
         model = latency_source(
-            s, supernet_records.get_supernet(s, opts.supernet), _device(s, device)
+            s, supernet_records.get_supernet(s, opts.supernet_name), _device(s, device)
         )
     rng = np.random.default_rng(opts.seed)
     predicted = BatchLatency(model, space, device).predict_archs(
         [space.sample(rng) for _ in range(500)]
     )
     budget = round(float(np.percentile(predicted, 40)), 3)
-    result = _run_job(
-        rt,
-        {
-            "supernet": opts.supernet,
-            "device": device,
-            "latency_budget_ms": budget,
-            "n_evaluations": opts.search_evaluations,
-            "batch_size": opts.search_batch,
-            "bn_images": opts.bn_images,
-            "seed": opts.seed,
-        },
-        "quickstart-supernet",
-    )
+    spec = {
+        "supernet": opts.supernet_name,
+        "device": device,
+        "latency_budget_ms": budget,
+        "n_evaluations": opts.search_evaluations,
+        "batch_size": opts.search_batch,
+        "bn_images": opts.bn_images,
+        "seed": opts.seed,
+    }
+    report(f"  budget {budget} ms (40th percentile of this CPU's predicted latencies)")
+    result = _run_job(rt, opts, spec, "quickstart-supernet")
     out["search"] = {"budget_ms": budget, "result": result}
-    report(f"search under {budget} ms on {device}: {result['message']}")
+    reused = " (stored from an earlier run)" if result.get("reused") else ""
+    report(f"search under {budget} ms on {device}: {result['message']}{reused}")
     for check in result.get("verified_latency", []):
         report(
             f"  checked for real: predicted {check['predicted_ms']:.3f} ms, "
@@ -251,44 +397,91 @@ def _supernet_search(
 def _export_step(rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:
     from service.orchestration.export import choose_subnet, export_subnet
 
+    name = opts.supernet_name
     device, budget = out["device"]["device"], out["search"]["budget_ms"]
     with rt.session() as s:
         best, closest = subnets.best_under_budget(
-            s, supernet_records.get_supernet(s, opts.supernet), _device(s, device), budget
+            s, supernet_records.get_supernet(s, name), _device(s, device), budget
         )
         if best is None:
             # Nothing met the budget: export the fastest evaluated subnet and say so.
-            arch, provenance = choose_subnet(s, opts.supernet, trial_id=closest[0].trial_id)
+            arch, provenance = choose_subnet(s, name, trial_id=closest[0].trial_id)
             report(f"nothing evaluated meets {budget} ms; exporting the fastest evaluated subnet")
         else:
-            arch, provenance = choose_subnet(s, opts.supernet, device=device, budget_ms=budget)
+            arch, provenance = choose_subnet(s, name, device=device, budget_ms=budget)
             report(
                 f"best under {budget} ms: accuracy {best.accuracy:.2f}% ({best.accuracy_source}), "
                 f"latency {best.latency_ms:.3f} ms ({best.latency_source})"
             )
-    target = rt.settings.home / "exports" / opts.supernet
+    target = rt.settings.home / "exports" / name
     target.mkdir(parents=True, exist_ok=True)
-    files = export_subnet(
-        rt, opts.supernet, arch, target, n_bn_images=opts.bn_images, provenance=provenance
-    )
+    files = export_subnet(rt, name, arch, target, n_bn_images=opts.bn_images, provenance=provenance)
     out["export"] = files
     report(f"exported to {target}: {', '.join(sorted(Path(p).name for p in files.values()))}")
+    out["plots"] = _plots(rt, opts, out)
+    report(f"plots in {rt.settings.home / 'plots'}: {', '.join(sorted(out['plots']))}")
+
+
+def _plots(rt: Runtime, opts: QuickstartOptions, out: dict[str, Any]) -> dict[str, str]:
+    """The search's plots from what is stored (nas.plots): every path is a PNG."""
+    from nas.plots import plot_best_vs_evaluations, plot_latency_agreement, plot_pareto
+
+    search = out["search"]
+    budget = float(search["budget_ms"])
+    with rt.session() as s:
+        rows = subnets.list_trials(s, job_id=int(search["result"]["id"]), limit=10_000)
+        pairs = [(t.latency_ms, t.accuracy) for t in rows if t.accuracy is not None]
+    lat = [float(la) if la is not None else float("nan") for la, _ in pairs]
+    acc = [float(a) for _, a in pairs]
+    folder = rt.settings.home / "plots"
+    paths: dict[str, str] = {}
+    if acc:
+        feasible = [la <= budget for la in lat]
+        known = [i for i, la in enumerate(lat) if la == la]  # latency known (not NaN)
+        best = max((i for i in known if feasible[i]), key=lambda i: acc[i], default=None)
+        paths["pareto"] = str(
+            plot_pareto(
+                [lat[i] for i in known], [acc[i] for i in known], folder / "pareto.png",
+                budget_ms=budget, chosen=None if best is None else known.index(best),
+                title=f"{opts.supernet_name}: real evaluations on {out['device']['device']}",
+            )
+        )  # fmt: skip
+        paths["best_vs_evaluations"] = str(
+            plot_best_vs_evaluations(
+                acc, folder / "best_vs_evaluations.png", feasible=feasible,
+                title=f"best accuracy under {budget} ms vs real evaluations",
+            )
+        )  # fmt: skip
+    checks = search["result"].get("verified_latency", [])
+    if checks:
+        paths["latency"] = str(
+            plot_latency_agreement(
+                [c["predicted_ms"] for c in checks], [c["measured_ms"] for c in checks],
+                folder / "latency.png",
+            )
+        )  # fmt: skip
+    return paths
 
 
 def steps() -> list[Step]:
     return [
         Step("zero-training search on NAS-Bench-201", _nb201_search),
-        Step("train an ofa-mbv3-tiny supernet on digits (DεpS-style shrinking)", _train),
+        Step("the supernet (shipped weights; --train: from scratch)", _supernet_step),
         Step("register this CPU: 10 reference measurements + adaptation", _device_step),
         Step("accuracy predictor from measured subnets", _predictor_step),
         Step("search the supernet under a latency budget on this CPU", _supernet_search),
-        Step("best subnet under the budget, exported", _export_step),
+        Step("best subnet under the budget: export and plots", _export_step),
     ]
 
 
 def run_quickstart(rt: Runtime, opts: QuickstartOptions, report: Report) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for i, step in enumerate(steps(), start=1):
-        report(f"[{i}/{len(steps())}] {step.name}")
+    out: dict[str, Any] = {"steps": []}
+    all_steps = steps()
+    for i, step in enumerate(all_steps, start=1):
+        report(f"[{i}/{len(all_steps)}] {step.name}")
+        start = time.monotonic()
         step.run(rt, opts, out, report)
+        seconds = time.monotonic() - start
+        out["steps"].append({"step": step.name, "seconds": round(seconds, 1)})
+        report(f"  ({seconds:.0f} s)")
     return out

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service.db import Supernet
-from service.domain import supernet_records
+from service.domain import subnets, supernet_records
 from service.domain.errors import ConflictError, DomainError
 from service.domain.owners import Scope
 from service.runtime import Runtime
@@ -25,6 +25,7 @@ __all__ = [
     "import_ofa_supernet",
     "mark_failed",
     "register_checkpoint",
+    "register_pretrained",
     "remove_supernet",
     "train_and_register",
 ]
@@ -62,14 +63,57 @@ def register_checkpoint(
             "train_config": meta.get("train_config", {}),
         }
         existing.metrics = {
-            "phases": manifest["phases"],
+            "phases": manifest["phases"],  # after-phase checks: percent (supernets.train)
             "world_size": manifest.get("world_size", 1),
             **({"imported_from": meta["imported_from"]} if "imported_from" in meta else {}),
+            subnets.ACCURACY_UNIT: "percent",
         }
         existing.status = "ready"
         existing.error = None
         existing.description = description or existing.description
         return existing
+
+
+def register_pretrained(rt: Runtime, name: str, shipped: str) -> Supernet:
+    """Register the supernet ``shipped`` with hwnas (``supernets.pretrained``)
+    under ``name``, or return the row if it is already registered from it.
+
+    The row points at the packaged checkpoint file: nothing is copied or
+    trained. Its metrics are the build record's per-phase checks.
+    """
+    from supernets.pretrained import pretrained_supernet_path
+    from supernets.train import load_supernet
+
+    path = pretrained_supernet_path(shipped).resolve()
+    with rt.session() as s:
+        existing = s.query(Supernet).filter(Supernet.name == name).one_or_none()
+        if existing is not None:
+            if existing.checkpoint_path != str(path) or existing.status != "ready":
+                raise ConflictError(
+                    f"supernet {name!r} exists and is not the shipped {shipped!r}; "
+                    "register the shipped one under another name"
+                )
+            return existing
+    space, _, meta = load_supernet(path)
+    build = meta.get("build", {})
+    with rt.session() as s:
+        return supernet_records.register_supernet(
+            s,
+            name,
+            space_name=space.name,
+            space_config=space.config(),
+            dataset=meta["dataset"],
+            n_classes=int(meta["n_classes"]),
+            checkpoint_path=str(path),
+            schedule={"phases": meta["schedule"], "train_config": meta.get("train_config", {})},
+            status="ready",
+            metrics={
+                "phases": build.get("phases", []),
+                "build": {k: v for k, v in build.items() if k != "phases"},
+                subnets.ACCURACY_UNIT: "percent",
+            },
+            description=f"shipped with hwnas: {shipped}",
+        )
 
 
 def train_and_register(

@@ -42,7 +42,7 @@ def test_supernet_evaluator_is_a_thin_adapter() -> None:
     arch = space.min_arch()  # type: ignore[attr-defined]
     acc = ev(arch)
     expected = evaluate_subnet(supernet, arch, dataset, n_calibration=64)
-    assert acc == pytest.approx(100.0 * expected.accuracy)  # percent, like the tables
+    assert acc == pytest.approx(expected.accuracy)  # percent, like the tables
     assert ev.last.n_calibration == 64 and ev.space is space
 
     # It plugs into the loop like any evaluate(arch) -> accuracy.

@@ -110,10 +110,11 @@ def test_behind_database(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> No
     engine = make_engine(sqlite_url)
     try:
         upgrade(engine)
+        current = head_revision()
         # Pretend this hwnas ships a newer revision than the database has.
         monkeypatch.setattr("service.db.migrate.head_revision", lambda: "9999")
         with pytest.raises(
-            SchemaError, match=r"revision 0002, this hwnas needs 9999: run `hwnas db upgrade`"
+            SchemaError, match=rf"revision {current}, this hwnas needs 9999: run `hwnas db upgrade`"
         ):
             ensure_schema(engine, auto_create=True)
     finally:

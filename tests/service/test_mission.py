@@ -1,7 +1,8 @@
 """The main job end to end at the smallest sizes: NAS-Bench-201 search, supernet
-training, this CPU registered from real measurements, accuracy predictor, a
-supernet search with real evaluations, best-under-budget, export — then the
-exported files are checked, and the same supernet is served over HTTP."""
+training (``--train``), this CPU registered from real measurements, accuracy
+predictor, a supernet search with real evaluations, best-under-budget, export
+and plots — then the exported files are checked, the same supernet is served
+over HTTP, and a second run reuses what the first stored."""
 
 from __future__ import annotations
 
@@ -23,8 +24,11 @@ from service.settings import load_settings
 pytestmark = pytest.mark.slow
 
 TINY = QuickstartOptions(
+    train=True,
     # The six-phase OFA schedule: the longest path through the trainer.
     schedule="progressive-shrinking",
+    # digits-hard with a small holdout split: each real evaluation stays cheap.
+    dataset='{"kind": "digits-hard", "holdout_fraction": 0.05}',
     nb201_evaluations=15,
     epochs=6,
     max_steps_per_epoch=1,
@@ -35,7 +39,9 @@ TINY = QuickstartOptions(
     search_evaluations=6,
     search_batch=3,
     bn_images=50,
+    bars=False,
 )
+NAME = TINY.supernet_name
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +52,11 @@ def mission(tmp_path_factory: pytest.TempPathFactory):
         load_settings(home=home, database_url=f"sqlite:///{home / 'hwnas.db'}")
     ) as rt:
         out = run_quickstart(rt, TINY, lines.append)
-        yield rt, out, lines
+        yield rt, out, lines, home
 
 
 def test_every_step_reports_real_work(mission) -> None:
-    _, out, lines = mission
+    _, out, lines, home = mission
     assert [line for line in lines if line.startswith("[")] == [
         f"[{i}/6]" + line.split("]", 1)[1]
         for i, line in enumerate((line for line in lines if line.startswith("[")), start=1)
@@ -59,6 +65,12 @@ def test_every_step_reports_real_work(mission) -> None:
     assert nb["best"]["latency_ms"] <= nb["budget_ms"]
     assert nb["best"]["accuracy"] <= nb["oracle_accuracy"] + 1e-9
     assert out["supernet"]["last_phase"]["name"] == "elastic-expand-2"
+    assert out["supernet"]["dataset"]["kind"] == "digits-hard"
+    # The plots of the search, as PNG files under the home.
+    assert set(out["plots"]) >= {"pareto", "best_vs_evaluations"}
+    for path in out["plots"].values():
+        assert Path(path).parent == home / "plots"
+        assert Path(path).read_bytes()[:4] == b"\x89PNG"
     assert out["device"]["version"] == 1 and out["device"]["quality"]["n_references"] == 10
     assert out["accuracy_predictor"]["n_train"] >= 10
     result = out["search"]["result"]
@@ -70,7 +82,7 @@ def test_every_step_reports_real_work(mission) -> None:
 
 
 def test_exported_subnet_runs_the_same_in_onnxruntime_and_torchscript(mission) -> None:
-    _, out, _ = mission
+    _, out, _, _ = mission
     files = {k: Path(v) for k, v in out["export"].items()}
     manifest = json.loads((files["onnx"].parent / "hwnas-export.json").read_text())
     shape = manifest["input_shape"]
@@ -84,18 +96,18 @@ def test_exported_subnet_runs_the_same_in_onnxruntime_and_torchscript(mission) -
 
 
 def test_http_answers_and_export_for_the_trained_supernet(mission) -> None:
-    rt, out, _ = mission
+    rt, out, _, _ = mission
     client = TestClient(create_app(rt))
     device = out["device"]["device"]
     budget = out["search"]["budget_ms"]
     best = client.get(
         "/v1/query/best",
-        params={"supernet": "quickstart-digits", "device": device, "budget_ms": budget},
+        params={"supernet": NAME, "device": device, "budget_ms": budget},
     ).json()
     if best["feasible"]:
         assert best["best"]["accuracy_source"] == "measured"
         response = client.post(
-            "/v1/supernets/quickstart-digits/export",
+            f"/v1/supernets/{NAME}/export",
             json={"device": device, "budget_ms": budget, "formats": ["onnx"], "bn_images": 20},
         )
         assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
@@ -108,5 +120,23 @@ def test_http_answers_and_export_for_the_trained_supernet(mission) -> None:
         bad.status_code == 422
         and "wrong number of reference latencies" in bad.json()["error"]["message"]
     )
-    predictors = client.get("/v1/supernets/quickstart-digits/predictors").json()
+    predictors = client.get(f"/v1/supernets/{NAME}/predictors").json()
     assert predictors[0]["version"] == 1 and "metrics" in predictors[0]
+
+
+def test_a_second_run_reuses_what_is_stored(mission) -> None:
+    rt, first, _, _ = mission
+    from service.db import Trial
+
+    with rt.session() as s:
+        n_trials = s.query(Trial).count()
+    lines: list[str] = []
+    second = run_quickstart(rt, TINY, lines.append)
+    assert second["device"].get("reused") and second["search"]["result"].get("reused")
+    assert second["search"]["result"]["id"] == first["search"]["result"]["id"]
+    assert any("trained by an earlier run" in line for line in lines)
+    assert any(
+        f"{TINY.predictor_samples} of {TINY.predictor_samples} sampled" in line for line in lines
+    )
+    with rt.session() as s:
+        assert s.query(Trial).count() == n_trials  # nothing evaluated twice

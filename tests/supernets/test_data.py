@@ -121,3 +121,54 @@ def test_imagenet_normalisation_and_centre_crop(tmp_path: Path) -> None:
         DatasetSpec(normalization="zscore")
     with pytest.raises(ValueError, match="crop_fraction"):
         DatasetSpec(crop_fraction=0.0)
+
+
+@pytest.mark.slow
+def test_digits_hard_is_deterministic_and_split_by_source_digit() -> None:
+    a = load_dataset("digits-hard")
+    assert a.n_holdout >= 2000 and a.n_train == 3 * 1437 and a.n_holdout == 6 * 360
+    assert a.train_x.shape[1:] == (3, 48, 48) and a.n_classes == 10
+    # Split on source digits: no handwritten sample is on both sides.
+    assert not set(a.train_index.tolist()) & set(a.holdout_index.tolist())
+    assert np.bincount(a.holdout_y.numpy(), minlength=10).min() >= 180
+    b = load_dataset("digits-hard")
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.holdout_y, b.holdout_y)
+    # Each image keeps its source digit's label.
+    from sklearn.datasets import load_digits
+
+    target = load_digits().target
+    assert np.array_equal(target[a.holdout_index], a.holdout_y.numpy())
+    assert abs(float(a.train_x.mean())) < 1e-3  # normalised with train statistics
+    with pytest.raises(ValueError, match="takes no path"):
+        DatasetSpec.parse("digits-hard:/tmp/x")
+
+
+def test_render_digits_draws_only_from_the_given_sources() -> None:
+    from supernets.synthetic import HardDigitsConfig, render_digits
+
+    quiet = HardDigitsConfig(strokes=(0, 0), noise=(0.0, 0.0), distractors=(1, 1))
+    # Blank sources and no strokes: nothing but each image's flat background.
+    img, source_of = render_digits(np.zeros((4, 8, 8)), 3, seed=0, cfg=quiet)
+    assert img.shape == (12, 3, 48, 48) and source_of.tolist() == [
+        0,
+        0,
+        0,
+        1,
+        1,
+        1,
+        2,
+        2,
+        2,
+        3,
+        3,
+        3,
+    ]
+    assert np.ptp(img.reshape(12, 3, -1), axis=2).max() < 1e-6
+    # One inked source: ink appears, and the same seed gives the same images.
+    src = np.zeros((2, 8, 8))
+    src[0, 2:6, 3:5] = 1.0
+    one, _ = render_digits(src, 2, seed=1, cfg=quiet)
+    again, _ = render_digits(src, 2, seed=1, cfg=quiet)
+    assert np.array_equal(one, again) and np.ptp(one[0].reshape(3, -1), axis=1).max() > 0.2
+    with pytest.raises(ValueError, match="strokes"):
+        HardDigitsConfig(strokes=(2, 1))

@@ -85,13 +85,15 @@ def test_evaluate_accuracy_and_subnet(digits: ImageDataset, tiny_supernet: OFAMo
 
     y = torch.arange(10).repeat(3)
     x = y.float().view(-1, 1, 1, 1).expand(-1, 3, 8, 8).contiguous()
-    assert evaluate_accuracy(Oracle(), x, y, resolution=8) == 1.0
+    assert evaluate_accuracy(Oracle(), x, y, resolution=8) == 100.0  # percent
     assert evaluate_accuracy(Oracle(), x, (y + 1) % 10, resolution=8) == 0.0
+    wrong_third = torch.where(torch.arange(30) < 10, (y + 1) % 10, y)
+    assert evaluate_accuracy(Oracle(), x, wrong_third, resolution=8) == pytest.approx(200 / 3)
 
     small = digits.subset(n_train=64, n_holdout=50)
     before = {k: v.clone() for k, v in tiny_supernet.state_dict().items()}
     ev = evaluate_subnet(tiny_supernet, tiny_supernet.space.min_arch(), small, n_calibration=32)
-    assert ev.n_holdout == 50 and ev.n_calibration == 32 and 0.0 <= ev.accuracy <= 1.0
+    assert ev.n_holdout == 50 and ev.n_calibration == 32 and 0.0 <= ev.accuracy <= 100.0
     assert ev.to_dict()["arch"] == tiny_supernet.space.min_arch().to_dict()
     after = tiny_supernet.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # supernet untouched

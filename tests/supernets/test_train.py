@@ -113,7 +113,7 @@ def test_manifest_checkpoints_and_load_supernet(
     for record in manifest["phases"]:
         assert (tmp_path / record["checkpoint"]).is_file()
         assert record["images_per_s"] > 0
-        assert 0.0 <= record["accuracy_min_r32"] <= 1.0
+        assert 0.0 <= record["accuracy_min_r32"] <= 100.0  # percent
     assert not (tmp_path / "last.pt").exists()
 
     space, net, meta = load_supernet(tmp_path)
@@ -124,7 +124,7 @@ def test_manifest_checkpoints_and_load_supernet(
     # Everything the service needs to rebuild comes from the metadata.
     dataset = load_dataset(meta["dataset"])
     ev = evaluate_subnet(net, space.min_arch(), dataset, n_calibration=32)
-    assert 0.0 <= ev.accuracy <= 1.0 and ev.n_holdout == dataset.n_holdout
+    assert 0.0 <= ev.accuracy <= 100.0 and ev.n_holdout == dataset.n_holdout
     with pytest.raises(ValueError, match="no supernet checkpoint"):
         load_supernet(tmp_path / "nothing-here")
 
