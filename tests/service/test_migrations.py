@@ -170,3 +170,72 @@ def test_owners_migration_keeps_rows_and_marks_bundled_ones(db_url: str) -> None
             assert conn.execute(text("SELECT count(*) FROM devices")).scalar() == 2
     finally:
         engine.dispose()
+
+
+def test_migrations_keep_every_dependent_row(db_url: str) -> None:
+    """Rebuilding a parent table (SQLite batch mode) must not cascade: trials,
+    measurements and predictors of a supernet and a device survive every
+    upgrade and downgrade."""
+    engine = make_engine(db_url)
+    now = "2026-01-01 00:00:00+00:00"
+    counted = ("nas_trials", "latency_measurements", "predictor_models")
+
+    def counts() -> dict[str, int]:
+        with engine.connect() as conn:
+            return {
+                t: int(conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one())
+                for t in counted
+            }
+
+    try:
+        upgrade(engine, "0001")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO supernets (id, name, space_name, space_config, dataset, status,"
+                    " metrics, description, created_at, updated_at)"
+                    " VALUES (1, 's', 'nb201', '{}', '{}', 'ready', '{}', '', :t, :t)"
+                ),
+                {"t": now},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO devices (id, name, kind, description, batch_size, properties,"
+                    " created_at, updated_at) VALUES (1, 'phone', 'remote', '', 1, '{}', :t, :t)"
+                ),
+                {"t": now},
+            )
+            for i in range(3):
+                conn.execute(
+                    text(
+                        "INSERT INTO nas_trials (supernet_id, device_id, space_name, arch,"
+                        " arch_hash, accuracy, accuracy_source, latencies, details, created_at,"
+                        " updated_at) VALUES (1, 1, 'nb201', '{}', :h, 90.0, 'measured', '{}',"
+                        " '{}', :t, :t)"
+                    ),
+                    {"h": f"h{i}", "t": now},
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO latency_measurements (device_id, space_name, arch, arch_hash,"
+                    " latency_ms, method, details, is_reference, created_at)"
+                    " VALUES (1, 'nb201', '{}', 'h0', 1.5, 'test', '{}', :f, :t)"
+                ),
+                {"t": now, "f": False},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO predictor_models (kind, scope, space_name, device_id, version,"
+                    " metrics, n_train, path, created_at) VALUES ('latency', 'device:1', 'nb201', 1, 1,"
+                    " '{}', 10, '/models/m.json', :t)"
+                ),
+                {"t": now},
+            )
+        before = counts()
+        assert before == {"nas_trials": 3, "latency_measurements": 1, "predictor_models": 1}
+        upgrade(engine)
+        assert counts() == before
+        downgrade(engine, "0001")
+        assert counts() == before
+    finally:
+        engine.dispose()
