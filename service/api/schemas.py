@@ -26,6 +26,7 @@ __all__ = [
     "MeasureIn",
     "NameParam",
     "NameQuery",
+    "OptionalBudgetQuery",
     "PredictorOut",
     "SpaceFilter",
     "SpaceQuery",
@@ -43,6 +44,7 @@ JobName = Annotated[str, Query(max_length=128, pattern=r"^([A-Za-z0-9][A-Za-z0-9
 JobId = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
 AfterId = Annotated[int | None, Query(ge=0, le=MAX_DB_ID)]
 BudgetQuery = Annotated[float, Query(gt=0, le=MAX_LATENCY_MS, allow_inf_nan=False)]
+OptionalBudgetQuery = Annotated[float | None, Query(gt=0, le=MAX_LATENCY_MS, allow_inf_nan=False)]
 
 
 ExportFormat = Literal["state_dict", "torchscript", "onnx"]

@@ -7,7 +7,19 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from service.cli import config, db, device, export, query, search, serve, supernet, token, worker
+from service.cli import (
+    config,
+    db,
+    device,
+    export,
+    plot,
+    query,
+    search,
+    serve,
+    supernet,
+    token,
+    worker,
+)
 from service.cli.common import CliState
 from service.cli.quickstart import quickstart
 
@@ -89,6 +101,7 @@ app.add_typer(supernet.app, name="supernet")
 app.add_typer(device.app, name="device")
 app.add_typer(search.app, name="search")
 app.add_typer(query.app, name="query")
+app.add_typer(plot.app, name="plot")
 app.add_typer(export.app, name="export")
 app.add_typer(serve.app, name="serve")
 app.add_typer(worker.app, name="worker")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from service.api.deps import Caller, ReadSessionDep, reader
-from service.api.schemas import BudgetQuery, NameQuery
+from service.api.schemas import BudgetQuery, NameQuery, OptionalBudgetQuery
 from service.domain import devices, subnets, supernet_records
 
 router = APIRouter(prefix="/v1/query", tags=["query"])
@@ -39,3 +42,35 @@ def pareto(
     dev = devices.get_device(session, device, caller.scope)
     front = subnets.pareto_front(session, sn, dev, caller.scope)
     return {"supernet": sn.name, "device": dev.name, "front": [c.to_dict() for c in front]}
+
+
+#: How the PNG routes describe their answer in the OpenAPI document.
+PNG_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}}, "description": "A PNG image."}
+}
+
+
+def png_response(draw: Callable[[Path], Path]) -> Response:
+    """Run ``draw`` into a temporary PNG file and answer with its bytes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = draw(Path(tmp) / "plot.png")
+        return Response(path.read_bytes(), media_type="image/png")
+
+
+@router.get("/pareto.png", response_class=Response, responses=PNG_RESPONSE)
+def pareto_png(
+    session: ReadSessionDep,
+    caller: Annotated[Caller, Depends(reader)],
+    supernet: NameQuery,
+    device: NameQuery,
+    budget_ms: OptionalBudgetQuery = None,
+) -> Response:
+    """The evaluated subnets, their Pareto front and (with ``budget_ms``) the
+    budget line and the best subnet under it, as a PNG."""
+    from service.orchestration.plots import pareto_png as draw
+
+    sn = supernet_records.get_supernet(session, supernet, caller.scope)
+    dev = devices.get_device(session, device, caller.scope)
+    return png_response(
+        lambda path: draw(session, sn, dev, path, budget_ms=budget_ms, scope=caller.scope)
+    )

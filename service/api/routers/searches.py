@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from service.api.deps import Caller, ReadSessionDep, WriteSessionDep, reader, writer
+from service.api.routers.query import PNG_RESPONSE, png_response
 from service.api.schemas import AfterId, JobId, JobName, JobOut, TrialOut
 from service.domain import jobs, searches, subnets
 from service.domain.job_progress import job_view
@@ -69,3 +70,14 @@ def list_search_trials(
     jobs.get_job(session, job_id, caller.scope)
     rows = subnets.list_trials(session, job_id=job_id, limit=limit, after_id=after_id)
     return [TrialOut.of(t) for t in rows]
+
+
+@router.get("/{job_id}/progress.png", response_class=Response, responses=PNG_RESPONSE)
+def progress_png(
+    job_id: JobId, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
+) -> Response:
+    """The job's real evaluations and its best feasible accuracy so far, as a PNG."""
+    from service.orchestration.plots import progress_png as draw
+
+    job = jobs.get_job(session, job_id, caller.scope)
+    return png_response(lambda path: draw(session, job, path))
