@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -74,11 +75,23 @@ def list_measurements(
 class LatenciesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    space: str = "ofa-mbv3-tiny"
-    reference_ms: list[float] = Field(description="One latency per reference arch, in order.")
+    space: str | None = Field(
+        default=None, description="Search space (default ofa-mbv3-tiny; with job, the job's)."
+    )
+    reference_ms: list[float] | None = Field(
+        default=None, description="One latency per reference arch, in order."
+    )
     extra: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Further measurements [{arch, ms}] used to report quality.",
+    )
+    job: int | None = Field(
+        default=None,
+        description="A search job awaiting verification: `records` measure its candidates.",
+    )
+    records: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="With job: the JSON records measure.py printed for the cand_NN.onnx files.",
     )
 
 
@@ -135,15 +148,27 @@ def submit_latencies(
     rt: Annotated[Runtime, Depends(get_hwnas)],
     _: Annotated[Caller, Depends(writer)],
 ) -> dict[str, Any]:
-    """Latencies measured on the device: adapts and stores its latency model."""
+    """Latencies measured on the device: the reference subnets' (adapts and stores
+    its latency model), or with ``job`` a search's candidates (``records``: stored
+    as measurements, and the job's answer re-ranked on them)."""
     from service.orchestration.registration import submit_latencies as submit
 
+    if body.job is not None:
+        from service.orchestration.verification import submit_verification
+
+        if body.records is None or body.reference_ms is not None or body.extra:
+            raise ValueError("with job, give records (measure.py's output), not reference_ms/extra")
+        text = "\n".join(json.dumps(r) for r in body.records)
+        return submit_verification(rt, name, body.space, text, body.job)
+    if body.reference_ms is None or body.records is not None:
+        raise ValueError("give reference_ms (one latency per reference arch), or job and records")
     extra = []
     for i, item in enumerate(body.extra):
         if "arch" not in item or "ms" not in item:
             raise ValueError(f"extra[{i}] must be an object with 'arch' and 'ms'")
         extra.append((item["arch"], float(item["ms"])))
-    return submit(rt, name, body.space, body.reference_ms, extra=extra).to_dict()
+    space = body.space or "ofa-mbv3-tiny"
+    return submit(rt, name, space, body.reference_ms, extra=extra).to_dict()
 
 
 @router.post("/local/measure", status_code=201)

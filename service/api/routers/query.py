@@ -19,12 +19,15 @@ def best(
     supernet: str,
     device: str,
     budget_ms: Annotated[float, Query(gt=0)],
+    confidence: Annotated[float, Query(gt=0.5, lt=1.0)] = 0.9,
 ) -> dict[str, Any]:
     """The most accurate evaluated subnet within ``budget_ms`` on ``device``. When
-    nothing meets the budget, ``best`` is null and ``closest`` lists the fastest."""
+    nothing meets the budget, ``best`` is null and ``closest`` lists the fastest.
+    A predicted latency stored with its std fits only when P(latency <= budget)
+    reaches ``confidence``; a measured latency fits when it is within budget."""
     sn = supernet_records.get_supernet(session, supernet)
     dev = devices.get_device(session, device)
-    return subnets.best_answer(session, sn, dev, budget_ms)
+    return subnets.best_answer(session, sn, dev, budget_ms, feasibility_confidence=confidence)
 
 
 @router.get("/pareto")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from service.api.deps import Caller, SessionDep, reader, writer
+from service.api.deps import Caller, SessionDep, get_hwnas, reader, writer
+from service.api.files import zip_response
 from service.api.schemas import JobOut, TrialOut
 from service.domain import jobs, searches, subnets
+from service.runtime import Runtime
 
 router = APIRouter(prefix="/v1/searches", tags=["searches"])
 
@@ -64,3 +68,30 @@ def list_search_trials(
     jobs.get_job(session, job_id)
     rows = subnets.list_trials(session, job_id=job_id, limit=limit, after_id=after_id)
     return [TrialOut.of(t) for t in rows]
+
+
+@router.get("/{job_id}/verification")
+def verification(
+    job_id: int, session: SessionDep, _: Annotated[Caller, Depends(reader)]
+) -> dict[str, Any]:
+    """The candidates of a job to measure on its device, in the order the search
+    would measure them (a remote device: the job awaits their latencies, to be
+    posted to ``/v1/devices/{device}/latencies`` with ``job``)."""
+    from service.orchestration.verification import verification_of
+
+    job = jobs.get_job(session, job_id)
+    return {"job": job.id, "state": job.state, **verification_of(job)}
+
+
+@router.get("/{job_id}/verification.zip")
+def verification_zip(
+    job_id: int,
+    rt: Annotated[Runtime, Depends(get_hwnas)],
+    _: Annotated[Caller, Depends(reader)],
+) -> Response:
+    """The candidates as ONNX files + manifest (naming the job) + standalone measure.py."""
+    from service.orchestration.verification import verification_package
+
+    with tempfile.TemporaryDirectory() as tmp:
+        verification_package(rt, job_id, Path(tmp))
+        return zip_response(Path(tmp), f"job-{job_id}-verification.zip")
