@@ -389,3 +389,40 @@ def test_local_measure_is_a_real_stored_measurement(sqlite_url: str) -> None:
             (row,) = devices.list_measurements(s, devices.get_device(s, "here"))
             assert row.latency_ms == ms and row.method == "torch-cpu"
             assert row.details["provenance"] == "measured" and row.details["job_id"] == 7
+
+
+@pytest.mark.postgres
+def test_settling_rereads_the_locked_row(postgres_url: str) -> None:
+    """settle_verification re-ranks what is stored under the lock, not what the
+    session loaded before, and only for jobs with a verification list. (On
+    SQLite the first session's write lock keeps the other out altogether.)"""
+    from service.db import upgrade
+
+    rt = Runtime.open(load_settings(database_url=postgres_url), check_schema=False)
+    try:
+        upgrade(rt.engine)
+        with rt.session() as s:
+            job = jobs.submit_job(s, _spec("d", 1.0))
+            job_id = job.id
+        with rt.session() as s, pytest.raises(ConflictError, match="is queued"):
+            jobs.settle_verification(s, job_id, lambda j: ({}, True))
+        with rt.session() as s:
+            stale = jobs.get_job(s, job_id)  # loaded before another session's change
+            with rt.session() as other:
+                row = jobs.get_job(other, job_id)
+                row.state = "awaiting_verification"
+                row.result = {"verification": {"candidates": [{"arch_hash": "a"}]}, "n": 1}
+            seen: list[dict[str, Any]] = []
+
+            def rerank(locked: Any) -> tuple[dict[str, Any], bool]:
+                seen.append(dict(locked.result))
+                return {**locked.result, "n": 2}, True
+
+            settled = jobs.settle_verification(s, job_id, rerank)
+            assert settled is stale and seen[0]["n"] == 1
+        with rt.session() as s:
+            job = jobs.get_job(s, job_id)
+            assert job.state == "succeeded" and job.result is not None and job.result["n"] == 2
+            assert job.finished_at is not None
+    finally:
+        rt.close()
