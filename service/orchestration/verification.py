@@ -14,6 +14,8 @@ latency measurements, and the job's answer is re-ranked by nas's rules on
 the measured candidates only (:func:`rerank`): the best is the most accurate
 candidate whose *measured* latency is within budget; if none is, there is no
 best and the closest list the candidates with their measured latencies.
+Only the job's main device is verified this way; a remote *extra* device
+keeps its predicted latencies (under the chance constraint).
 """
 
 from __future__ import annotations

@@ -426,3 +426,48 @@ def test_settling_rereads_the_locked_row(postgres_url: str) -> None:
             assert job.finished_at is not None
     finally:
         rt.close()
+
+
+def test_a_predicted_latency_keeps_its_std_in_the_trial_row(sqlite_url: str) -> None:
+    """A latency model with a std (nas.UncertainLatencyModel): each trial stores the
+    std of its predicted latencies, on the main device and on extra ones, and the
+    answers apply the chance constraint to it."""
+    from nas.records import Evaluation
+    from service.db import Device, SearchJob, Supernet
+    from service.orchestration.search import _trial_in
+
+    arch = NB201.sample(np.random.default_rng(3))
+    evaluation = Evaluation(
+        arch=arch,
+        arch_hash=NB201.arch_hash(arch),
+        accuracy=90.0,
+        latency_ms={"main": 4.0, "extra": 7.0, "table": 2.0},
+        latency_measured={"main": False, "extra": False, "table": True},
+        latency_std_ms={"main": 0.5, "extra": 1.5},
+    )
+    with Runtime.open(load_settings(database_url=sqlite_url)) as rt, rt.session() as s:
+        sn = supernet_records.register_supernet(
+            s, "sn", space_name="nb201", space_config={}, status="ready"
+        )
+        main = devices.create_device(s, "main", kind="remote")
+        extra = devices.create_device(s, "extra", kind="remote")
+        job = jobs.submit_job(s, _spec("main", 5.0))
+        row = subnets.record_trial(
+            s,
+            _trial_in(
+                SearchJob(id=job.id),
+                Supernet(id=sn.id, space_name="nb201"),
+                Device(id=main.id, name="main"),
+                evaluation,
+            ),
+        )
+        assert (row.latency_ms, row.latency_source, row.latency_std_ms) == (4.0, "predicted", 0.5)
+        assert row.latencies["extra"] == {"ms": 7.0, "source": "predicted", "std_ms": 1.5}
+        assert row.latencies["table"] == {"ms": 2.0, "source": "measured"}
+        (on_extra,) = subnets.candidates(s, sn, extra)
+        assert on_extra.latency_std_ms == 1.5
+        # 4.0 + z(0.9) * 0.5 = 4.64 ms: within 5 ms at 90%, not at 99% (5.16 ms).
+        found, _ = subnets.best_under_budget(s, sn, main, 5.0)
+        assert found is not None and found.latency_std_ms == 0.5
+        found, closest = subnets.best_under_budget(s, sn, main, 5.0, feasibility_confidence=0.99)
+        assert found is None and [c.arch_hash for c in closest] == [evaluation.arch_hash]
