@@ -94,6 +94,7 @@ class Searched:
     unverified_job: int
     remote_job: int
     all_over_job: int
+    remote_uncapped_job: int
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +112,11 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Searched]:
             _run(rt, _spec("nb201-pixel3", pixel3, max_latency_measurements=0)),
             _run(rt, _spec("edge", R4_BUDGET, max_latency_measurements=4)),
             _run(rt, _spec("edge2", R4_BUDGET, max_latency_measurements=3, seed=1)),
+            _run(rt, _spec("edge", R4_BUDGET, max_latency_measurements=0, seed=2)),
         )
 
 
-@pytest.mark.slow  # the module's four searches take ~15 s
+@pytest.mark.slow  # the module's five searches take ~20 s
 def test_a_table_device_is_verified_by_its_table(searched: Searched) -> None:
     with searched.rt.session() as s:
         job = jobs.get_job(s, searched.table_job)
@@ -139,7 +141,7 @@ def test_a_table_device_is_verified_by_its_table(searched: Searched) -> None:
 
 
 # -- a remote device: awaiting verification, then re-ranked ----------------------------------
-@pytest.mark.slow  # the module's four searches take ~15 s
+@pytest.mark.slow  # the module's five searches take ~20 s
 def test_a_remote_search_awaits_the_candidates_measurements(searched: Searched) -> None:
     with searched.rt.session() as s:
         job = jobs.get_job(s, searched.remote_job)
@@ -161,7 +163,18 @@ def test_a_remote_search_awaits_the_candidates_measurements(searched: Searched) 
     assert result["best_latency_measured"] is False
 
 
-@pytest.mark.slow  # the module's four searches take ~15 s
+@pytest.mark.slow  # the module's five searches take ~20 s
+def test_a_remote_search_with_no_measurements_succeeds_predicted(searched: Searched) -> None:
+    with searched.rt.session() as s:
+        job = jobs.get_job(s, searched.remote_uncapped_job)
+        assert job.state == "succeeded", job.error
+        result = job.result
+    assert result is not None and "verification" not in result
+    assert result["best"]["latency_source"]["edge"] == "predicted"
+    assert result["best_latency_measured"] is False and result["n_latency_measurements"] == 0
+
+
+@pytest.mark.slow  # the module's five searches take ~20 s
 def test_submitted_measurements_rerank_the_answer(searched: Searched) -> None:
     rt, job_id = searched.rt, searched.remote_job
     with rt.session() as s:
@@ -217,7 +230,7 @@ def test_submitted_measurements_rerank_the_answer(searched: Searched) -> None:
     assert again["state"] == "succeeded" and again["result"]["best"] == result["best"]
 
 
-@pytest.mark.slow  # the module's four searches take ~15 s
+@pytest.mark.slow  # the module's five searches take ~20 s
 def test_every_candidate_over_budget_leaves_no_best(searched: Searched) -> None:
     rt, job_id = searched.rt, searched.all_over_job
     client = TestClient(create_app(rt))
@@ -249,7 +262,7 @@ def test_every_candidate_over_budget_leaves_no_best(searched: Searched) -> None:
     assert all(c["feasible"] is False for c in closest)
 
 
-@pytest.mark.slow  # the module's four searches take ~15 s
+@pytest.mark.slow  # the module's five searches take ~20 s
 def test_jobs_without_a_verification_list_refuse_it(searched: Searched) -> None:
     client = TestClient(create_app(searched.rt))
     answer = client.get(f"/v1/searches/{searched.table_job}/verification")
@@ -258,7 +271,7 @@ def test_jobs_without_a_verification_list_refuse_it(searched: Searched) -> None:
         submit_verification(searched.rt, "nb201-pixel3", None, "{}", searched.table_job)
 
 
-@pytest.mark.slow  # the module's four searches take ~15 s
+@pytest.mark.slow  # the module's five searches take ~20 s
 def test_nb201_candidates_cannot_become_onnx(searched: Searched, tmp_path: Path) -> None:
     url = str(searched.rt.settings.resolved_database_url)
     result = runner.invoke(
