@@ -263,12 +263,12 @@ def _awaiting(
         "space": space_name,
         "candidates": cands,
     }
+    write = f"`hwnas search verify {job_id} -o DIR`"
+    submit = f"`hwnas device submit {spec.device} -f latencies.jsonl --job {job_id}`"
     summary["message"] = (
         f"awaiting verification on {spec.device}: its latencies are predicted; measure the "
-        f"{len(cands)} candidate(s) there (`hwnas search verify {job_id} -o DIR`, run "
-        f"DIR/measure.py on the device, then `hwnas device submit {spec.device} --space "
-        f"{space_name} -f latencies.jsonl --job {job_id}`). Provisional answer: "
-        + (summary.get("message") or "")
+        f"{len(cands)} candidate(s) there ({write}, run DIR/measure.py on the device, then "
+        f"{submit}). Provisional answer: " + (summary.get("message") or "")
     )
     return summary
 

@@ -7,9 +7,9 @@ this machine), ``nas.run_search`` measures for itself (``measure_latency``):
 A remote device cannot be: the job ends ``awaiting_verification`` with the
 candidates the loop would measure, in the loop's order
 (:func:`verification_candidates`). The user writes them as ONNX files with the
-standalone runner (:func:`verification_package`, ``hwnas search verify``),
-runs it on the device, and submits the output (:func:`submit_verification`,
-``hwnas device submit --job``). The measurements are stored as the device's
+standalone runner (:func:`verification_package`, ``hwnas search verify JOB
+-o DIR``), runs it on the device, and submits the output
+(:func:`submit_verification`, ``hwnas device submit NAME -f FILE --job JOB``). The measurements are stored as the device's
 latency measurements, and the job's answer is re-ranked by nas's rules on
 the measured candidates only (:func:`rerank`): the best is the most accurate
 candidate whose *measured* latency is within budget; if none is, there is no
