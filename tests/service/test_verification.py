@@ -5,9 +5,11 @@ re-ranked answer); jobs bound to a host; the spec's new fields."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -280,6 +282,9 @@ def test_nb201_candidates_cannot_become_onnx(searched: Searched, tmp_path: Path)
     )
     assert result.exit_code != 0
     assert "cannot write job" in result.output and "nb201" in result.output
+    client = TestClient(create_app(searched.rt))
+    zipped = client.get(f"/v1/searches/{searched.remote_job}/verification.zip")
+    assert zipped.status_code == 422 and "cannot write job" in zipped.json()["error"]["message"]
 
 
 # -- the remote flow with real ONNX files ------------------------------------------------------
@@ -325,6 +330,13 @@ def test_verify_package_measure_and_submit_through_the_cli(tmp_path: Path) -> No
     assert manifest["job"] == job_id and manifest["device"] == "board"
     assert [c["file"] for c in manifest["candidates"]] == ["cand_00.onnx", "cand_01.onnx"]
     assert (out / "measure.py").exists()
+    with Runtime.open(load_settings(database_url=url, require_auth=False)) as rt:
+        zipped = TestClient(create_app(rt)).get(f"/v1/searches/{job_id}/verification.zip")
+    assert zipped.status_code == 200, zipped.text
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as archive:
+        assert {"cand_00.onnx", "cand_01.onnx", "measure.py", "manifest.json"} <= set(
+            archive.namelist()
+        )
     measured = subprocess.run(
         [sys.executable, "measure.py", "cand_00.onnx", "cand_01.onnx", "--repeats", "3",
          "--warmup", "1"],
