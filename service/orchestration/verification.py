@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from service.db import LatencyMeasurement, SearchJob
 from service.domain import devices, jobs, supernet_records
@@ -256,7 +257,7 @@ def verification_package(rt: Runtime, job_id: int, out_dir: Path) -> dict[str, A
 
 
 def _measured(
-    session: Any, device_id: int, space_name: str, hashes: Sequence[str]
+    session: Session, device_id: int, space_name: str, hashes: Sequence[str]
 ) -> dict[str, float]:
     """The stored measured latency of each candidate (the smallest stored median,
     as the answers of ``service.domain.subnets`` take it)."""
