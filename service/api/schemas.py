@@ -70,14 +70,28 @@ class ExtraLatencyIn(_Body):
 
 
 class LatenciesIn(_Body):
-    space: Annotated[str, Field(max_length=64, pattern=_SPACE_PATTERN)] = "ofa-mbv3-tiny"
-    reference_ms: list[LatencyMs] = Field(
-        min_length=1, max_length=100, description="One latency per reference arch, in order."
+    space: Annotated[str | None, Field(max_length=64, pattern=_SPACE_PATTERN)] = Field(
+        default=None, description="Search space (default ofa-mbv3-tiny; with job, the job's)."
+    )
+    reference_ms: list[LatencyMs] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="One latency per reference arch, in order.",
     )
     extra: list[ExtraLatencyIn] = Field(
         default_factory=list,
         max_length=1000,
         description="Further measurements [{arch, ms}] used to report quality.",
+    )
+    job: Annotated[int | None, Field(ge=1, le=MAX_DB_ID)] = Field(
+        default=None,
+        description="A search job awaiting verification: `records` measure its candidates.",
+    )
+    records: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=1000,
+        description="With job: the JSON records measure.py printed for the cand_NN.onnx files.",
     )
 
 

@@ -145,18 +145,35 @@ def references_cmd(
 def submit_cmd(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Device name."),
-    space: str = typer.Option("ofa-mbv3-tiny", "--space", help="Search space."),
+    space: str | None = typer.Option(
+        None, "--space", help="Search space (default ofa-mbv3-tiny; with --job, the job's)."
+    ),
     file: Path = typer.Option(
         ..., "--file", "-f", help="measure.py's JSON lines, or {reference_ms, extra}."
     ),
+    job: int | None = typer.Option(
+        None,
+        "--job",
+        help="The latencies verify this search job's candidates (`hwnas search verify`).",
+    ),
 ) -> None:
-    """Submit latencies measured on the device; adapts and stores its latency model."""
+    """Submit latencies measured on the device: the reference subnets (adapts and
+    stores its latency model), or with --job a search's candidates (re-ranks its answer)."""
     from service.orchestration.registration import submit_latency_file
 
     try:
         text = file.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise fail(ctx, f"cannot read {file}: {exc}") from None
+    if job is not None:
+        from service.orchestration.verification import submit_verification
+
+        with open_runtime(ctx) as rt:
+            out = submit_verification(rt, name, space, text, job)
+        result = out["result"]
+        emit(ctx, out, [f"search job {job} is {out['state']}: {result.get('message')}"])
+        return
+    space = space or "ofa-mbv3-tiny"
     with open_runtime(ctx) as rt:
         reg = submit_latency_file(rt, name, space, text)
         emit(

@@ -60,6 +60,16 @@ def submit_cmd(
     spec_file: Path | None = typer.Option(
         None, "--spec", help="JSON spec file; options override it."
     ),
+    feasibility_confidence: float | None = typer.Option(
+        None,
+        "--confidence",
+        help="P(latency <= budget) a predicted latency must reach (0.5-1, default 0.9).",
+    ),
+    max_latency_measurements: int | None = typer.Option(
+        None,
+        "--measurements",
+        help="Subnets whose latency is measured on the device to verify the answer (default 10).",
+    ),
 ) -> None:
     """Queue a search job (validated now, run by a worker)."""
     for flag, value in (("--budget-ms", budget_ms), ("--time-budget-s", time_budget_s)):
@@ -78,6 +88,8 @@ def submit_cmd(
             "max_params": max_params,
             "time_budget_s": time_budget_s,
             "seed": seed,
+            "feasibility_confidence": feasibility_confidence,
+            "max_latency_measurements": max_latency_measurements,
         },
     )
     with open_runtime(ctx) as rt, rt.session() as s:
@@ -170,3 +182,18 @@ def cancel_cmd(ctx: typer.Context, job_id: int = typer.Argument(..., help="Job i
     with open_runtime(ctx) as rt, rt.session() as s:
         job = jobs.cancel_job(s, job_id)
         emit(ctx, JobOut.json_of(job), [f"search job {job.id} cancelled"])
+
+
+@app.command("verify")
+def verify_cmd(
+    ctx: typer.Context,
+    job_id: int = typer.Argument(..., help="A job awaiting verification."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for the ONNX files and runner."),
+) -> None:
+    """Write the candidates of a job awaiting verification (a remote device) as ONNX
+    files, with the standalone measure.py and a manifest naming the job."""
+    from service.orchestration.verification import verification_package
+
+    with open_runtime(ctx) as rt:
+        info = verification_package(rt, job_id, out)
+        emit(ctx, info, [f"wrote {len(info['files'])} candidate subnets to {out}", info["next"]])

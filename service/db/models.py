@@ -65,8 +65,17 @@ NAMING_CONVENTION = {
 
 #: Lifecycle of a search job. ``queued -> running -> succeeded|failed``;
 #: ``cancelled`` from queued or running. A running job whose lease expired is
-#: put back to ``queued`` (its finished trials are kept).
-JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+#: put back to ``queued`` (its finished trials are kept). A search on a device
+#: no worker can measure ends ``running -> awaiting_verification`` and becomes
+#: ``succeeded`` when the user submits the candidates' measured latencies.
+JOB_STATES = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "awaiting_verification",
+)
 #: Where a number came from.
 SOURCES = ("measured", "predicted")
 SUPERNET_STATES = ("training", "ready", "failed")
@@ -231,7 +240,7 @@ class SearchJob(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(128), default="")
     supernet_id: Mapped[int | None] = mapped_column(ForeignKey("supernets.id", ondelete="SET NULL"))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    state: Mapped[str] = mapped_column(String(16), default="queued")
+    state: Mapped[str] = mapped_column(String(32), default="queued")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     n_evaluations: Mapped[int] = mapped_column(Integer, default=0)
     owner: Mapped[str] = mapped_column(
@@ -246,6 +255,9 @@ class SearchJob(TimestampMixin, Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Only a worker on this host may claim the job (a search on a local device
+    #: measures latencies on that machine); None: any worker.
+    required_host: Mapped[str | None] = mapped_column(String(255))
 
     trials: Mapped[list[Trial]] = relationship(back_populates="job", passive_deletes=True)
 
@@ -279,7 +291,11 @@ class Trial(TimestampMixin, Base):
     accuracy_source: Mapped[str] = mapped_column(String(16), default="measured")
     latency_ms: Mapped[float | None] = mapped_column(Float)
     latency_source: Mapped[str | None] = mapped_column(String(16))
-    #: Latency on further devices: {device_name: {"ms": float, "source": str}}.
+    #: Standard deviation of a *predicted* ``latency_ms`` when the device's
+    #: latency model gives one (the chance constraint of the answers uses it).
+    latency_std_ms: Mapped[float | None] = mapped_column(Float)
+    #: Latency on further devices: {device_name: {"ms": float, "source": str,
+    #: "std_ms": float (optional)}}.
     latencies: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     macs: Mapped[int | None] = mapped_column(BigInteger)
     params: Mapped[int | None] = mapped_column(BigInteger)

@@ -17,22 +17,36 @@ Concurrency model (honest about locks and races):
   in the queue by the next claim; its stored trials are kept, and the search
   resumes from them (the Optuna study and our trial rows), so no evaluation is
   lost or repeated. After ``max_attempts`` lost leases the job fails.
+* **Host.** A job with ``required_host`` (a search on a local device, whose
+  latencies only that machine can measure) is claimed only by a worker that
+  passes the same ``host``; the filter is part of the claim's one locked
+  SELECT, so it adds no race. A worker on the wrong host never sees the job.
+* **Awaiting verification.** A search on a device no worker can measure ends
+  ``running -> awaiting_verification`` (:func:`await_verification`, conditional
+  on the lease like every worker transition; the lease is cleared). No worker
+  claims or re-queues such a job. Submitted measurements move it to
+  ``succeeded`` in :func:`settle_verification`, which locks the row (``FOR
+  UPDATE``; ``BEGIN IMMEDIATE`` on SQLite) and re-ranks from *every* stored
+  measurement read under that lock: two submissions at once are serialised, and
+  the later one answers from the union of both, whatever the order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from service.db import JOB_STATES, SearchJob, utcnow
 from service.domain.errors import ConflictError, NotFoundError
 from service.domain.owners import LOCAL, Scope, restrict, sees
 
 __all__ = [
+    "await_verification",
     "cancel_job",
     "claim_next_job",
     "complete_job",
@@ -41,6 +55,7 @@ __all__ = [
     "heartbeat",
     "list_jobs",
     "requeue_expired",
+    "settle_verification",
     "submit_job",
 ]
 
@@ -54,10 +69,18 @@ def submit_job(
     name: str = "",
     owner: str = LOCAL,
     supernet_id: int | None = None,
+    required_host: str | None = None,
 ) -> SearchJob:
-    """Queue a job. ``spec`` must already be validated (``service.domain.specs``)."""
+    """Queue a job. ``spec`` must already be validated (``service.domain.specs``);
+    with ``required_host`` only a worker on that host may claim it."""
     job = SearchJob(
-        name=name, spec=spec, owner=owner, supernet_id=supernet_id, state="queued", attempts=0
+        name=name,
+        spec=spec,
+        owner=owner,
+        supernet_id=supernet_id,
+        state="queued",
+        attempts=0,
+        required_host=required_host,
     )
     session.add(job)
     session.flush()
@@ -125,13 +148,19 @@ def claim_next_job(
     lease_s: float,
     max_attempts: int,
     now: datetime | None = None,
+    host: str | None = None,
 ) -> SearchJob | None:
-    """Claim the oldest queued job for ``worker_id``, or return ``None``."""
+    """Claim the oldest queued job for ``worker_id``, or return ``None``. Jobs
+    bound to a host other than ``host`` (all bound jobs when ``host`` is None)
+    are left to workers on that host."""
     now = now or utcnow()
     requeue_expired(session, max_attempts=max_attempts, now=now)
+    on_host: ColumnElement[bool] = SearchJob.required_host.is_(None)
+    if host is not None:
+        on_host = or_(on_host, SearchJob.required_host == host)
     job = session.scalars(
         select(SearchJob)
-        .where(SearchJob.state == "queued")
+        .where(SearchJob.state == "queued", on_host)
         .order_by(SearchJob.created_at, SearchJob.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -199,6 +228,62 @@ def complete_job(session: Session, job_id: int, worker_id: str, result: dict[str
             "lease_expires_at": None,
         },
     )
+
+
+def await_verification(
+    session: Session, job_id: int, worker_id: str, result: dict[str, Any]
+) -> bool:
+    """The search is done but its answer waits for latencies measured on the
+    device (``result["verification"]`` lists the candidates)."""
+    return _owned(
+        session,
+        job_id,
+        worker_id,
+        {
+            "state": "awaiting_verification",
+            "result": result,
+            "progress": 1.0,
+            "worker_id": None,
+            "lease_expires_at": None,
+        },
+    )
+
+
+def settle_verification(
+    session: Session,
+    job_id: int,
+    rerank: Callable[[SearchJob], tuple[dict[str, Any], bool]],
+) -> SearchJob:
+    """Re-rank a verified job's answer under its row lock (race contract above).
+
+    ``rerank(job)`` returns the new result and whether the verification is
+    complete (the job then becomes, or stays, ``succeeded``). Only jobs with a
+    verification list (awaiting it, or already settled) can be re-ranked.
+    """
+    job = session.scalars(
+        select(SearchJob)
+        .where(SearchJob.id == job_id)
+        .with_for_update()
+        # Read under the lock, not from what this session loaded before it.
+        .execution_options(populate_existing=True)
+    ).first()
+    if job is None:
+        raise NotFoundError(f"search job {job_id} does not exist")
+    verification = (job.result or {}).get("verification") or {}
+    if job.state not in ("awaiting_verification", "succeeded") or not verification.get(
+        "candidates"
+    ):
+        raise ConflictError(
+            f"search job {job_id} is {job.state} and has no candidates awaiting verification"
+        )
+    result, complete = rerank(job)
+    job.result = result
+    flag_modified(job, "result")  # a JSON column: say it changed, whatever rerank returned
+    if complete and job.state != "succeeded":
+        job.state = "succeeded"
+        job.finished_at = utcnow()
+    session.flush()
+    return job
 
 
 def fail_job(session: Session, job_id: int, worker_id: str, error: str) -> bool:

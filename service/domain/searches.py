@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session
 
 from service.db import Device, SearchJob, Supernet
 from service.domain import devices, jobs, supernet_records
-from service.domain.errors import ConflictError
+from service.domain.errors import ConflictError, DomainError
 from service.domain.owners import LOCAL, Scope
 from service.domain.specs import SearchSpec, parse_spec
 
-__all__ = ["submit_search"]
+__all__ = ["required_host", "submit_search"]
 
 #: Checks that a device can give latencies for a supernet's space and that its
 #: budget (None: no budget there) can be met; raises a DomainError saying what to
@@ -42,8 +42,10 @@ def submit_search(
             f"supernet {supernet.name!r} is {supernet.status}, not ready for search"
         )
     budgets = {spec.device: spec.latency_budget_ms, **spec.extra_budgets_ms}
+    rows = []
     for device_name in [spec.device, *spec.extra_devices]:
         device = devices.get_device(session, device_name, scope)
+        rows.append(device)
         if check_latency is not None:
             for message in check_latency(session, supernet, device, budgets.get(device_name)):
                 if warn is not None:
@@ -54,4 +56,19 @@ def submit_search(
         name=name,
         owner=scope.owner if scope is not None else LOCAL,
         supernet_id=supernet.id,
+        required_host=required_host(rows),
     )
+
+
+def required_host(rows: list[Device]) -> str | None:
+    """The host whose worker must run a search on these devices: the host of its
+    local devices (measured by hwnas on that machine, so only a worker there can
+    verify their latencies); None when there is none. Local devices on two hosts
+    cannot be measured by one worker: refused."""
+    hosts = sorted({d.host for d in rows if d.kind.startswith("local-") and d.host})
+    if len(hosts) > 1:
+        raise DomainError(
+            f"the search's local devices live on different hosts ({', '.join(hosts)}); "
+            "one worker measures one machine: search them in separate jobs"
+        )
+    return hosts[0] if hosts else None

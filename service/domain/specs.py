@@ -8,7 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from service.domain.bounds import LatencyMs, Name
 
-__all__ = ["SearchSpec", "parse_spec"]
+__all__ = ["MAX_LATENCY_MEASUREMENTS", "SearchSpec", "parse_spec"]
+
+#: Upper bound of ``max_latency_measurements``: each one is a real measurement on
+#: the device (for a remote device, an ONNX file the user runs by hand).
+MAX_LATENCY_MEASUREMENTS = 100
 
 MAX_EXTRA_DEVICES = 16
 #: 30 days: a longer wall-clock limit is a unit error.
@@ -54,6 +58,25 @@ class SearchSpec(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     bn_images: int = Field(
         default=2000, ge=1, le=100_000, description="Images for BN recalibration per subnet."
+    )
+    feasibility_confidence: float = Field(
+        default=0.9,
+        gt=0.5,
+        lt=1.0,
+        description=(
+            "Where the latency is predicted with an uncertainty, a subnet counts as within "
+            "budget only when P(latency <= budget) reaches this (one-sided normal bound)."
+        ),
+    )
+    max_latency_measurements: int = Field(
+        default=10,
+        ge=0,
+        le=MAX_LATENCY_MEASUREMENTS,
+        description=(
+            "Distinct subnets whose latency is measured on the device to verify the answer "
+            "(a table, this worker's machine, or by you for a remote device); 0: none, the "
+            "answer's latency stays predicted."
+        ),
     )
     prune_space: bool = Field(
         default=False,

@@ -56,6 +56,8 @@ class TrialIn:
     accuracy_source: str = "measured"
     latency_ms: float | None = None
     latency_source: str | None = None
+    #: Std of a predicted ``latency_ms`` (the device model's uncertainty), if any.
+    latency_std_ms: float | None = None
     job_id: int | None = None
     supernet_id: int | None = None
     device_id: int | None = None
@@ -85,6 +87,13 @@ class TrialIn:
                 raise ValueError(
                     "latency_source (measured or predicted) must be given with latency_ms"
                 )
+        if self.latency_std_ms is not None:
+            if not math.isfinite(self.latency_std_ms) or self.latency_std_ms < 0:
+                raise ValueError(
+                    f"latency_std_ms must be finite and >= 0, got {self.latency_std_ms!r}"
+                )
+            if self.latency_source != "predicted":
+                raise ValueError("latency_std_ms belongs to a predicted latency only")
 
 
 def record_trial(session: Session, trial: TrialIn) -> Trial:
@@ -107,6 +116,7 @@ def record_trial(session: Session, trial: TrialIn) -> Trial:
         accuracy_source=trial.accuracy_source,
         latency_ms=trial.latency_ms,
         latency_source=trial.latency_source,
+        latency_std_ms=trial.latency_std_ms,
         latencies=trial.latencies or {},
         macs=trial.macs,
         params=trial.params,
@@ -206,6 +216,9 @@ class SubnetAnswer:
     latency_ms: float
     latency_source: str
     job_id: int | None
+    #: Std of a predicted latency (the device model's uncertainty); None when
+    #: measured or when the model gives none.
+    latency_std_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -216,6 +229,7 @@ class SubnetAnswer:
             "accuracy_source": self.accuracy_source,
             "latency_ms": self.latency_ms,
             "latency_source": self.latency_source,
+            "latency_std_ms": self.latency_std_ms,
             "job_id": self.job_id,
         }
 
@@ -247,18 +261,29 @@ def candidates(
     trials = session.scalars(query).all()
     best: dict[str, SubnetAnswer] = {}
     for t in trials:
+        std: float | None = None
         if t.arch_hash in measured_latency:
             ms, source = measured_latency[t.arch_hash], "measured"
         elif t.device_id == device.id and t.latency_ms is not None:
             ms, source = t.latency_ms, t.latency_source or "predicted"
+            std = t.latency_std_ms
         elif device.name in t.latencies:
             entry = t.latencies[device.name]
             ms, source = float(entry["ms"]), str(entry.get("source", "predicted"))
+            std = None if entry.get("std_ms") is None else float(entry["std_ms"])
         else:
             continue
         assert t.accuracy is not None
         answer = SubnetAnswer(
-            t.id, t.arch, t.arch_hash, t.accuracy, "measured", ms, source, t.job_id
+            t.id,
+            t.arch,
+            t.arch_hash,
+            t.accuracy,
+            "measured",
+            ms,
+            source,
+            t.job_id,
+            std if source == "predicted" else None,
         )
         current = best.get(t.arch_hash)
         # The same arch evaluated by several jobs: keep the most recent evaluation.
@@ -277,6 +302,8 @@ def _records(pool: Sequence[SubnetAnswer], device: str) -> list[dict[str, Any]]:
             "accuracy": c.accuracy,
             "latency_ms": {device: c.latency_ms},
             "latency_measured": {device: c.latency_source == "measured"},
+            # A predicted latency's std: nas's rule then checks its upper bound.
+            "latency_std_ms": {} if c.latency_std_ms is None else {device: c.latency_std_ms},
         }
         for c in sorted(pool, key=lambda c: c.trial_id)
     ]
@@ -288,6 +315,8 @@ def best_under_budget(
     device: Device,
     budget_ms: float,
     scope: Scope | None = None,
+    *,
+    feasibility_confidence: float | None = None,
 ) -> tuple[SubnetAnswer | None, list[SubnetAnswer]]:
     """The most accurate stored subnet within ``budget_ms`` on ``device``.
 
@@ -295,19 +324,25 @@ def best_under_budget(
     budget; ``closest`` then holds the stored subnets nearest to it. Both follow
     :func:`nas.pareto.best_under_budget`, the one definition of this answer; this
     function only gathers the candidates (stored measurements win over
-    predictions, the latest evaluation of an architecture wins).
+    predictions, the latest evaluation of an architecture wins). A predicted
+    latency stored with its std meets the budget only when its one-sided upper
+    bound does (P(latency <= budget) >= ``feasibility_confidence``, default
+    :data:`nas.constraints.DEFAULT_FEASIBILITY_CONFIDENCE`, the search's default).
     """
-    from nas.constraints import Constraints
+    from nas.constraints import DEFAULT_FEASIBILITY_CONFIDENCE, Constraints
     from nas.pareto import best, closest
 
     if not math.isfinite(budget_ms) or budget_ms <= 0:
         raise ValueError(f"budget_ms must be positive, got {budget_ms}")
     records = _records(candidates(session, supernet, device, scope), device.name)
     constraints = Constraints({device.name: budget_ms})
-    found = best(records, constraints, device=device.name)
+    if feasibility_confidence is None:
+        feasibility_confidence = DEFAULT_FEASIBILITY_CONFIDENCE
+    kw: dict[str, Any] = {"device": device.name, "feasibility_confidence": feasibility_confidence}
+    found = best(records, constraints, **kw)
     if found is not None:
         return found["answer"], []
-    return None, [r["answer"] for r in closest(records, constraints, device=device.name)]
+    return None, [r["answer"] for r in closest(records, constraints, **kw)]
 
 
 def pareto_front(
@@ -327,13 +362,22 @@ def best_answer(
     device: Device,
     budget_ms: float,
     scope: Scope | None = None,
+    *,
+    feasibility_confidence: float | None = None,
 ) -> dict[str, Any]:
     """:func:`best_under_budget` as the JSON the CLI and API return."""
-    found, closest = best_under_budget(session, supernet, device, budget_ms, scope)
+    from nas.constraints import DEFAULT_FEASIBILITY_CONFIDENCE
+
+    if feasibility_confidence is None:
+        feasibility_confidence = DEFAULT_FEASIBILITY_CONFIDENCE
+    found, closest = best_under_budget(
+        session, supernet, device, budget_ms, scope, feasibility_confidence=feasibility_confidence
+    )
     return {
         "supernet": supernet.name,
         "device": device.name,
         "budget_ms": budget_ms,
+        "feasibility_confidence": feasibility_confidence,
         "feasible": found is not None,
         "best": found.to_dict() if found else None,
         "closest": [c.to_dict() for c in closest],

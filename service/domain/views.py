@@ -117,6 +117,7 @@ class TrialOut(View):
     accuracy_source: str
     latency_ms: float | None
     latency_source: str | None
+    latency_std_ms: float | None
     latencies: dict[str, Any]
     macs: int | None
     params: int | None

@@ -388,10 +388,9 @@ def _supernet_search(
     reused = " (stored from an earlier run)" if result.get("reused") else ""
     report(f"search under {budget} ms on {device}: {result['message']}{reused}")
     for check in result.get("verified_latency", []):
-        report(
-            f"  checked for real: predicted {check['predicted_ms']:.3f} ms, "
-            f"measured {check['measured_ms']:.3f} ms"
-        )
+        predicted = check.get("predicted_ms")
+        said = "not predicted" if predicted is None else f"predicted {predicted:.3f} ms"
+        report(f"  checked for real: {said}, measured {check['measured_ms']:.3f} ms")
 
 
 def _export_step(rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:

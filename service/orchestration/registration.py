@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -29,8 +29,12 @@ from service.domain.errors import ConflictError, DomainError
 from service.domain.owners import LOCAL
 from service.runtime import Runtime
 
+if TYPE_CHECKING:
+    from predictors.latency import DeviceSpec
+
 __all__ = [
     "Registered",
+    "device_spec",
     "is_local",
     "local_device_name",
     "measure_local",
@@ -241,15 +245,18 @@ def parse_latency_file(
     *,
     space: str | None = None,
     reference_set: str | None = None,
+    prefix: str = "ref",
 ) -> tuple[list[float], list[tuple[dict[str, Any], float]], list[dict[str, Any]]]:
-    """Read submitted latencies.
+    """Read submitted latencies (the one reader of measured-latency files: the
+    reference packages' and the search verification packages').
 
     Accepts measurement records (``predictors.latency.records``: what the
-    reference package's ``measure.py`` prints; checked against ``space`` and
-    ``reference_set`` when given), the JSON lines of older ``measure.py``
-    copies (one per ``ref_NN.onnx``; ``median_ms`` is used), or a JSON object
-    ``{"reference_ms": [...], "extra": [{"arch": {...}, "ms": ...}]}``.
-    Returns reference latencies in reference order, extra pairs and per-reference details.
+    package's ``measure.py`` prints; checked against ``space`` and
+    ``reference_set`` when given; a verification package's reference set is
+    ``job-<id>``), the JSON lines of older ``measure.py`` copies (one per
+    ``<prefix>_NN.onnx``; ``median_ms`` is used), or, for references only, a JSON
+    object ``{"reference_ms": [...], "extra": [{"arch": {...}, "ms": ...}]}``.
+    Returns latencies in file-index order, extra pairs and per-file details.
     """
     text = text.strip()
     if not text:
@@ -269,6 +276,10 @@ def parse_latency_file(
     except json.JSONDecodeError:
         whole = None  # JSON lines, or garbage: decided line by line below
     if isinstance(whole, dict) and "file" not in whole:
+        if prefix != "ref":
+            raise DomainError(
+                f"give the JSON lines that measure.py printed for the {prefix}_NN.onnx files"
+            )
         refs = whole.get("reference_ms")
         if not isinstance(refs, list):
             raise DomainError(
@@ -288,15 +299,25 @@ def parse_latency_file(
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DomainError(f"line {line_no} of the latency file is not JSON: {exc}") from None
+        if not isinstance(record, dict):
+            raise DomainError(f"line {line_no} of the latency file is not a JSON object")
         name = str(record.get("file", ""))
-        if not (name.startswith("ref_") and name.endswith(".onnx") and name[4:-5].isdigit()):
-            raise DomainError(f"line {line_no}: 'file' must be ref_NN.onnx, got {name!r}")
+        head, index = f"{prefix}_", name[len(prefix) + 1 : -5]
+        if not (name.startswith(head) and name.endswith(".onnx") and index.isdigit()):
+            raise DomainError(f"line {line_no}: 'file' must be {prefix}_NN.onnx, got {name!r}")
         if "median_ms" not in record:
             raise DomainError(f"line {line_no}: no 'median_ms'")
-        records[int(name[4:-5])] = record
+        records[int(index)] = record
+    what = "reference" if prefix == "ref" else "candidate"
+    unknown = sorted(set(records) - set(range(n_references)))
+    if unknown:
+        raise DomainError(
+            f"latencies for {what}(s) {unknown} that the package does not have "
+            f"(it has {n_references}, numbered from 0)"
+        )
     missing = sorted(set(range(n_references)) - set(records))
     if missing:
-        raise DomainError(f"latencies missing for reference(s) {missing}; expected {n_references}")
+        raise DomainError(f"latencies missing for {what}(s) {missing}; expected {n_references}")
     ordered = [records[i] for i in range(n_references)]
     return [float(r["median_ms"]) for r in ordered], [], ordered
 
@@ -343,22 +364,35 @@ def is_local(device: Device) -> bool:
     )
 
 
+def device_spec(device: Device) -> DeviceSpec:
+    """How a local device is measured: the DeviceSpec stored when it was
+    registered (``hwnas device measure``), else its backend, threads and batch."""
+    from predictors.latency import DeviceSpec
+
+    if device.backend is None:
+        raise DomainError(f"device {device.name!r} has no backend: it is not measured by hwnas")
+    stored = dict(device.properties.get("device_spec") or {})
+    return DeviceSpec(
+        backend=str(stored.get("backend", device.backend)),
+        threads=int(stored.get("threads", device.threads or 1)),
+        batch=int(stored.get("batch", device.batch_size)),
+        host=str(stored.get("host") or device.host or ""),
+    )
+
+
 def verify_latency(
     rt: Runtime, device_name: str, space: Any, archs: Sequence[Any], *, repeats: int = 30
 ) -> list[dict[str, Any]]:
     """Measure ``archs`` for real on ``device_name`` if it is this machine, and
     store the measurements (they then take precedence over predictions in every
     answer). Returns ``[{arch_hash, measured_ms}]``; empty for other devices."""
-    from predictors.latency import DeviceSpec, measure_archs
+    from predictors.latency import measure_archs
 
     with rt.session() as s:
         device = devices.get_device(s, device_name)
         if not is_local(device) or not archs:
             return []
-        assert device.backend is not None
-        spec = DeviceSpec(
-            backend=device.backend, threads=device.threads or 1, batch=device.batch_size
-        )
+        spec = device_spec(device)
     archs = [space.validate(a) for a in archs]
     measured = measure_archs(space, archs, spec, repeats=repeats)
     out = []

@@ -5,6 +5,13 @@ database, through Optuna's RDB storage, study ``hwnas-job-<id>``) and a row in
 ``nas_trials``. A job picked up again after its worker died resumes from the
 Optuna study, so nothing is evaluated twice; rows the dead worker did not get to
 write are reconciled from the study at the end (``record_trial`` is idempotent).
+
+The answer is verified with real latencies where the worker can take them
+(:mod:`service.orchestration.verification`): on a bundled table (the table is
+the measurement) and on this machine (a local device; such jobs are claimed
+only by a worker on its host) ``nas.run_search`` measures up to
+``spec.max_latency_measurements`` candidates itself. On any other device the
+job ends awaiting verification, with the candidates the loop would measure.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from service.db import Device, SearchJob, Supernet
 from service.domain import devices, jobs, subnets, supernet_records
 from service.domain.errors import DomainError
 from service.domain.specs import SearchSpec, parse_spec
-from service.orchestration.device_latency import latency_source
+from service.orchestration.device_latency import has_table_latency, latency_source
 from service.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -59,16 +66,21 @@ def _evaluator(rt: Runtime, supernet: Supernet, spec: SearchSpec) -> Callable[[A
     )
 
 
+def _latency_entry(evaluation: Evaluation, device: str, ms: float) -> dict[str, Any]:
+    measured = bool(evaluation.latency_measured.get(device))
+    entry: dict[str, Any] = {"ms": float(ms), "source": "measured" if measured else "predicted"}
+    std = evaluation.latency_std_ms.get(device)
+    if std is not None and not measured:
+        entry["std_ms"] = float(std)
+    return entry
+
+
 def _trial_in(
     job: SearchJob, supernet: Supernet, device: Device, evaluation: Evaluation
 ) -> subnets.TrialIn:
     primary = device.name
     latencies = {
-        name: {
-            "ms": float(ms),
-            "source": "measured" if evaluation.latency_measured.get(name) else "predicted",
-        }
-        for name, ms in evaluation.latency_ms.items()
+        name: _latency_entry(evaluation, name, ms) for name, ms in evaluation.latency_ms.items()
     }
     main_ms = evaluation.latency_ms.get(primary)
     main_source = "measured" if evaluation.latency_measured.get(primary) else "predicted"
@@ -80,6 +92,7 @@ def _trial_in(
         accuracy_source="measured",
         latency_ms=None if main_ms is None else float(main_ms),
         latency_source=None if main_ms is None else main_source,
+        latency_std_ms=latencies.get(primary, {}).get("std_ms"),
         job_id=job.id,
         supernet_id=supernet.id,
         device_id=device.id,
@@ -166,6 +179,7 @@ def execute_search(
         space = space_from_config(supernet.space_name, supernet.space_config)
         budgets = {spec.device: spec.latency_budget_ms, **spec.extra_budgets_ms}
         study_name = job.study_name or f"hwnas-job-{job.id}"
+        measures = _measures(rt, job.id, space, supernet, devs, models, budgets)
         s.expunge_all()
     if supernet.checkpoint_path is not None and not supernet.dataset:
         return _proxy_answer(rt, space, supernet, spec, models)
@@ -199,11 +213,15 @@ def execute_search(
             max_macs=spec.max_macs,
             max_params=spec.max_params,
             time_budget_s=spec.time_budget_s,
-            settings=SearchSettings(batch_size=spec.batch_size),
+            settings=SearchSettings(
+                batch_size=spec.batch_size, feasibility_confidence=spec.feasibility_confidence
+            ),
             storage=storage,
             study_name=study_name,
             on_evaluation=record,
             should_stop=should_stop,
+            measure_latency=measures or None,
+            max_latency_measurements=spec.max_latency_measurements if measures else None,
         )
         if result.stop_reason == "stopped":
             raise JobAborted(f"search job {job_id} was cancelled or lost its lease")
@@ -216,24 +234,87 @@ def execute_search(
         storage.engine.dispose()
     summary = result.to_dict(spec.device)
     summary["pruning"] = pruning
-    summary["verified_latency"] = _verify(rt, space, spec, result)
+    summary["verified_latency"] = _measured_here(rt, job_id, measures)
+    if spec.device not in measures and spec.max_latency_measurements > 0:
+        summary = _awaiting(summary, result, spec, supernet.space_name, job_id)
     return summary
 
 
-def _verify(
-    rt: Runtime, space: SearchSpace[Any], spec: SearchSpec, result: SearchResult
-) -> list[dict[str, Any]]:
-    """Check the promising subnets' latency for real where the device is this
-    machine: the best one and the fastest members of the front."""
-    from service.orchestration.registration import verify_latency
+def _measures(
+    rt: Runtime,
+    job_id: int,
+    space: SearchSpace[Any],
+    supernet: Supernet,
+    devs: list[Device],
+    models: dict[str, Any],
+    budgets: dict[str, float],
+) -> dict[str, Callable[[Any], float]]:
+    """The true latency measurement of each device with a budget that this worker
+    can measure: a bundled table, or this machine (with its stored DeviceSpec)."""
+    from service.orchestration.registration import device_spec, is_local
+    from service.orchestration.verification import LocalMeasure, TableMeasure
 
-    chosen = [] if result.best_evaluation is None else [result.best_evaluation]
-    chosen += [e for e in result.pareto_front(spec.device) if e not in chosen][:4]
-    if not chosen:
-        chosen = list(result.closest[:3])
-    predicted = {e.arch_hash: float(e.latency_ms[spec.device]) for e in chosen}
-    checked = verify_latency(rt, spec.device, space, [e.arch for e in chosen])
-    return [{**c, "predicted_ms": predicted[c["arch_hash"]]} for c in checked]
+    out: dict[str, Callable[[Any], float]] = {}
+    for d in devs:
+        if d.name not in budgets:
+            continue  # measurements verify budgets
+        if has_table_latency(supernet.space_name, d):
+            out[d.name] = TableMeasure(models[d.name])
+        elif is_local(d):
+            out[d.name] = LocalMeasure(rt, d.name, space, device_spec(d), job_id)
+    return out
+
+
+def _measured_here(
+    rt: Runtime, job_id: int, measures: dict[str, Callable[[Any], float]]
+) -> list[dict[str, Any]]:
+    """The measurements this worker took on its own machine, each with the latency
+    predicted when its subnet was evaluated (the job's stored trial)."""
+    from service.orchestration.verification import LocalMeasure
+
+    taken = [m for fn in measures.values() if isinstance(fn, LocalMeasure) for m in fn.taken]
+    if not taken:
+        return []
+    with rt.session() as s:
+        trials = {t.arch_hash: t for t in subnets.list_trials(s, job_id=job_id, limit=10_000)}
+        out = []
+        for m in taken:
+            t = trials.get(m["arch_hash"])
+            predicted = t.latency_ms if t is not None and t.latency_source == "predicted" else None
+            out.append({**m, "predicted_ms": predicted})
+    return out
+
+
+def _awaiting(
+    summary: dict[str, Any],
+    result: SearchResult,
+    spec: SearchSpec,
+    space_name: str,
+    job_id: int,
+) -> dict[str, Any]:
+    """A remote device: the answer waits for measurements of the candidates the
+    loop would have measured (none to measure: the answer stands as it is)."""
+    from service.orchestration.verification import verification_candidates
+
+    cands = verification_candidates(
+        result, spec.device, spec.max_latency_measurements, spec.feasibility_confidence
+    )
+    if not cands:
+        return summary
+    summary["verification"] = {
+        "status": "awaiting",
+        "device": spec.device,
+        "space": space_name,
+        "candidates": cands,
+    }
+    write = f"`hwnas search verify {job_id} -o DIR`"
+    submit = f"`hwnas device submit {spec.device} -f latencies.jsonl --job {job_id}`"
+    summary["message"] = (
+        f"awaiting verification on {spec.device}: its latencies are predicted; measure the "
+        f"{len(cands)} candidate(s) there ({write}, run DIR/measure.py on the device, then "
+        f"{submit}). Provisional answer: " + (summary.get("message") or "")
+    )
+    return summary
 
 
 def _proxy_answer(

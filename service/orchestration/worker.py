@@ -7,6 +7,10 @@ longer ours (cancelled, or the lease expired and another worker took it), the
 search is stopped after its current evaluation. A worker that dies simply stops
 heartbeating: once its lease expires the job goes back to the queue and is
 resumed elsewhere from its stored trials.
+
+A worker claims only jobs that any host may run and those bound to its own
+host (:func:`predictors.latency.measure.host_name`, ``HWNAS_HOST`` overrides
+it): a search on a local device measures latencies on that machine.
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ def _run_search_job(
     return execute_search(rt, job_id, should_stop=should_stop, on_progress=on_progress)
 
 
+def _host_name() -> str:
+    from predictors.latency.measure import host_name
+
+    return host_name()
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -49,6 +59,8 @@ class Worker:
     worker_id: str = field(default_factory=default_worker_id)
     runner: JobRunner = _run_search_job
     stop_event: threading.Event = field(default_factory=threading.Event)
+    #: The machine this worker measures on (jobs bound to another host are not claimed).
+    host: str = field(default_factory=lambda: _host_name())
 
     def run(self, *, max_jobs: int | None = None, exit_when_idle: bool = False) -> int:
         """Process jobs until stopped, ``max_jobs`` are done, or (with
@@ -62,6 +74,7 @@ class Worker:
                     self.worker_id,
                     lease_s=settings.worker_lease_s,
                     max_attempts=settings.job_max_attempts,
+                    host=self.host,
                 )
                 job_id = None if job is None else job.id
             if job_id is None:
@@ -133,7 +146,9 @@ class Worker:
                 lease_s=settings.worker_lease_s,
                 n_evaluations=result.get("n_evaluations"),
             )
-            if not jobs.complete_job(s, job_id, self.worker_id, result):
+            awaiting = (result.get("verification") or {}).get("status") == "awaiting"
+            finish = jobs.await_verification if awaiting else jobs.complete_job
+            if not finish(s, job_id, self.worker_id, result):
                 log.warning("job %s finished but is no longer ours; result dropped", job_id)
 
     def _total(self, job_id: int) -> int:

@@ -34,6 +34,8 @@ class StoredTrial:
     #: False: the queried device is an extra device (the ``latencies`` column).
     on_device: bool
     source: str
+    #: Std of a predicted latency (ignored for a measured one).
+    std: float | None = None
 
 
 trial_st = st.builds(
@@ -44,6 +46,7 @@ trial_st = st.builds(
     own_ms=st.one_of(st.none(), st.sampled_from([1.0, 2.0, 2.0, 3.0, 5.0])),
     on_device=st.booleans(),
     source=st.sampled_from(["measured", "predicted"]),
+    std=st.one_of(st.none(), st.sampled_from([0.0, 0.2, 0.5, 1.0])),
 )
 measurement_st = st.tuples(st.sampled_from(ARCHS), st.sampled_from([0.5, 1.5, 2.5, 4.0]))
 
@@ -73,11 +76,13 @@ def _expected_records(
             latest[t.arch] = (i, t)
     records = []
     for arch, (i, t) in sorted(latest.items(), key=lambda kv: kv[1][0]):
+        std = None
         if arch in measured:
             ms, is_measured = measured[arch], True
         else:
             assert t.own_ms is not None
             ms, is_measured = t.own_ms, t.source == "measured"
+            std = None if is_measured else t.std
         records.append(
             {
                 "arch": arch,
@@ -85,6 +90,7 @@ def _expected_records(
                 "accuracy": t.accuracy,
                 "latency_ms": {"dev": ms},
                 "latency_measured": {"dev": is_measured},
+                "latency_std_ms": {} if std is None else {"dev": std},
             }
         )
     return records
@@ -99,12 +105,14 @@ def _expected_records(
     trials=st.lists(trial_st, min_size=0, max_size=10),
     measurements=st.lists(measurement_st, max_size=4),
     budget=st.sampled_from([0.4, 1.0, 1.5, 2.0, 2.5, 3.0, 10.0]),
+    confidence=st.sampled_from([0.6, 0.9, 0.99]),
 )
 def test_service_answers_equal_nas_reference(
     rt: Runtime,
     trials: list[StoredTrial],
     measurements: list[tuple[str, float]],
     budget: float,
+    confidence: float,
 ) -> None:
     n = next(_names)
     with rt.session() as s:
@@ -116,6 +124,7 @@ def test_service_answers_equal_nas_reference(
         arch_of: dict[int, str] = {}
         for t in trials:
             latency = None if t.own_ms is None else float(t.own_ms)
+            predicted = t.source == "predicted"
             row = subnets.record_trial(
                 s,
                 subnets.TrialIn(
@@ -128,10 +137,18 @@ def test_service_answers_equal_nas_reference(
                     device_id=dev.id if t.on_device else other.id,
                     latency_ms=latency if t.on_device else 9.9,
                     latency_source=(t.source if t.on_device and latency else "predicted"),
+                    # A predicted latency's std, where the model gave one.
+                    latency_std_ms=(t.std if t.on_device and latency and predicted else None),
                     latencies=(
                         {}
                         if t.on_device or latency is None
-                        else {dev.name: {"ms": latency, "source": t.source}}
+                        else {
+                            dev.name: {
+                                "ms": latency,
+                                "source": t.source,
+                                **({"std_ms": t.std} if predicted and t.std is not None else {}),
+                            }
+                        }
                     ),
                 ),
             )
@@ -150,15 +167,20 @@ def test_service_answers_equal_nas_reference(
                 for arch, ms in measurements
             ],
         )
-        found, closest = subnets.best_under_budget(s, sn, dev, budget)
+        found, closest = subnets.best_under_budget(
+            s, sn, dev, budget, feasibility_confidence=confidence
+        )
         front = subnets.pareto_front(s, sn, dev)
 
     expected = _expected_records(trials, measurements)
     want = reference_best(
         [{**r, "latency_ms": {dev.name: r["latency_ms"]["dev"]},
-          "latency_measured": {dev.name: r["latency_measured"]["dev"]}} for r in expected],
+          "latency_measured": {dev.name: r["latency_measured"]["dev"]},
+          "latency_std_ms": {dev.name if k == "dev" else k: v for k, v in r["latency_std_ms"].items()}}
+         for r in expected],
         dev.name,
         budget,
+        feasibility_confidence=confidence,
     )  # fmt: skip
     if want.best is None:
         assert found is None
@@ -169,6 +191,7 @@ def test_service_answers_equal_nas_reference(
         assert found.accuracy == wb["accuracy"]
         assert found.latency_ms == wb["latency_ms"][dev.name]
         assert (found.latency_source == "measured") == wb["latency_measured"][dev.name]
+        assert found.latency_std_ms == wb["latency_std_ms"].get(dev.name)
     assert [c.arch_hash for c in closest] == [cast(dict[str, Any], r)["arch"] for r in want.closest]
 
     want_front = reference_front(

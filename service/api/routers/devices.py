@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +22,7 @@ from service.api.schemas import (
     SpaceFilter,
     SpaceQuery,
 )
-from service.domain import devices, predictor_records
+from service.domain import devices, jobs, predictor_records
 from service.domain.errors import ForbiddenError
 from service.domain.owners import check_changeable
 from service.domain.views import PredictorOut
@@ -141,14 +142,26 @@ def submit_latencies(
     rt: Annotated[Runtime, Depends(get_hwnas)],
     caller: Annotated[Caller, Depends(writer)],
 ) -> dict[str, Any]:
-    """Latencies measured on the device: adapts and stores its latency model."""
+    """Latencies measured on the device: the reference subnets' (adapts and stores
+    its latency model), or with ``job`` a search's candidates (``records``: stored
+    as measurements, and the job's answer re-ranked on them)."""
     from service.orchestration.registration import submit_latencies as submit
 
     with rt.read_session() as s:
         check_changeable(devices.get_device(s, name, caller.scope), "device")
+        if body.job is not None:
+            jobs.get_job(s, body.job, caller.scope)  # others' jobs are 404
+    if body.job is not None:
+        from service.orchestration.verification import submit_verification
 
+        if body.records is None or body.reference_ms is not None or body.extra:
+            raise ValueError("with job, give records (measure.py's output), not reference_ms/extra")
+        text = "\n".join(json.dumps(r) for r in body.records)
+        return submit_verification(rt, name, body.space, text, body.job)
+    if body.reference_ms is None or body.records is not None:
+        raise ValueError("give reference_ms (one latency per reference arch), or job and records")
     extra = [(item.arch, item.ms) for item in body.extra]
-    return submit(rt, name, body.space, body.reference_ms, extra=extra).to_dict()
+    return submit(rt, name, body.space or "ofa-mbv3-tiny", body.reference_ms, extra=extra).to_dict()
 
 
 #: A file of measurement records as measure.py prints it (JSON lines).

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from service.api.deps import Caller, ReadSessionDep, reader
 from service.api.schemas import BudgetQuery, NameQuery, OptionalBudgetQuery
@@ -23,12 +23,17 @@ def best(
     supernet: NameQuery,
     device: NameQuery,
     budget_ms: BudgetQuery,
+    confidence: Annotated[float, Query(gt=0.5, lt=1.0)] = 0.9,
 ) -> dict[str, Any]:
     """The most accurate evaluated subnet within ``budget_ms`` on ``device``. When
-    nothing meets the budget, ``best`` is null and ``closest`` lists the fastest."""
+    nothing meets the budget, ``best`` is null and ``closest`` lists the nearest.
+    A predicted latency stored with its std fits only when P(latency <= budget)
+    reaches ``confidence``; a measured latency fits when it is within budget."""
     sn = supernet_records.get_supernet(session, supernet, caller.scope)
     dev = devices.get_device(session, device, caller.scope)
-    return subnets.best_answer(session, sn, dev, budget_ms, caller.scope)
+    return subnets.best_answer(
+        session, sn, dev, budget_ms, caller.scope, feasibility_confidence=confidence
+    )
 
 
 @router.get("/pareto")

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from service.api.deps import Caller, ReadSessionDep, WriteSessionDep, reader, writer
+from service.api.deps import Caller, ReadSessionDep, WriteSessionDep, get_hwnas, reader, writer
+from service.api.files import zip_response
 from service.api.routers.query import PNG_RESPONSE, png_response
 from service.api.schemas import AfterId, JobId, JobName, JobOut, TrialOut
 from service.domain import jobs, searches, subnets
 from service.domain.job_progress import job_view
 from service.domain.specs import SearchSpec
+from service.runtime import Runtime
 
 router = APIRouter(prefix="/v1/searches", tags=["searches"])
 
@@ -81,3 +85,33 @@ def progress_png(
 
     job = jobs.get_job(session, job_id, caller.scope)
     return png_response(lambda path: draw(session, job, path))
+
+
+@router.get("/{job_id}/verification")
+def verification(
+    job_id: JobId, session: ReadSessionDep, caller: Annotated[Caller, Depends(reader)]
+) -> dict[str, Any]:
+    """The candidates of a job to measure on its device, in the order the search
+    would measure them (a remote device: the job awaits their latencies, to be
+    posted to ``/v1/devices/{device}/latencies`` with ``job``)."""
+    from service.orchestration.verification import verification_of
+
+    job = jobs.get_job(session, job_id, caller.scope)
+    return {"job": job.id, "state": job.state, **verification_of(job)}
+
+
+@router.get("/{job_id}/verification.zip")
+def verification_zip(
+    job_id: JobId,
+    rt: Annotated[Runtime, Depends(get_hwnas)],
+    caller: Annotated[Caller, Depends(writer)],
+) -> Response:
+    """The candidates as ONNX files + manifest (naming the job) + standalone
+    measure.py (a write token: building it costs seconds of CPU)."""
+    from service.orchestration.verification import verification_package
+
+    with rt.read_session() as s:
+        jobs.get_job(s, job_id, caller.scope)
+    with tempfile.TemporaryDirectory() as tmp:
+        verification_package(rt, job_id, Path(tmp))
+        return zip_response(Path(tmp), f"job-{job_id}-verification.zip")
