@@ -181,7 +181,14 @@ def test_submitted_measurements_rerank_the_answer(searched: Searched) -> None:
     rt, job_id = searched.rt, searched.remote_job
     with rt.session() as s:
         cands = jobs.get_job(s, job_id).result["verification"]["candidates"]  # type: ignore[index]
-    true_ms = {c["arch_hash"]: RASPI4(NB201.validate(c["arch"])) for c in cands}
+    if len(cands) < 2:
+        pytest.skip("this search proposed a single candidate: nothing to re-rank")
+    # What the device "measured": the most accurate candidate is over the budget
+    # (its prediction was wrong), every other one fits.
+    true_ms = {
+        c["arch_hash"]: R4_BUDGET * (1.5 if i == 0 else 0.5 + 0.01 * i)
+        for i, c in enumerate(cands)
+    }
     text = _lines(cands, lambda c: true_ms[c["arch_hash"]])
     with pytest.raises(DomainError, match="verifies device 'edge', not 'edge2'"):
         submit_verification(rt, "edge2", None, text, job_id)
@@ -196,7 +203,7 @@ def test_submitted_measurements_rerank_the_answer(searched: Searched) -> None:
     result = out["result"]
     # Expected, written out: the most accurate candidate whose true latency fits.
     fitting = [c for c in cands if true_ms[c["arch_hash"]] <= R4_BUDGET]
-    assert fitting and len(fitting) < len(cands)  # this seed: some fit, some do not
+    assert fitting and len(fitting) < len(cands)
     want = max(fitting, key=lambda c: (c["accuracy"], -true_ms[c["arch_hash"]]))
     assert result["best"]["arch_hash"] == want["arch_hash"]
     assert result["best"]["latency_ms"]["edge"] == true_ms[want["arch_hash"]]
