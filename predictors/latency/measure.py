@@ -24,9 +24,10 @@ Backends:
   standard library and numpy at the top (torch and onnxruntime on use), so a
   copy of it is a standalone runner needing just numpy and onnxruntime:
   ``python measure.py ref_*.onnx --threads 1`` prints one measurement record
-  per file (JSONL, :mod:`predictors.latency.records`)
+  per file (JSONL, :mod:`predictors.latency.records`), naming the space and
+  reference set from the package's ``manifest.json``
   (:func:`~predictors.latency.registration.export_reference_onnx` writes that
-  copy next to the reference models).
+  copy, the manifest and ``hwnas_records.py`` next to the reference models).
 * ``torch-cuda`` -- PyTorch eager on the current CUDA device (when present).
 """
 
