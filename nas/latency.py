@@ -47,7 +47,7 @@ __all__ = [
 class LatencyModel(Protocol):
     """Minimal protocol: latency in milliseconds of one architecture."""
 
-    def __call__(self, arch: Any) -> float: ...
+    def __call__(self, arch: Any, /) -> float: ...
 
 
 @runtime_checkable
