@@ -12,13 +12,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Select, exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from service.db import SOURCES, Device, LatencyMeasurement, SearchJob, Supernet, Trial
+from service.db import (
+    SOURCES,
+    Device,
+    LatencyMeasurement,
+    SearchJob,
+    Supernet,
+    Trial,
+    TrialLatency,
+)
 from service.domain.errors import NotFoundError
 from service.domain.owners import Scope
 
@@ -27,8 +35,10 @@ __all__ = [
     "TrialIn",
     "best_answer",
     "best_under_budget",
+    "bulk_record_trials",
     "candidates",
     "get_trial",
+    "index_trial",
     "list_trials",
     "measured_accuracies",
     "pareto_front",
@@ -115,7 +125,144 @@ def record_trial(session: Session, trial: TrialIn) -> Trial:
         if stored is None:
             raise
         return stored
+    index_trial(session, row)
     return row
+
+
+def _measured_by_device(session: Session, space_name: str, arch_hash: str) -> dict[str, float]:
+    """Stored measurements of one architecture: device name -> smallest median."""
+    rows = session.execute(
+        select(Device.name, func.min(LatencyMeasurement.latency_ms))
+        .join(Device, Device.id == LatencyMeasurement.device_id)
+        .where(
+            LatencyMeasurement.space_name == space_name,
+            LatencyMeasurement.arch_hash == arch_hash,
+        )
+        .group_by(Device.name)
+    )
+    return {name: float(ms) for name, ms in rows}
+
+
+def _latency_rows(
+    trial: Trial | TrialIn,
+    trial_id: int,
+    primary_device: str | None,
+    owner: str | None,
+    measured: dict[str, float],
+) -> list[dict[str, Any]]:
+    """The ``trial_latencies`` rows of one trial (see ``TrialLatency``)."""
+    if trial.accuracy is None or trial.accuracy_source != "measured" or trial.supernet_id is None:
+        return []
+    own: dict[str, tuple[float | None, str | None, bool]] = {}
+    for name, entry in (trial.latencies or {}).items():
+        own[name] = (float(entry["ms"]), str(entry.get("source", "predicted")), False)
+    if primary_device is not None and trial.latency_ms is not None:
+        own[primary_device] = (float(trial.latency_ms), trial.latency_source or "predicted", True)
+    for name in measured:
+        own.setdefault(name, (None, None, False))
+    rows = []
+    for name, (own_ms, own_source, primary) in own.items():
+        m = measured.get(name)
+        rows.append(
+            {
+                "trial_id": trial_id,
+                "device_name": name,
+                "supernet_id": trial.supernet_id,
+                "arch_hash": trial.arch_hash,
+                "accuracy": float(trial.accuracy),
+                "latency_ms": m if m is not None else own_ms,
+                "source": "measured" if m is not None else own_source,
+                "own_ms": own_ms,
+                "own_source": own_source,
+                "is_primary": primary,
+                "owner": owner,
+            }
+        )
+    return rows
+
+
+def index_trial(session: Session, row: Trial) -> None:
+    """Write the trial's ``trial_latencies`` rows (its latency on every device
+    it has one for, stored measurements winning)."""
+    if row.accuracy is None or row.accuracy_source != "measured" or row.supernet_id is None:
+        return
+    supernet = session.get(Supernet, row.supernet_id)
+    device = session.get(Device, row.device_id) if row.device_id is not None else None
+    job = session.get(SearchJob, row.job_id) if row.job_id is not None else None
+    measured = _measured_by_device(session, supernet.space_name, row.arch_hash) if supernet else {}
+    rows = _latency_rows(
+        row, row.id, device.name if device else None, job.owner if job else None, measured
+    )
+    if rows:
+        session.execute(insert(TrialLatency), rows)
+
+
+def bulk_record_trials(
+    session: Session, trials: Sequence[TrialIn], *, chunk: int = 5000
+) -> list[int]:
+    """Store many evaluations at once (imports, benchmarks): multi-row inserts
+    of the trials and their latency rows. Unlike :func:`record_trial` it does
+    not deduplicate per (job, architecture): the caller vouches for that.
+    Returns the new trial ids, in order."""
+    device_names = dict(session.execute(select(Device.id, Device.name)).all())
+    owners = dict(session.execute(select(SearchJob.id, SearchJob.owner)).all())
+    spaces = dict(session.execute(select(Supernet.id, Supernet.space_name)).all())
+    measured: dict[tuple[str, str, str], float] = {}
+    for space, arch_hash, name, ms in session.execute(
+        select(
+            LatencyMeasurement.space_name,
+            LatencyMeasurement.arch_hash,
+            Device.name,
+            LatencyMeasurement.latency_ms,
+        ).join(Device, Device.id == LatencyMeasurement.device_id)
+    ):
+        key = (space, arch_hash, name)
+        measured[key] = min(float(ms), measured.get(key, math.inf))
+    by_arch: dict[tuple[str, str], dict[str, float]] = {}
+    for (space, arch_hash, name), ms in measured.items():
+        by_arch.setdefault((space, arch_hash), {})[name] = ms
+    ids: list[int] = []
+    for start in range(0, len(trials), chunk):
+        part = trials[start : start + chunk]
+        values = [
+            {
+                "job_id": t.job_id,
+                "supernet_id": t.supernet_id,
+                "device_id": t.device_id,
+                "space_name": t.space_name,
+                "arch": t.arch,
+                "arch_hash": t.arch_hash,
+                "accuracy": t.accuracy,
+                "accuracy_source": t.accuracy_source,
+                "latency_ms": t.latency_ms,
+                "latency_source": t.latency_source,
+                "latencies": t.latencies or {},
+                "macs": t.macs,
+                "params": t.params,
+                "optuna_trial_number": t.optuna_trial_number,
+                "details": t.details or {},
+            }
+            for t in part
+        ]
+        new_ids = list(
+            session.scalars(insert(Trial).returning(Trial.id, sort_by_parameter_order=True), values)
+        )
+        rows: list[dict[str, Any]] = []
+        for t, trial_id in zip(part, new_ids, strict=True):
+            space_of = spaces.get(t.supernet_id) if t.supernet_id is not None else None
+            rows.extend(
+                _latency_rows(
+                    t,
+                    trial_id,
+                    device_names.get(t.device_id) if t.device_id is not None else None,
+                    owners.get(t.job_id) if t.job_id is not None else None,
+                    by_arch.get((space_of, t.arch_hash), {}) if space_of else {},
+                )
+            )
+        if rows:
+            session.execute(insert(TrialLatency), rows)
+        ids.extend(new_ids)
+    return ids
 
 
 def visible_trials(scope: Scope | None) -> ColumnElement[bool] | None:
@@ -270,6 +417,65 @@ def _records(pool: Sequence[SubnetAnswer], device: str) -> list[dict[str, Any]]:
     ]
 
 
+#: Relative slack of the index-friendly range filters; the exact comparison
+#: (the rule's own arithmetic) is applied next to them.
+_SLACK = 1e-9
+
+
+def _visible_rows(table: Any, scope: Scope | None) -> ColumnElement[bool] | None:
+    if scope is None or scope.sees_all:
+        return None
+    return or_(table.owner == scope.owner, table.owner.is_(None))
+
+
+def _pool(supernet: Supernet, device: Device, scope: Scope | None) -> Select[Any]:
+    """The candidate rows in SQL: per architecture, its latest visible trial
+    with a latency on ``device`` (a stored measurement already folded in)."""
+    row = TrialLatency
+    newer = aliased(TrialLatency)
+    later = exists().where(
+        newer.supernet_id == row.supernet_id,
+        newer.device_name == row.device_name,
+        newer.arch_hash == row.arch_hash,
+        newer.trial_id > row.trial_id,
+    )
+    query = select(row.trial_id, row.arch_hash, row.accuracy, row.latency_ms, row.source).where(
+        row.supernet_id == supernet.id, row.device_name == device.name
+    )
+    visible = _visible_rows(row, scope)
+    if visible is not None:
+        query = query.where(visible)
+        later = later.where(_visible_rows(newer, scope))  # type: ignore[arg-type]
+    return cast("Select[Any]", query.where(~later))
+
+
+def _answers(session: Session, rows: Sequence[Any]) -> list[SubnetAnswer]:
+    """``SubnetAnswer`` for the few rows an answer needs (their arch loaded)."""
+    if not rows:
+        return []
+    extra = {
+        tid: (arch, job_id)
+        for tid, arch, job_id in session.execute(
+            select(Trial.id, Trial.arch, Trial.job_id).where(
+                Trial.id.in_([r.trial_id for r in rows])
+            )
+        )
+    }
+    return [
+        SubnetAnswer(
+            r.trial_id,
+            extra[r.trial_id][0],
+            r.arch_hash,
+            float(r.accuracy),
+            "measured",
+            float(r.latency_ms),
+            r.source,
+            extra[r.trial_id][1],
+        )
+        for r in rows
+    ]
+
+
 def best_under_budget(
     session: Session,
     supernet: Supernet,
@@ -280,16 +486,42 @@ def best_under_budget(
     """The most accurate stored subnet within ``budget_ms`` on ``device``.
 
     Returns ``(best, closest)``: ``best`` is None when nothing stored meets the
-    budget; ``closest`` then holds the stored subnets nearest to it. Both follow
-    :func:`nas.pareto.best_under_budget`, the one definition of this answer; this
-    function only gathers the candidates (stored measurements win over
-    predictions, the latest evaluation of an architecture wins).
+    budget; ``closest`` then holds the stored subnets nearest to it. Both are
+    decided by :func:`nas.pareto.best_under_budget`, the one definition of this
+    answer. SQL only narrows the candidates (indexed, a few rows) to a set that
+    provably holds the rule's answer:
+
+    * some candidate is feasible: every feasible candidate with the highest
+      feasible accuracy (the rule takes the most accurate; ties are its call);
+    * none is: every candidate whose violation is at most that of the third
+      fastest (violation grows with latency; ties are again the rule's call).
+
+    Feasibility is tested with the rule's arithmetic (``latency / budget <= 1``).
     """
     from nas.pareto import best_under_budget as rule
 
     if not math.isfinite(budget_ms) or budget_ms <= 0:
         raise ValueError(f"budget_ms must be positive, got {budget_ms}")
-    records = _records(candidates(session, supernet, device, scope), device.name)
+    cand = _pool(supernet, device, scope).subquery()
+    feasible = (cand.c.latency_ms <= budget_ms * (1 + _SLACK)) & (
+        cand.c.latency_ms / budget_ms <= 1.0
+    )
+    top = session.scalar(select(func.max(cand.c.accuracy)).where(feasible))
+    if top is not None:
+        rows = session.execute(
+            select(cand).where(feasible, cand.c.accuracy == top).order_by(cand.c.trial_id)
+        ).all()
+    else:
+        fastest = session.execute(
+            select(cand.c.latency_ms).order_by(cand.c.latency_ms, cand.c.trial_id).limit(3)
+        ).all()
+        if not fastest:
+            return None, []
+        third = float(fastest[-1].latency_ms)
+        rows = session.execute(
+            select(cand).where(cand.c.latency_ms <= third * (1 + _SLACK)).order_by(cand.c.trial_id)
+        ).all()
+    records = _records(_answers(session, rows), device.name)
     answer = rule(records, device.name, budget_ms)
     best = None if answer.best is None else answer.best["answer"]
     return best, [r["answer"] for r in answer.closest]
@@ -299,10 +531,27 @@ def pareto_front(
     session: Session, supernet: Supernet, device: Device, scope: Scope | None = None
 ) -> list[SubnetAnswer]:
     """Non-dominated subnets (higher accuracy, lower latency), fastest first, by
-    :func:`nas.pareto.pareto_front`."""
+    :func:`nas.pareto.pareto_front`. SQL keeps the candidates no faster-or-equal
+    candidate beats in accuracy (a window over latency order: a superset of the
+    front, equal points included), and the rule decides among those."""
     from nas.pareto import pareto_front as rule
 
-    records = _records(candidates(session, supernet, device, scope), device.name)
+    cand = _pool(supernet, device, scope).subquery()
+    best_before = (
+        func.max(cand.c.accuracy)
+        .over(
+            order_by=(cand.c.latency_ms, cand.c.accuracy.desc(), cand.c.trial_id),
+            rows=(None, -1),
+        )
+        .label("best_before")
+    )
+    ranked = select(cand, best_before).subquery()
+    rows = session.execute(
+        select(ranked)
+        .where(or_(ranked.c.best_before.is_(None), ranked.c.accuracy >= ranked.c.best_before))
+        .order_by(ranked.c.trial_id)
+    ).all()
+    records = _records(_answers(session, rows), device.name)
     return [r["answer"] for r in rule(records, device.name)]
 
 

@@ -113,7 +113,7 @@ def test_behind_database(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> No
         # Pretend this hwnas ships a newer revision than the database has.
         monkeypatch.setattr("service.db.migrate.head_revision", lambda: "9999")
         with pytest.raises(
-            SchemaError, match=r"revision 0002, this hwnas needs 9999: run `hwnas db upgrade`"
+            SchemaError, match=r"revision 0003, this hwnas needs 9999: run `hwnas db upgrade`"
         ):
             ensure_schema(engine, auto_create=True)
     finally:

@@ -1,6 +1,10 @@
 """The service's best-under-budget and Pareto answers are nas's rule, applied to
 the stored trials: proven equal to :mod:`nas.pareto`'s reference on random
-trial sets (stored measurements override predictions, latest evaluation wins)."""
+trial sets (stored measurements override predictions, latest evaluation wins).
+
+The service answers with indexed SQL over ``trial_latencies`` (kept in step
+with trials and measurements written in either order, and through bulk
+inserts); these tests hold that path to the reference."""
 
 from __future__ import annotations
 
@@ -99,25 +103,47 @@ def _expected_records(
     trials=st.lists(trial_st, min_size=0, max_size=10),
     measurements=st.lists(measurement_st, max_size=4),
     budget=st.sampled_from([0.4, 1.0, 1.5, 2.0, 2.5, 3.0, 10.0]),
+    measure_first=st.booleans(),
+    bulk=st.booleans(),
 )
 def test_service_answers_equal_nas_reference(
     rt: Runtime,
     trials: list[StoredTrial],
     measurements: list[tuple[str, float]],
     budget: float,
+    measure_first: bool,
+    bulk: bool,
 ) -> None:
     n = next(_names)
+
+    def measure(s: Any, dev: Any) -> None:
+        devices.add_measurements(
+            s,
+            dev,
+            [
+                devices.MeasurementIn(
+                    space_name="nb201",
+                    arch={"name": arch},
+                    arch_hash=arch,
+                    latency_ms=ms,
+                    method="test",
+                )
+                for arch, ms in measurements
+            ],
+        )
+
     with rt.session() as s:
         sn = supernet_records.register_supernet(
             s, f"sn{n}", space_name="nb201", space_config={}, status="ready"
         )
         dev = devices.create_device(s, f"dev{n}", kind="remote")
         other = devices.create_device(s, f"other{n}", kind="remote")
-        arch_of: dict[int, str] = {}
+        if measure_first:
+            measure(s, dev)
+        stored: list[subnets.TrialIn] = []
         for t in trials:
             latency = None if t.own_ms is None else float(t.own_ms)
-            row = subnets.record_trial(
-                s,
+            stored.append(
                 subnets.TrialIn(
                     space_name="nb201",
                     arch={"name": t.arch},
@@ -133,23 +159,15 @@ def test_service_answers_equal_nas_reference(
                         if t.on_device or latency is None
                         else {dev.name: {"ms": latency, "source": t.source}}
                     ),
-                ),
-            )
-            arch_of[row.id] = t.arch
-        devices.add_measurements(
-            s,
-            dev,
-            [
-                devices.MeasurementIn(
-                    space_name="nb201",
-                    arch={"name": arch},
-                    arch_hash=arch,
-                    latency_ms=ms,
-                    method="test",
                 )
-                for arch, ms in measurements
-            ],
-        )
+            )
+        if bulk:
+            subnets.bulk_record_trials(s, stored)
+        else:
+            for trial in stored:
+                subnets.record_trial(s, trial)
+        if not measure_first:
+            measure(s, dev)
         found, closest = subnets.best_under_budget(s, sn, dev, budget)
         front = subnets.pareto_front(s, sn, dev)
 
