@@ -506,7 +506,11 @@ def best_under_budget(
     feasible = (cand.c.latency_ms <= budget_ms * (1 + _SLACK)) & (
         cand.c.latency_ms / budget_ms <= 1.0
     )
-    top = session.scalar(select(func.max(cand.c.accuracy)).where(feasible))
+    # The most accurate feasible candidate: a walk down the accuracy index
+    # that stops at the first feasible row (not an aggregate over all of them).
+    top = session.scalar(
+        select(cand.c.accuracy).where(feasible).order_by(cand.c.accuracy.desc()).limit(1)
+    )
     if top is not None:
         rows = session.execute(
             select(cand).where(feasible, cand.c.accuracy == top).order_by(cand.c.trial_id)
@@ -531,26 +535,38 @@ def pareto_front(
     session: Session, supernet: Supernet, device: Device, scope: Scope | None = None
 ) -> list[SubnetAnswer]:
     """Non-dominated subnets (higher accuracy, lower latency), fastest first, by
-    :func:`nas.pareto.pareto_front`. SQL keeps the candidates no faster-or-equal
-    candidate beats in accuracy (a window over latency order: a superset of the
-    front, equal points included), and the rule decides among those."""
+    :func:`nas.pareto.pareto_front`. SQL walks the front point by point (each
+    the fastest candidate more accurate than the last, with every candidate
+    equal to it), and the rule decides among those."""
     from nas.pareto import pareto_front as rule
 
     cand = _pool(supernet, device, scope).subquery()
-    best_before = (
-        func.max(cand.c.accuracy)
-        .over(
-            order_by=(cand.c.latency_ms, cand.c.accuracy.desc(), cand.c.trial_id),
-            rows=(None, -1),
-        )
-        .label("best_before")
-    )
-    ranked = select(cand, best_before).subquery()
-    rows = session.execute(
-        select(ranked)
-        .where(or_(ranked.c.best_before.is_(None), ranked.c.accuracy >= ranked.c.best_before))
-        .order_by(ranked.c.trial_id)
-    ).all()
+    points: list[tuple[float, float]] = []
+    latency, accuracy = -math.inf, -math.inf
+    while True:
+        # The next front point is the fastest candidate more accurate than the
+        # last one (the most accurate at that latency): a range scan along the
+        # latency index, each row seen once over the whole walk.
+        step = session.execute(
+            select(cand.c.latency_ms, cand.c.accuracy)
+            .where(cand.c.latency_ms > latency, cand.c.accuracy > accuracy)
+            .order_by(cand.c.latency_ms, cand.c.accuracy.desc())
+            .limit(1)
+        ).first()
+        if step is None:
+            break
+        latency, accuracy = float(step.latency_ms), float(step.accuracy)
+        points.append((latency, accuracy))
+    rows: list[Any] = []
+    for start in range(0, len(points), 100):
+        # Every candidate at a front point (equal latency and accuracy): which
+        # of them the front keeps is the rule's call.
+        at_point = [
+            (cand.c.latency_ms == lat) & (cand.c.accuracy == acc)
+            for lat, acc in points[start : start + 100]
+        ]
+        rows.extend(session.execute(select(cand).where(or_(*at_point))).all())
+    rows.sort(key=lambda r: r.trial_id)
     records = _records(_answers(session, rows), device.name)
     return [r["answer"] for r in rule(records, device.name)]
 
