@@ -9,7 +9,6 @@ import time
 import typer
 
 from service.cli.common import open_runtime
-from service.orchestration.quickstart import QuickstartOptions, run_quickstart
 
 
 def quickstart(
@@ -20,6 +19,10 @@ def quickstart(
     """Run the main job end to end on the embedded database and bundled data:
     search NAS-Bench-201, train a supernet, register this CPU, search it, export."""
     import optuna
+
+    # Imported here: the main job pulls in Optuna and torch, which other
+    # commands (and `hwnas --help`) must not pay for.
+    from service.orchestration.quickstart import QuickstartOptions, run_quickstart
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
