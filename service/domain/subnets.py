@@ -36,14 +36,12 @@ __all__ = [
     "best_answer",
     "best_under_budget",
     "bulk_record_trials",
-    "candidates",
     "get_trial",
     "index_trial",
     "list_trials",
     "measured_accuracies",
     "pareto_front",
     "record_trial",
-    "visible_trials",
 ]
 
 
@@ -265,16 +263,6 @@ def bulk_record_trials(
     return ids
 
 
-def visible_trials(scope: Scope | None) -> ColumnElement[bool] | None:
-    """The condition on trials that ``scope`` sees (None: all): trials of its
-    own jobs, and trials stored outside any job (a supernet's own evaluations,
-    visible with the supernet)."""
-    if scope is None or scope.sees_all:
-        return None
-    own_jobs = select(SearchJob.id).where(SearchJob.owner == scope.owner)
-    return or_(Trial.job_id.is_(None), Trial.job_id.in_(own_jobs))
-
-
 def get_trial(session: Session, trial_id: int, scope: Scope | None = None) -> Trial:
     row = session.get(Trial, trial_id)
     if row is None or (
@@ -355,53 +343,6 @@ class SubnetAnswer:
         }
 
 
-def candidates(
-    session: Session, supernet: Supernet, device: Device, scope: Scope | None = None
-) -> list[SubnetAnswer]:
-    """Every architecture with a measured accuracy and a latency on ``device``,
-    one per architecture (the best-informed row), measured latencies first."""
-    measured_latency: dict[str, float] = {}
-    rows = session.execute(
-        select(LatencyMeasurement.arch_hash, LatencyMeasurement.latency_ms).where(
-            LatencyMeasurement.device_id == device.id,
-            LatencyMeasurement.space_name == supernet.space_name,
-        )
-    )
-    for arch_hash, ms in rows:
-        # Several measurements of one architecture: keep the smallest run-to-run
-        # noise-free estimate we have, the minimum of the stored medians.
-        measured_latency[arch_hash] = min(ms, measured_latency.get(arch_hash, math.inf))
-    query = select(Trial).where(
-        Trial.supernet_id == supernet.id,
-        Trial.accuracy.is_not(None),
-        Trial.accuracy_source == "measured",
-    )
-    visible = visible_trials(scope)
-    if visible is not None:
-        query = query.where(visible)
-    trials = session.scalars(query).all()
-    best: dict[str, SubnetAnswer] = {}
-    for t in trials:
-        if t.arch_hash in measured_latency:
-            ms, source = measured_latency[t.arch_hash], "measured"
-        elif t.device_id == device.id and t.latency_ms is not None:
-            ms, source = t.latency_ms, t.latency_source or "predicted"
-        elif device.name in t.latencies:
-            entry = t.latencies[device.name]
-            ms, source = float(entry["ms"]), str(entry.get("source", "predicted"))
-        else:
-            continue
-        assert t.accuracy is not None
-        answer = SubnetAnswer(
-            t.id, t.arch, t.arch_hash, t.accuracy, "measured", ms, source, t.job_id
-        )
-        current = best.get(t.arch_hash)
-        # The same arch evaluated by several jobs: keep the most recent evaluation.
-        if current is None or t.id > current.trial_id:
-            best[t.arch_hash] = answer
-    return list(best.values())
-
-
 def _records(pool: Sequence[SubnetAnswer], device: str) -> list[dict[str, Any]]:
     """Candidates as :mod:`nas.pareto` records (one device), in trial order, each
     carrying its answer so that the rule's choice maps back without a lookup."""
@@ -417,8 +358,8 @@ def _records(pool: Sequence[SubnetAnswer], device: str) -> list[dict[str, Any]]:
     ]
 
 
-#: Relative slack of the index-friendly range filters; the exact comparison
-#: (the rule's own arithmetic) is applied next to them.
+#: Relative slack of an index-friendly range filter that must keep every row
+#: the rule's own arithmetic could rank first (a superset; the rule decides).
 _SLACK = 1e-9
 
 
