@@ -361,6 +361,8 @@ def _records(pool: Sequence[SubnetAnswer], device: str) -> list[dict[str, Any]]:
 #: Relative slack of an index-friendly range filter that must keep every row
 #: the rule's own arithmetic could rank first (a superset; the rule decides).
 _SLACK = 1e-9
+#: Rows read per query while walking the Pareto front.
+FRONT_PAGE = 256
 
 
 def _visible_rows(table: Any, scope: Scope | None) -> ColumnElement[bool] | None:
@@ -484,19 +486,23 @@ def pareto_front(
     points: list[tuple[float, float]] = []
     latency, accuracy = -math.inf, -math.inf
     while True:
-        # The next front point is the fastest candidate more accurate than the
-        # last one (the most accurate at that latency): a range scan along the
-        # latency index, each row seen once over the whole walk.
-        step = session.execute(
+        # Candidates more accurate than the front so far, in latency order (a
+        # range scan along the latency index), a page at a time: the walk
+        # below keeps those that raise the front, and the next page starts
+        # past the last latency seen, so each row is read at most once.
+        page = session.execute(
             select(cand.c.latency_ms, cand.c.accuracy)
             .where(cand.c.latency_ms > latency, cand.c.accuracy > accuracy)
             .order_by(cand.c.latency_ms, cand.c.accuracy.desc())
-            .limit(1)
-        ).first()
-        if step is None:
+            .limit(FRONT_PAGE)
+        ).all()
+        for lat, acc in page:
+            if float(acc) > accuracy:  # the most accurate at its latency comes first
+                accuracy = float(acc)
+                points.append((float(lat), accuracy))
+        if len(page) < FRONT_PAGE:
             break
-        latency, accuracy = float(step.latency_ms), float(step.accuracy)
-        points.append((latency, accuracy))
+        latency = float(page[-1].latency_ms)
     rows: list[Any] = []
     for start in range(0, len(points), 100):
         # Every candidate at a front point (equal latency and accuracy): which
