@@ -80,7 +80,9 @@ def _backfill() -> None:
     by_arch: dict[tuple[str, str], list[str]] = {}
     for space, arch_hash, device in measured:
         by_arch.setdefault((space, arch_hash), []).append(device)
-    device_names = dict(conn.execute(sa.text("SELECT id, name FROM devices")).all())
+    device_names: dict[int, str] = {
+        int(i): str(n) for i, n in conn.execute(sa.text("SELECT id, name FROM devices"))
+    }
     trials = conn.execute(
         sa.text(
             "SELECT t.id, t.supernet_id, s.space_name, t.arch_hash, t.accuracy, t.device_id,"
@@ -123,7 +125,7 @@ def _backfill() -> None:
             "trial_latencies",
             *(sa.column(c) for c in rows[0]),
         )
-        op.bulk_insert(table, rows)  # type: ignore[arg-type]
+        op.bulk_insert(table, rows)
 
 
 def downgrade() -> None:
