@@ -33,39 +33,101 @@ measure_latency=..., max_latency_measurements=...)`` verifies the answer's
 latency on the device (:mod:`nas.verify`).
 """
 
-from nas.candidates import CandidateSet, Featurizer
-from nas.constraints import DEFAULT_FEASIBILITY_CONFIDENCE, Constraints, confidence_z
-from nas.costs import ArchCosts, has_cost_model, macs_and_params
-from nas.evaluators import SupernetEvaluator, TabularEvaluator, TabularLatency
-from nas.latency import (
-    ArchLatencyModel,
-    BatchLatency,
-    FeatureLatencyModel,
-    LatencyLike,
-    LatencyModel,
-    UncertainLatencyModel,
-)
-from nas.loop import run_search
-from nas.pareto import (
-    BudgetAnswer,
-    Record,
-    answer,
-    best,
-    best_under_budget,
-    closest,
-    effective_latency,
-    hypervolume_2d,
-    hypervolume_improvement,
-    pareto_front,
-    violation,
-)
-from nas.proxy import ProxyAnswer, largest_macs_under_budget
-from nas.records import Evaluation, Proposal
-from nas.result import SearchResult
-from nas.search import Search
-from nas.settings import AccuracyModel, SearchSettings
-from nas.stopping import StopRules
-from nas.study import SearchStudy, fail_running_trials
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nas.candidates import CandidateSet, Featurizer
+    from nas.constraints import DEFAULT_FEASIBILITY_CONFIDENCE, Constraints, confidence_z
+    from nas.costs import ArchCosts, has_cost_model, macs_and_params
+    from nas.evaluators import SupernetEvaluator, TabularEvaluator, TabularLatency
+    from nas.latency import (
+        ArchLatencyModel,
+        BatchLatency,
+        FeatureLatencyModel,
+        LatencyLike,
+        LatencyModel,
+        UncertainLatencyModel,
+    )
+    from nas.loop import run_search
+    from nas.pareto import (
+        BudgetAnswer,
+        Record,
+        answer,
+        best,
+        best_under_budget,
+        closest,
+        effective_latency,
+        hypervolume_2d,
+        hypervolume_improvement,
+        pareto_front,
+        violation,
+    )
+    from nas.proxy import ProxyAnswer, largest_macs_under_budget
+    from nas.records import Evaluation, Proposal
+    from nas.result import SearchResult
+    from nas.search import Search
+    from nas.settings import AccuracyModel, SearchSettings
+    from nas.stopping import StopRules
+    from nas.study import SearchStudy, fail_running_trials
+
+#: Where each public name lives. Imported on first use (PEP 562): the service
+#: reads ``nas.pareto`` on every query and must not pay for Optuna and the
+#: search loop each time a command starts.
+_HOME = {
+    "AccuracyModel": "nas.settings",
+    "ArchCosts": "nas.costs",
+    "ArchLatencyModel": "nas.latency",
+    "BatchLatency": "nas.latency",
+    "BudgetAnswer": "nas.pareto",
+    "CandidateSet": "nas.candidates",
+    "Constraints": "nas.constraints",
+    "DEFAULT_FEASIBILITY_CONFIDENCE": "nas.constraints",
+    "Evaluation": "nas.records",
+    "FeatureLatencyModel": "nas.latency",
+    "Featurizer": "nas.candidates",
+    "LatencyLike": "nas.latency",
+    "LatencyModel": "nas.latency",
+    "Proposal": "nas.records",
+    "ProxyAnswer": "nas.proxy",
+    "Record": "nas.pareto",
+    "Search": "nas.search",
+    "SearchResult": "nas.result",
+    "SearchSettings": "nas.settings",
+    "SearchStudy": "nas.study",
+    "StopRules": "nas.stopping",
+    "SupernetEvaluator": "nas.evaluators",
+    "TabularEvaluator": "nas.evaluators",
+    "TabularLatency": "nas.evaluators",
+    "UncertainLatencyModel": "nas.latency",
+    "answer": "nas.pareto",
+    "best": "nas.pareto",
+    "best_under_budget": "nas.pareto",
+    "closest": "nas.pareto",
+    "confidence_z": "nas.constraints",
+    "effective_latency": "nas.pareto",
+    "fail_running_trials": "nas.study",
+    "has_cost_model": "nas.costs",
+    "hypervolume_2d": "nas.pareto",
+    "hypervolume_improvement": "nas.pareto",
+    "largest_macs_under_budget": "nas.proxy",
+    "macs_and_params": "nas.costs",
+    "pareto_front": "nas.pareto",
+    "run_search": "nas.loop",
+    "violation": "nas.pareto",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nas' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_FEASIBILITY_CONFIDENCE",
@@ -109,3 +171,7 @@ __all__ = [
     "run_search",
     "violation",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -9,7 +9,6 @@ import time
 import typer
 
 from service.cli.common import open_runtime
-from service.orchestration.quickstart import QuickstartOptions, run_quickstart
 
 
 def quickstart(
@@ -28,6 +27,10 @@ def quickstart(
     this CPU, search the supernet, export the best subnet and plot the search.
     A second run reuses everything stored by the first."""
     import optuna
+
+    # Imported here: the main job pulls in Optuna and torch, which other
+    # commands (and `hwnas --help`) must not pay for.
+    from service.orchestration.quickstart import QuickstartOptions, run_quickstart
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

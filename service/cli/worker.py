@@ -9,7 +9,6 @@ from types import FrameType
 import typer
 
 from service.cli.common import emit, open_runtime
-from service.orchestration.worker import Worker
 
 app = typer.Typer(help="Run queued search jobs; start as many workers as you like, on any machine.")
 
@@ -26,6 +25,9 @@ def worker(
     ),
 ) -> None:
     """Claim and run search jobs until stopped (Ctrl-C finishes the current evaluation)."""
+    # Imported here: it pulls in Optuna, which other commands must not pay for.
+    from service.orchestration.worker import Worker
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     with open_runtime(ctx) as rt:

@@ -23,6 +23,7 @@ from service.db.models import (
     SearchJob,
     Supernet,
     Trial,
+    TrialLatency,
     utcnow,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "SearchJob",
     "Supernet",
     "Trial",
+    "TrialLatency",
     "current_revision",
     "downgrade",
     "ensure_schema",

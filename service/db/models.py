@@ -51,6 +51,7 @@ __all__ = [
     "SearchJob",
     "Supernet",
     "Trial",
+    "TrialLatency",
     "UTCDateTime",
     "utcnow",
 ]
@@ -303,6 +304,49 @@ class Trial(TimestampMixin, Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     job: Mapped[SearchJob | None] = relationship(back_populates="trials")
+
+
+class TrialLatency(Base):
+    """One trial's latency on one device, as the best-subnet query reads it.
+
+    Derived from ``nas_trials`` (the trial's own latency and its ``latencies``
+    column) and ``latency_measurements`` (a stored measurement of the
+    architecture on the device wins: ``latency_ms``/``source`` are the
+    effective values, ``own_ms``/``own_source`` what the trial itself said).
+    Kept in step by ``service.domain.subnets`` and ``service.domain.devices``
+    whenever either side is written, so that "best under B ms on D" and the
+    Pareto front are indexed SQL instead of a scan of every trial's JSON.
+    Only trials with a measured accuracy have rows.
+    """
+
+    __tablename__ = "trial_latencies"
+    __table_args__ = (
+        CheckConstraint(_in("source", SOURCES), name="source"),
+        # Best under a budget: highest accuracy first, latency filtered.
+        Index(None, "supernet_id", "device_name", "accuracy", "latency_ms"),
+        # Closest / Pareto front: by latency.
+        Index(None, "supernet_id", "device_name", "latency_ms", "accuracy"),
+        # "Latest evaluation of an architecture wins" and measurement updates.
+        Index(None, "supernet_id", "device_name", "arch_hash", "trial_id"),
+    )
+
+    trial_id: Mapped[int] = mapped_column(
+        ForeignKey("nas_trials.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    supernet_id: Mapped[int] = mapped_column(ForeignKey("supernets.id", ondelete="CASCADE"))
+    arch_hash: Mapped[str] = mapped_column(String(64))
+    accuracy: Mapped[float] = mapped_column(Float)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16))
+    #: The trial's own latency for the device (None: it had none, the row
+    #: exists only because the architecture was measured there).
+    own_ms: Mapped[float | None] = mapped_column(Float)
+    own_source: Mapped[str | None] = mapped_column(String(16))
+    #: True when the device was the trial's main device (``nas_trials.device_id``).
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The owner of the trial's job; None for trials outside any job.
+    owner: Mapped[str | None] = mapped_column(String(128))
 
 
 class ApiToken(Base):

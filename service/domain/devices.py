@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, insert, literal, select, update
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
-from service.db import Device, LatencyMeasurement
+from service.db import Device, LatencyMeasurement, SearchJob, Supernet, Trial, TrialLatency
 from service.domain.names import add_named, check_name, not_found
 from service.domain.owners import LOCAL, Scope, check_changeable, restrict, sees
 
@@ -110,6 +113,20 @@ def list_devices(session: Session, scope: Scope | None = None) -> Sequence[Devic
 def remove_device(session: Session, name: str, scope: Scope | None = None) -> None:
     device = get_device(session, name, scope)
     check_changeable(device, "device")
+    # Its measurements go with it: latencies they overrode fall back to the
+    # trials' own; rows that only a measurement, or the trial's main device
+    # (now gone from the trial), gave are dropped.
+    rows = cast("Table", TrialLatency.__table__)
+    session.execute(
+        delete(rows).where(
+            rows.c.device_name == name, (rows.c.own_ms.is_(None)) | rows.c.is_primary
+        )
+    )
+    session.execute(
+        update(rows)
+        .where(rows.c.device_name == name)
+        .values(latency_ms=rows.c.own_ms, source=rows.c.own_source)
+    )
     session.delete(device)
 
 
@@ -132,7 +149,77 @@ def add_measurements(
     ]
     session.add_all(rows)
     session.flush()
+    for space_name, arch_hash in sorted({(m.space_name, m.arch_hash) for m in measurements}):
+        _fold_measurement(session, device, space_name, arch_hash)
     return rows
+
+
+def _fold_measurement(session: Session, device: Device, space_name: str, arch_hash: str) -> None:
+    """Make the query rows of ``arch_hash`` on ``device`` use its smallest
+    stored measurement (a measurement wins over any prediction or trial latency),
+    adding rows for trials that had no latency on the device at all."""
+    ms = session.scalar(
+        select(func.min(LatencyMeasurement.latency_ms)).where(
+            LatencyMeasurement.device_id == device.id,
+            LatencyMeasurement.space_name == space_name,
+            LatencyMeasurement.arch_hash == arch_hash,
+        )
+    )
+    if ms is None:
+        return
+    rows = cast("Table", TrialLatency.__table__)
+    of_space = select(Supernet.id).where(Supernet.space_name == space_name)
+    session.execute(
+        update(rows)
+        .where(
+            rows.c.device_name == device.name,
+            rows.c.arch_hash == arch_hash,
+            rows.c.supernet_id.in_(of_space),
+        )
+        .values(latency_ms=ms, source="measured")
+    )
+    has_row = (
+        select(rows.c.trial_id)
+        .where(rows.c.trial_id == Trial.id, rows.c.device_name == device.name)
+        .exists()
+    )
+    missing = (
+        select(
+            Trial.id,
+            literal(device.name),
+            Trial.supernet_id,
+            Trial.arch_hash,
+            Trial.accuracy,
+            literal(float(ms)),
+            literal("measured"),
+            literal(False),
+            SearchJob.owner,
+        )
+        .outerjoin(SearchJob, SearchJob.id == Trial.job_id)
+        .where(
+            Trial.arch_hash == arch_hash,
+            Trial.supernet_id.in_(of_space),
+            Trial.accuracy.is_not(None),
+            Trial.accuracy_source == "measured",
+            ~has_row,
+        )
+    )
+    session.execute(
+        insert(rows).from_select(
+            [
+                "trial_id",
+                "device_name",
+                "supernet_id",
+                "arch_hash",
+                "accuracy",
+                "latency_ms",
+                "source",
+                "is_primary",
+                "owner",
+            ],
+            missing,
+        )
+    )
 
 
 def list_measurements(

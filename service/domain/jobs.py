@@ -54,6 +54,7 @@ __all__ = [
     "get_job",
     "heartbeat",
     "list_jobs",
+    "release_job",
     "requeue_expired",
     "settle_verification",
     "submit_job",
@@ -296,6 +297,25 @@ def fail_job(session: Session, job_id: int, worker_id: str, error: str) -> bool:
             "error": error[:10_000],
             "finished_at": utcnow(),
             "lease_expires_at": None,
+        },
+    )
+
+
+def release_job(session: Session, job_id: int, worker_id: str, reason: str) -> bool:
+    """Give a running job back to the queue because its transaction failed for
+    a transient reason (a lost database connection): it is resumed from its
+    stored trials by the next claim, and the attempt does not count. Fenced
+    like every worker write: False if the job is no longer ``worker_id``'s."""
+    return _owned(
+        session,
+        job_id,
+        worker_id,
+        {
+            "state": "queued",
+            "worker_id": None,
+            "lease_expires_at": None,
+            "attempts": SearchJob.attempts - 1,
+            "error": reason[:1000],
         },
     )
 

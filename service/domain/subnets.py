@@ -16,13 +16,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Select, exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from service.db import SOURCES, Device, LatencyMeasurement, SearchJob, Supernet, Trial
+from service.db import (
+    SOURCES,
+    Device,
+    LatencyMeasurement,
+    SearchJob,
+    Supernet,
+    Trial,
+    TrialLatency,
+)
 from service.domain.errors import NotFoundError
 from service.domain.owners import Scope
 
@@ -35,13 +43,13 @@ __all__ = [
     "TrialIn",
     "best_answer",
     "best_under_budget",
-    "candidates",
+    "bulk_record_trials",
     "get_trial",
+    "index_trial",
     "list_trials",
     "measured_accuracies",
     "pareto_front",
     "record_trial",
-    "visible_trials",
 ]
 
 
@@ -137,7 +145,145 @@ def record_trial(session: Session, trial: TrialIn) -> Trial:
         if stored is None:
             raise
         return stored
+    index_trial(session, row)
     return row
+
+
+def _measured_by_device(session: Session, space_name: str, arch_hash: str) -> dict[str, float]:
+    """Stored measurements of one architecture: device name -> smallest median."""
+    rows = session.execute(
+        select(Device.name, func.min(LatencyMeasurement.latency_ms))
+        .join(Device, Device.id == LatencyMeasurement.device_id)
+        .where(
+            LatencyMeasurement.space_name == space_name,
+            LatencyMeasurement.arch_hash == arch_hash,
+        )
+        .group_by(Device.name)
+    )
+    return {name: float(ms) for name, ms in rows}
+
+
+def _latency_rows(
+    trial: Trial | TrialIn,
+    trial_id: int,
+    primary_device: str | None,
+    owner: str | None,
+    measured: dict[str, float],
+) -> list[dict[str, Any]]:
+    """The ``trial_latencies`` rows of one trial (see ``TrialLatency``)."""
+    if trial.accuracy is None or trial.accuracy_source != "measured" or trial.supernet_id is None:
+        return []
+    own: dict[str, tuple[float | None, str | None, bool]] = {}
+    for name, entry in (trial.latencies or {}).items():
+        own[name] = (float(entry["ms"]), str(entry.get("source", "predicted")), False)
+    if primary_device is not None and trial.latency_ms is not None:
+        own[primary_device] = (float(trial.latency_ms), trial.latency_source or "predicted", True)
+    for name in measured:
+        own.setdefault(name, (None, None, False))
+    rows = []
+    for name, (own_ms, own_source, primary) in own.items():
+        m = measured.get(name)
+        rows.append(
+            {
+                "trial_id": trial_id,
+                "device_name": name,
+                "supernet_id": trial.supernet_id,
+                "arch_hash": trial.arch_hash,
+                "accuracy": float(trial.accuracy),
+                "latency_ms": m if m is not None else own_ms,
+                "source": "measured" if m is not None else own_source,
+                "own_ms": own_ms,
+                "own_source": own_source,
+                "is_primary": primary,
+                "owner": owner,
+            }
+        )
+    return rows
+
+
+def index_trial(session: Session, row: Trial) -> None:
+    """Write the trial's ``trial_latencies`` rows (its latency on every device
+    it has one for, stored measurements winning)."""
+    if row.accuracy is None or row.accuracy_source != "measured" or row.supernet_id is None:
+        return
+    supernet = session.get(Supernet, row.supernet_id)
+    device = session.get(Device, row.device_id) if row.device_id is not None else None
+    job = session.get(SearchJob, row.job_id) if row.job_id is not None else None
+    measured = _measured_by_device(session, supernet.space_name, row.arch_hash) if supernet else {}
+    rows = _latency_rows(
+        row, row.id, device.name if device else None, job.owner if job else None, measured
+    )
+    if rows:
+        session.execute(insert(TrialLatency), rows)
+
+
+def bulk_record_trials(
+    session: Session, trials: Sequence[TrialIn], *, chunk: int = 5000
+) -> list[int]:
+    """Store many evaluations at once (imports, benchmarks): multi-row inserts
+    of the trials and their latency rows. Unlike :func:`record_trial` it does
+    not deduplicate per (job, architecture): the caller vouches for that.
+    Returns the new trial ids, in order."""
+    device_names = dict(session.execute(select(Device.id, Device.name)).all())
+    owners = dict(session.execute(select(SearchJob.id, SearchJob.owner)).all())
+    spaces = dict(session.execute(select(Supernet.id, Supernet.space_name)).all())
+    measured: dict[tuple[str, str, str], float] = {}
+    for space, arch_hash, name, ms in session.execute(
+        select(
+            LatencyMeasurement.space_name,
+            LatencyMeasurement.arch_hash,
+            Device.name,
+            LatencyMeasurement.latency_ms,
+        ).join(Device, Device.id == LatencyMeasurement.device_id)
+    ):
+        key = (space, arch_hash, name)
+        measured[key] = min(float(ms), measured.get(key, math.inf))
+    by_arch: dict[tuple[str, str], dict[str, float]] = {}
+    for (space, arch_hash, name), ms in measured.items():
+        by_arch.setdefault((space, arch_hash), {})[name] = ms
+    ids: list[int] = []
+    for start in range(0, len(trials), chunk):
+        part = trials[start : start + chunk]
+        values = [
+            {
+                "job_id": t.job_id,
+                "supernet_id": t.supernet_id,
+                "device_id": t.device_id,
+                "space_name": t.space_name,
+                "arch": t.arch,
+                "arch_hash": t.arch_hash,
+                "accuracy": t.accuracy,
+                "accuracy_source": t.accuracy_source,
+                "latency_ms": t.latency_ms,
+                "latency_source": t.latency_source,
+                "latency_std_ms": t.latency_std_ms,
+                "latencies": t.latencies or {},
+                "macs": t.macs,
+                "params": t.params,
+                "optuna_trial_number": t.optuna_trial_number,
+                "details": t.details or {},
+            }
+            for t in part
+        ]
+        new_ids = list(
+            session.scalars(insert(Trial).returning(Trial.id, sort_by_parameter_order=True), values)
+        )
+        rows: list[dict[str, Any]] = []
+        for t, trial_id in zip(part, new_ids, strict=True):
+            space_of = spaces.get(t.supernet_id) if t.supernet_id is not None else None
+            rows.extend(
+                _latency_rows(
+                    t,
+                    trial_id,
+                    device_names.get(t.device_id) if t.device_id is not None else None,
+                    owners.get(t.job_id) if t.job_id is not None else None,
+                    by_arch.get((space_of, t.arch_hash), {}) if space_of else {},
+                )
+            )
+        if rows:
+            session.execute(insert(TrialLatency), rows)
+        ids.extend(new_ids)
+    return ids
 
 
 def visible_trials(scope: Scope | None) -> ColumnElement[bool] | None:
@@ -309,6 +455,64 @@ def _records(pool: Sequence[SubnetAnswer], device: str) -> list[dict[str, Any]]:
     ]
 
 
+#: Rows read per query while walking the Pareto front.
+FRONT_PAGE = 256
+
+
+def _visible_rows(table: Any, scope: Scope | None) -> ColumnElement[bool] | None:
+    if scope is None or scope.sees_all:
+        return None
+    return or_(table.owner == scope.owner, table.owner.is_(None))
+
+
+def _pool(supernet: Supernet, device: Device, scope: Scope | None) -> Select[Any]:
+    """The candidate rows in SQL: per architecture, its latest visible trial
+    with a latency on ``device`` (a stored measurement already folded in)."""
+    row = TrialLatency
+    newer = aliased(TrialLatency)
+    later = exists().where(
+        newer.supernet_id == row.supernet_id,
+        newer.device_name == row.device_name,
+        newer.arch_hash == row.arch_hash,
+        newer.trial_id > row.trial_id,
+    )
+    query = select(row.trial_id, row.arch_hash, row.accuracy, row.latency_ms, row.source).where(
+        row.supernet_id == supernet.id, row.device_name == device.name
+    )
+    visible = _visible_rows(row, scope)
+    if visible is not None:
+        query = query.where(visible)
+        later = later.where(_visible_rows(newer, scope))  # type: ignore[arg-type]
+    return cast("Select[Any]", query.where(~later))
+
+
+def _answers(session: Session, rows: Sequence[Any]) -> list[SubnetAnswer]:
+    """``SubnetAnswer`` for the few rows an answer needs (their arch loaded)."""
+    if not rows:
+        return []
+    extra = {
+        tid: (arch, job_id)
+        for tid, arch, job_id in session.execute(
+            select(Trial.id, Trial.arch, Trial.job_id).where(
+                Trial.id.in_([r.trial_id for r in rows])
+            )
+        )
+    }
+    return [
+        SubnetAnswer(
+            r.trial_id,
+            extra[r.trial_id][0],
+            r.arch_hash,
+            float(r.accuracy),
+            "measured",
+            float(r.latency_ms),
+            r.source,
+            extra[r.trial_id][1],
+        )
+        for r in rows
+    ]
+
+
 def best_under_budget(
     session: Session,
     supernet: Supernet,
@@ -349,10 +553,43 @@ def pareto_front(
     session: Session, supernet: Supernet, device: Device, scope: Scope | None = None
 ) -> list[SubnetAnswer]:
     """Non-dominated subnets (higher accuracy, lower latency), fastest first, by
-    :func:`nas.pareto.pareto_front`."""
+    :func:`nas.pareto.pareto_front`. SQL walks the front point by point (each
+    the fastest candidate more accurate than the last, with every candidate
+    equal to it), and the rule decides among those."""
     from nas.pareto import pareto_front as rule
 
-    records = _records(candidates(session, supernet, device, scope), device.name)
+    cand = _pool(supernet, device, scope).subquery()
+    points: list[tuple[float, float]] = []
+    latency, accuracy = -math.inf, -math.inf
+    while True:
+        # Candidates more accurate than the front so far, in latency order (a
+        # range scan along the latency index), a page at a time: the walk
+        # below keeps those that raise the front, and the next page starts
+        # past the last latency seen, so each row is read at most once.
+        page = session.execute(
+            select(cand.c.latency_ms, cand.c.accuracy)
+            .where(cand.c.latency_ms > latency, cand.c.accuracy > accuracy)
+            .order_by(cand.c.latency_ms, cand.c.accuracy.desc())
+            .limit(FRONT_PAGE)
+        ).all()
+        for lat, acc in page:
+            if float(acc) > accuracy:  # the most accurate at its latency comes first
+                accuracy = float(acc)
+                points.append((float(lat), accuracy))
+        if len(page) < FRONT_PAGE:
+            break
+        latency = float(page[-1].latency_ms)
+    rows: list[Any] = []
+    for start in range(0, len(points), 100):
+        # Every candidate at a front point (equal latency and accuracy): which
+        # of them the front keeps is the rule's call.
+        at_point = [
+            (cand.c.latency_ms == lat) & (cand.c.accuracy == acc)
+            for lat, acc in points[start : start + 100]
+        ]
+        rows.extend(session.execute(select(cand).where(or_(*at_point))).all())
+    rows.sort(key=lambda r: r.trial_id)
+    records = _records(_answers(session, rows), device.name)
     return [r["answer"] for r in rule(records, device.name)]
 
 

@@ -16,7 +16,7 @@ from service.domain.owners import Scope
 from service.orchestration.evaluation import load_trained
 from service.runtime import Runtime
 
-__all__ = ["choose_subnet", "export_subnet"]
+__all__ = ["choose_subnet", "export_dir", "export_subnet", "export_zip"]
 
 
 def export_subnet(
@@ -37,7 +37,7 @@ def export_subnet(
     # register; torchvision is not a dependency, so that is noise.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
 
-    with rt.session() as s:
+    with rt.read_session() as s:
         row = supernet_records.get_supernet(s, name)
         space, net, dataset = load_trained(row)
     arch = space.validate(arch)
@@ -55,6 +55,66 @@ def export_subnet(
     }
     (out_dir / "hwnas-export.json").write_text(json.dumps(manifest, indent=2, default=str))
     return {k: str(p) for k, p in paths.items()}
+
+
+def export_dir(rt: Runtime) -> Path:
+    """Where exports built for the API are kept, one zip per distinct request."""
+    return rt.settings.artifacts_dir / "exports"
+
+
+def export_zip(
+    rt: Runtime,
+    name: str,
+    arch: Any,
+    *,
+    formats: Sequence[str],
+    n_bn_images: int,
+    provenance: dict[str, Any],
+) -> Path:
+    """:func:`export_subnet` as a zip, built once per distinct request (supernet
+    checkpoint, architecture, formats, calibration size, provenance) and then
+    served from ``<home>/artifacts/exports``: an export costs tens of seconds
+    of CPU, a repeated request none."""
+    import hashlib
+    import os
+    import tempfile
+    import zipfile
+
+    with rt.read_session() as s:
+        row = supernet_records.get_supernet(s, name)
+        key = {
+            "supernet": row.id,
+            "checkpoint": row.checkpoint_path,
+            "updated_at": str(row.updated_at),
+            "arch": arch,
+            "formats": sorted(formats),
+            "bn_images": n_bn_images,
+            "provenance": provenance,
+        }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    target = export_dir(rt) / f"{name}-{digest[:16]}.zip"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        files = Path(tmp) / "export"
+        files.mkdir()
+        export_subnet(
+            rt,
+            name,
+            arch,
+            files,
+            formats=formats,
+            n_bn_images=n_bn_images,
+            provenance=provenance,
+        )
+        partial = Path(tmp) / "export.zip"
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(files.iterdir()):
+                if f.is_file():
+                    zf.write(f, f.name)
+        os.replace(partial, target)  # atomic: whole file or none
+    return target
 
 
 def choose_subnet(

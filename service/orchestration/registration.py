@@ -40,6 +40,7 @@ __all__ = [
     "measure_local",
     "parse_latency_file",
     "reference_package",
+    "reference_zip",
     "space_with_predictor",
     "submit_latencies",
     "submit_latency_file",
@@ -237,6 +238,42 @@ def reference_package(
             f"then: hwnas device submit {device_name} --space {space.name} --file latencies.jsonl"
         ),
     }
+
+
+def reference_zip(rt: Runtime, device_name: str, space_name: str, batch: int | None = None) -> Path:
+    """The reference package for ``device_name`` as a zip file, built once per
+    (space, batch, reference set) and kept under ``<home>/artifacts/references``:
+    building it exports ONNX files for seconds of CPU, and its content does not
+    depend on the device beyond the batch size."""
+    import hashlib
+    import os
+    import tempfile
+    import zipfile
+
+    from predictors.latency import reference_archs
+
+    space = space_with_predictor(space_name)
+    with rt.read_session() as s:
+        batch = batch or devices.get_device(s, device_name).batch_size
+    digest = hashlib.sha256(
+        json.dumps(reference_archs(space), sort_keys=True).encode()
+    ).hexdigest()[:12]
+    cache = rt.settings.artifacts_dir / "references"
+    target = cache / f"{space.name}-b{batch}-{digest}.zip"
+    if target.is_file():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        files = Path(tmp) / "package"
+        reference_package(rt, device_name, space_name, files, batch=batch)
+        partial = Path(tmp) / "package.zip"
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(files.iterdir()):
+                if f.is_file():
+                    zf.write(f, f.name)
+        # Atomic: a concurrent request sees no file or a whole one.
+        os.replace(partial, target)
+    return target
 
 
 def parse_latency_file(

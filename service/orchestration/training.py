@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -212,6 +213,12 @@ def remove_supernet(rt: Runtime, name: str, scope: Scope | None = None) -> dict[
         files = _owned_files(rt, row.checkpoint_path)
     if files is not None:
         shutil.rmtree(files, ignore_errors=True)
+    from service.orchestration.export import export_dir
+
+    own = re.compile(rf"{re.escape(name)}-[0-9a-f]{{16}}\.zip")
+    for cached in export_dir(rt).glob(f"{name}-*.zip"):  # exports built for the API
+        if own.fullmatch(cached.name):
+            cached.unlink(missing_ok=True)
     return {"name": name, "removed": True, "files_removed": str(files) if files else None}
 
 

@@ -11,6 +11,11 @@ resumed elsewhere from its stored trials.
 A worker claims only jobs that any host may run and those bound to its own
 host (:func:`predictors.latency.measure.host_name`, ``HWNAS_HOST`` overrides
 it): a search on a local device measures latencies on that machine.
+
+A lost database connection (server restart, failover) is not the job's fault:
+the worker's own bookkeeping is retried, and a job whose work failed for such
+a transient reason is given back to the queue (fenced by its lease) and
+resumed from its stored trials, instead of failing.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.db.transient import is_transient, retrying
 from service.domain import jobs
 from service.orchestration.search import JobAborted, execute_search
 from service.runtime import Runtime
@@ -68,15 +74,14 @@ class Worker:
         done = 0
         settings = self.rt.settings
         while not self.stop_event.is_set() and (max_jobs is None or done < max_jobs):
-            with self.rt.session() as s:
-                job = jobs.claim_next_job(
-                    s,
-                    self.worker_id,
-                    lease_s=settings.worker_lease_s,
-                    max_attempts=settings.job_max_attempts,
-                    host=self.host,
-                )
-                job_id = None if job is None else job.id
+            try:
+                job_id = retrying(self._claim, what="claiming a job")
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("database unavailable (%s); waiting", type(exc).__name__)
+                self.stop_event.wait(settings.worker_poll_s)
+                continue
             if job_id is None:
                 if exit_when_idle:
                     break
@@ -86,12 +91,24 @@ class Worker:
             done += 1
         return done
 
+    def _claim(self) -> int | None:
+        settings = self.rt.settings
+        with self.rt.session() as s:
+            job = jobs.claim_next_job(
+                s,
+                self.worker_id,
+                lease_s=settings.worker_lease_s,
+                max_attempts=settings.job_max_attempts,
+                host=self.host,
+            )
+            return None if job is None else job.id
+
     def run_one(self, job_id: int) -> None:
         settings = self.rt.settings
         lost = threading.Event()
         finished = threading.Event()
         progress: dict[str, int] = {"n": 0}
-        spec_total = self._total(job_id)
+        spec_total = retrying(lambda: self._total(job_id), what="reading the job")
 
         def beat() -> None:
             while not finished.wait(settings.worker_heartbeat_s):
@@ -126,19 +143,20 @@ class Worker:
             log.warning("job %s stopped: cancelled or lease lost", job_id)
             return
         except Exception as exc:
+            if is_transient(exc):
+                log.warning("job %s interrupted by the database (%s); requeued", job_id, exc)
+                reason = f"resumed after a transient database error: {type(exc).__name__}"
+                self._write(job_id, lambda s: jobs.release_job(s, job_id, self.worker_id, reason))
+                return
             log.exception("job %s failed", job_id)
-            with self.rt.session() as s:
-                jobs.fail_job(
-                    s,
-                    job_id,
-                    self.worker_id,
-                    f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
-                )
+            error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+            self._write(job_id, lambda s: jobs.fail_job(s, job_id, self.worker_id, error))
             return
         finally:
             finished.set()
             thread.join()
-        with self.rt.session() as s:
+
+        def finish(s: Any) -> bool:
             jobs.heartbeat(
                 s,
                 job_id,
@@ -147,9 +165,27 @@ class Worker:
                 n_evaluations=result.get("n_evaluations"),
             )
             awaiting = (result.get("verification") or {}).get("status") == "awaiting"
-            finish = jobs.await_verification if awaiting else jobs.complete_job
-            if not finish(s, job_id, self.worker_id, result):
-                log.warning("job %s finished but is no longer ours; result dropped", job_id)
+            done = jobs.await_verification if awaiting else jobs.complete_job
+            return done(s, job_id, self.worker_id, result)
+
+        if not self._write(job_id, finish):
+            log.warning("job %s finished but is no longer ours; result dropped", job_id)
+
+    def _write(self, job_id: int, change: Callable[[Any], bool]) -> bool:
+        """One fenced state change of the job, retried over lost connections.
+        If the database stays away, the lease expires and the job is resumed."""
+
+        def once() -> bool:
+            with self.rt.session() as s:
+                return change(s)
+
+        try:
+            return retrying(once, what=f"updating job {job_id}")
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.error("could not update job %s (%s); its lease will expire", job_id, exc)
+            return False
 
     def _total(self, job_id: int) -> int:
         with self.rt.session() as s:

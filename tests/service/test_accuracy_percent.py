@@ -1,5 +1,5 @@
 """One accuracy scale in the service: every path that stores an accuracy
-stores percent, and migration 0003 converts what older versions stored as
+stores percent, and migration 0004 converts what older versions stored as
 fractions -- chosen by who wrote the row, never by its value."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from service.settings import load_settings
 
 
 def _insert_old_rows(engine) -> None:
-    """What hwnas stored before 0003: fractions from subnet evaluation and the
+    """What hwnas stored before 0004: fractions from subnet evaluation and the
     training checks, percent from search jobs and tables."""
     now = "2026-11-30 00:00:00"
     with engine.begin() as c:
@@ -88,7 +88,7 @@ def test_migration_converts_by_provenance_and_back(db_url: str) -> None:
     try:
         upgrade(engine, "0001")
         _insert_old_rows(engine)
-        upgrade(engine, "0003")
+        upgrade(engine, "0004")
         acc, details, metrics = _state(engine)
         assert acc[1] == pytest.approx(33.0) and acc[2] == pytest.approx(90.0)
         assert details[1]["accuracy"] == pytest.approx(33.0)

@@ -239,3 +239,62 @@ def test_migrations_keep_every_dependent_row(db_url: str) -> None:
         assert counts() == before
     finally:
         engine.dispose()
+
+
+def test_trial_latencies_migration_fills_rows_from_stored_trials(db_url: str) -> None:
+    """0003 derives one row per (trial, device latency) from the trials stored
+    before it: own latency, extra devices' entries, measurements winning."""
+    from sqlalchemy import insert
+
+    from service.db import Device, LatencyMeasurement, Supernet, Trial, utcnow
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0002")
+        now = utcnow()
+        with engine.begin() as conn:
+            conn.execute(
+                insert(Supernet.__table__),
+                {"name": "sn", "space_name": "nb201", "space_config": {}, "dataset": {},
+                 "status": "ready", "metrics": {}, "description": "", "owner": "local",
+                 "bundled": False, "created_at": now, "updated_at": now},
+            )  # fmt: skip
+            for name in ("d1", "d2"):
+                conn.execute(
+                    insert(Device.__table__),
+                    {"name": name, "kind": "remote", "description": "", "batch_size": 1,
+                     "properties": {}, "owner": "local", "bundled": False,
+                     "created_at": now, "updated_at": now},
+                )  # fmt: skip
+            sn_id = conn.execute(text("SELECT id FROM supernets")).scalar()
+            d1 = conn.execute(text("SELECT id FROM devices WHERE name = 'd1'")).scalar()
+            d2 = conn.execute(text("SELECT id FROM devices WHERE name = 'd2'")).scalar()
+            conn.execute(
+                insert(Trial.__table__),
+                {"supernet_id": sn_id, "device_id": d1, "space_name": "nb201", "arch": {},
+                 "arch_hash": "a", "accuracy": 90.0, "accuracy_source": "measured",
+                 "latency_ms": 3.0, "latency_source": "predicted",
+                 "latencies": {"d2": {"ms": 7.0, "source": "predicted"}}, "details": {},
+                 "created_at": now, "updated_at": now},
+            )  # fmt: skip
+            conn.execute(
+                insert(LatencyMeasurement.__table__),
+                {"device_id": d2, "space_name": "nb201", "arch": {}, "arch_hash": "a",
+                 "latency_ms": 5.0, "method": "test", "details": {}, "is_reference": False,
+                 "created_at": now},
+            )  # fmt: skip
+        upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT device_name, latency_ms, source, own_ms, is_primary "
+                    "FROM trial_latencies ORDER BY device_name"
+                )
+            ).all()
+        assert [(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows] == [
+            ("d1", 3.0, "predicted", 3.0, True),
+            ("d2", 5.0, "measured", 7.0, False),
+        ]
+        assert _diff(engine) == []
+    finally:
+        engine.dispose()

@@ -121,3 +121,19 @@ def test_with_auth_off_everything_is_local(sqlite_url: str) -> None:
         assert client.post("/v1/devices", json={"name": "d"}).json()["owner"] == "local"
         assert client.post("/v1/searches", json=SPEC).json()["owner"] == "local"
         assert client.delete("/v1/devices/nb201-pixel3").status_code == 403
+
+
+def test_cli_creates_admin_tokens(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    home = ["--home", str(tmp_path / "h"), "--json"]
+    made = CliRunner().invoke(app, [*home, "token", "create", "root", "--admin"])
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.output)["scopes"] == ["read", "write", "admin"]
+    # Read-only and admin: an auditor's token, seeing all and changing nothing.
+    both = CliRunner().invoke(app, [*home, "token", "create", "x", "--admin", "--read-only"])
+    assert both.exit_code == 0 and json.loads(both.output)["scopes"] == ["read", "admin"]

@@ -1,6 +1,10 @@
 """The service's best-under-budget and Pareto answers are nas's rule, applied to
 the stored trials: proven equal to :mod:`nas.pareto`'s reference on random
-trial sets (stored measurements override predictions, latest evaluation wins)."""
+trial sets (stored measurements override predictions, latest evaluation wins).
+
+The service answers with indexed SQL over ``trial_latencies`` (kept in step
+with trials and measurements written in either order, and through bulk
+inserts); these tests hold that path to the reference."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
+from unittest.mock import patch
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -97,7 +102,7 @@ def _expected_records(
 
 
 @settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -106,6 +111,9 @@ def _expected_records(
     measurements=st.lists(measurement_st, max_size=4),
     budget=st.sampled_from([0.4, 1.0, 1.5, 2.0, 2.5, 3.0, 10.0]),
     confidence=st.sampled_from([0.6, 0.9, 0.99]),
+    measure_first=st.booleans(),
+    bulk=st.booleans(),
+    page=st.sampled_from([1, 2, 256]),
 )
 def test_service_answers_equal_nas_reference(
     rt: Runtime,
@@ -113,20 +121,41 @@ def test_service_answers_equal_nas_reference(
     measurements: list[tuple[str, float]],
     budget: float,
     confidence: float,
+    measure_first: bool,
+    bulk: bool,
+    page: int,
 ) -> None:
     n = next(_names)
+
+    def measure(s: Any, dev: Any) -> None:
+        devices.add_measurements(
+            s,
+            dev,
+            [
+                devices.MeasurementIn(
+                    space_name="nb201",
+                    arch={"name": arch},
+                    arch_hash=arch,
+                    latency_ms=ms,
+                    method="test",
+                )
+                for arch, ms in measurements
+            ],
+        )
+
     with rt.session() as s:
         sn = supernet_records.register_supernet(
             s, f"sn{n}", space_name="nb201", space_config={}, status="ready"
         )
         dev = devices.create_device(s, f"dev{n}", kind="remote")
         other = devices.create_device(s, f"other{n}", kind="remote")
-        arch_of: dict[int, str] = {}
+        if measure_first:
+            measure(s, dev)
+        stored: list[subnets.TrialIn] = []
         for t in trials:
             latency = None if t.own_ms is None else float(t.own_ms)
             predicted = t.source == "predicted"
-            row = subnets.record_trial(
-                s,
+            stored.append(
                 subnets.TrialIn(
                     space_name="nb201",
                     arch={"name": t.arch},
@@ -150,27 +179,21 @@ def test_service_answers_equal_nas_reference(
                             }
                         }
                     ),
-                ),
-            )
-            arch_of[row.id] = t.arch
-        devices.add_measurements(
-            s,
-            dev,
-            [
-                devices.MeasurementIn(
-                    space_name="nb201",
-                    arch={"name": arch},
-                    arch_hash=arch,
-                    latency_ms=ms,
-                    method="test",
                 )
-                for arch, ms in measurements
-            ],
-        )
+            )
+        if bulk:
+            subnets.bulk_record_trials(s, stored)
+        else:
+            for trial in stored:
+                subnets.record_trial(s, trial)
+        if not measure_first:
+            measure(s, dev)
         found, closest = subnets.best_under_budget(
             s, sn, dev, budget, feasibility_confidence=confidence
         )
-        front = subnets.pareto_front(s, sn, dev)
+        # Small pages make the front's walk read several pages.
+        with patch.object(subnets, "FRONT_PAGE", page):
+            front = subnets.pareto_front(s, sn, dev)
 
     expected = _expected_records(trials, measurements)
     want = reference_best(

@@ -186,8 +186,7 @@ def test_submitted_measurements_rerank_the_answer(searched: Searched) -> None:
     # What the device "measured": the most accurate candidate is over the budget
     # (its prediction was wrong), every other one fits.
     true_ms = {
-        c["arch_hash"]: R4_BUDGET * (1.5 if i == 0 else 0.5 + 0.01 * i)
-        for i, c in enumerate(cands)
+        c["arch_hash"]: R4_BUDGET * (1.5 if i == 0 else 0.5 + 0.01 * i) for i, c in enumerate(cands)
     }
     text = _lines(cands, lambda c: true_ms[c["arch_hash"]])
     with pytest.raises(DomainError, match="verifies device 'edge', not 'edge2'"):

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import Caller, ReadSessionDep, WriteSessionDep, get_hwnas, reader, writer
-from service.api.files import zip_response
 from service.api.schemas import (
     DeviceIn,
     DeviceOut,
@@ -122,17 +120,18 @@ def references_zip(
     caller: Annotated[Caller, Depends(writer)],
     space: SpaceQuery = "ofa-mbv3-tiny",
     batch: Annotated[int | None, Query(ge=1, le=1024)] = None,
-) -> Response:
+) -> FileResponse:
     """The reference subnets as ONNX files + manifest + standalone measure.py,
-    zipped (a write token: building it costs seconds of CPU)."""
-    from service.orchestration.registration import reference_package
+    zipped. Built once per space and batch and then served as a file; a write
+    token is needed because the first build costs seconds of CPU."""
+    from service.orchestration.registration import reference_zip
 
     with rt.read_session() as s:
         devices.get_device(s, name, caller.scope)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        reference_package(rt, name, space, Path(tmp), batch=batch)
-        return zip_response(Path(tmp), f"{name}-{space}-references.zip")
+    path = reference_zip(rt, name, space, batch)
+    return FileResponse(
+        path, media_type="application/zip", filename=f"{name}-{space}-references.zip"
+    )
 
 
 @router.post("/{name}/latencies", status_code=201)

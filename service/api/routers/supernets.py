@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends
+from fastapi.responses import FileResponse
 
 from service.api.deps import Caller, ReadSessionDep, get_hwnas, reader, writer
-from service.api.files import zip_response
 from service.api.schemas import ExportIn, NameParam, SupernetOut
 from service.domain import predictor_records, supernet_records
 from service.domain.views import PredictorOut
@@ -53,11 +51,11 @@ def export(
     body: ExportIn,
     rt: Annotated[Runtime, Depends(get_hwnas)],
     caller: Annotated[Caller, Depends(writer)],
-) -> Response:
+) -> FileResponse:
     """The chosen subnet's weights (BN recalibrated) as a zip: ONNX, TorchScript,
     config + state_dict, and ``hwnas-export.json`` saying where it came from.
     Needs a write token: it is work on the server (minutes of CPU), not a read."""
-    from service.orchestration.export import choose_subnet, export_subnet
+    from service.orchestration.export import choose_subnet, export_zip
 
     with rt.read_session() as s:
         arch, provenance = choose_subnet(
@@ -69,17 +67,10 @@ def export(
             budget_ms=body.budget_ms,
             scope=caller.scope,
         )
-    with tempfile.TemporaryDirectory() as tmp:
-        export_subnet(
-            rt,
-            name,
-            arch,
-            Path(tmp),
-            formats=body.formats,
-            n_bn_images=body.bn_images,
-            provenance=provenance,
-        )
-        return zip_response(Path(tmp), f"{name}-subnet.zip")
+    path = export_zip(
+        rt, name, arch, formats=body.formats, n_bn_images=body.bn_images, provenance=provenance
+    )
+    return FileResponse(path, media_type="application/zip", filename=f"{name}-subnet.zip")
 
 
 @router.get("/{name}/predictors")

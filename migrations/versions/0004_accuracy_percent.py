@@ -17,8 +17,8 @@ Rows converted here (and every row written since) carry
 ``accuracy_unit: "percent"`` in ``details`` / ``metrics``; a row that already
 has it is left alone, so the conversion cannot be applied twice.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -30,8 +30,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | None = "0002"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,37 @@
+"""references.zip is built once per space and batch and then served as a file."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api import create_app
+from service.runtime import Runtime
+from service.settings import load_settings
+
+
+@pytest.mark.slow
+def test_reference_package_is_built_once_and_served_as_a_file(tmp_path: Path) -> None:
+    with Runtime.open(load_settings(home=tmp_path / "home")) as rt:
+        client = TestClient(create_app(rt))
+        for name in ("phone", "tablet"):
+            assert client.post("/v1/devices", json={"name": name}).status_code == 201
+        first = client.get("/v1/devices/phone/references.zip")
+        assert first.status_code == 200, first.text
+        assert first.headers["content-type"] == "application/zip"
+        names = zipfile.ZipFile(io.BytesIO(first.content)).namelist()
+        assert {"manifest.json", "measure.py", "ref_00.onnx"} <= set(names)
+        cached = list((rt.settings.artifacts_dir / "references").glob("*.zip"))
+        assert len(cached) == 1
+        built_at = cached[0].stat().st_mtime_ns
+        start = time.perf_counter()
+        second = client.get("/v1/devices/tablet/references.zip")  # same space and batch
+        assert time.perf_counter() - start < 2.0
+        assert second.content == first.content
+        assert cached[0].stat().st_mtime_ns == built_at
+        assert "tablet-ofa-mbv3-tiny-references.zip" in second.headers["content-disposition"]
