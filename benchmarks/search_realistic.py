@@ -35,7 +35,12 @@ Roles (the protocol; ``tests/nas/test_search_realistic_benchmark.py`` guards it)
 
 Runs are cached in ``benchmarks/results/search_realistic_runs.jsonl`` (one line
 per task: an interrupted run resumes) and can be split across sittings with
-``--shard i/n`` and ``--max-tasks``. Usage::
+``--shard i/n`` and ``--max-tasks``. Cost per task on the shared 2-core VM
+(load 8, nice 15): ``ours`` 9-45 s in realistic mode at p10, ``random`` well
+under a second, ``tpe`` 4-8 minutes and ``nsga2`` about 7 minutes at p10
+(Optuna asks in O(trials), and at p10 TPE made 5,283 proposals for 400
+evaluations), so the Optuna baselines are best run in their own shards
+(``--methods tpe nsga2``). Usage::
 
     nice python benchmarks/search_realistic.py --mode exact --seeds 20 --shard 0/4
     nice python benchmarks/search_realistic.py --mode realistic --seeds 10 --max-tasks 20
