@@ -17,7 +17,7 @@ from nas.settings import StopReason
 if TYPE_CHECKING:
     from supernets.spaces import Arch
 
-__all__ = ["SearchResult", "json_ready"]
+__all__ = ["SearchResult", "evaluation_summary", "json_ready"]
 
 
 def json_ready(value: Any) -> Any:
@@ -38,7 +38,7 @@ def _latency_source(e: Evaluation, device: str) -> str:
     return "measured" if e.latency_measured.get(device) else "predicted"
 
 
-def _evaluation_summary(e: Evaluation) -> dict[str, Any]:
+def evaluation_summary(e: Evaluation) -> dict[str, Any]:
     """One real evaluation as the service shows it (what each number is, said)."""
     return {
         "arch": e.arch.to_dict(),
@@ -141,10 +141,10 @@ class SearchResult:
                 "constraints": self.constraints.bounds(),
                 "feasibility_confidence": self.feasibility_confidence,
                 "study_name": self.study_name,
-                "best": None if best is None else _evaluation_summary(best),
+                "best": None if best is None else evaluation_summary(best),
                 "best_latency_measured": self.best_latency_measured,
                 "n_latency_measurements": self.n_latency_measurements,
-                "closest": [_evaluation_summary(e) for e in self.closest],
+                "closest": [evaluation_summary(e) for e in self.closest],
                 "proposals": [p.to_dict() for p in self.proposals],
             }
         )

@@ -603,10 +603,6 @@ def best_answer(
     feasibility_confidence: float | None = None,
 ) -> dict[str, Any]:
     """:func:`best_under_budget` as the JSON the CLI and API return."""
-    from nas.constraints import DEFAULT_FEASIBILITY_CONFIDENCE
-
-    if feasibility_confidence is None:
-        feasibility_confidence = DEFAULT_FEASIBILITY_CONFIDENCE
     found, closest = best_under_budget(
         session, supernet, device, budget_ms, scope, feasibility_confidence=feasibility_confidence
     )

@@ -131,25 +131,13 @@ def spec_constraints(spec: SearchSpec) -> Constraints:
 def _candidate(e: Evaluation, index: int) -> dict[str, Any]:
     """One candidate as stored in the job's result: the real evaluation with its
     latencies as the search knew them, and where its measurement goes."""
-    from nas.result import json_ready
+    from nas.result import evaluation_summary, json_ready
 
     return json_ready(
         {
             "index": index,
             "file": f"{CANDIDATE_PREFIX}_{index:02d}.onnx",
-            "arch": e.arch.to_dict(),
-            "arch_str": str(e.arch),
-            "arch_hash": e.arch_hash,
-            "trial_number": e.trial_number,
-            "accuracy": e.accuracy,
-            "accuracy_source": "measured",
-            "latency_ms": dict(e.latency_ms),
-            "latency_source": {
-                d: "measured" if e.latency_measured.get(d) else "predicted" for d in e.latency_ms
-            },
-            "latency_std_ms": dict(e.latency_std_ms),
-            "macs": e.macs,
-            "params": e.params,
+            **evaluation_summary(e),
             "measured_ms": None,
         }
     )
