@@ -45,7 +45,7 @@ RECIPES: dict[str, TrainRequest] = {
         space="ofa-mbv3-tiny",
         dataset="digits-hard",
         schedule="deps",
-        epochs=24,
+        epochs=10,
         lr=0.05,
         threads=1,
     ),
