@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "n_holdout": dataset.n_holdout,
             "subnets": [],
         }
-    result["command"] = "python benchmarks/task_signal.py " + " ".join(argv or [])
+    given = list(sys.argv[1:] if argv is None else argv)
+    result["command"] = " ".join(["python benchmarks/task_signal.py", *given])
     rng = np.random.default_rng(args.seed)
     archs = [space.sample(rng) for _ in range(args.n)]
     args.out.mkdir(parents=True, exist_ok=True)

@@ -44,8 +44,8 @@ RECIPES: dict[str, TrainRequest] = {
     "ofa-mbv3-tiny-digits-hard": TrainRequest(
         space="ofa-mbv3-tiny",
         dataset="digits-hard",
-        schedule="deps",
-        epochs=24,
+        schedule="deps-max-res",
+        epochs=10,
         lr=0.05,
         threads=1,
     ),

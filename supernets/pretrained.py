@@ -11,7 +11,7 @@ per-phase records, and when. Rebuild with
 Shipped:
 
 * ``ofa-mbv3-tiny-digits-hard`` -- ``ofa-mbv3-tiny`` on ``digits-hard``
-  (:mod:`supernets.synthetic`), DεpS-style schedule.
+  (:mod:`supernets.synthetic`), schedule ``deps-max-res``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = [
 
 #: Shipped supernets: name -> what it is (one line).
 PRETRAINED_SUPERNETS: dict[str, str] = {
-    "ofa-mbv3-tiny-digits-hard": "ofa-mbv3-tiny trained on digits-hard (DεpS-style schedule)",
+    "ofa-mbv3-tiny-digits-hard": "ofa-mbv3-tiny trained on digits-hard (schedule deps-max-res, 10 epochs)",
 }
 
 

@@ -19,7 +19,7 @@ A trainer reads nothing but the phase fields, so new schedules need no code.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from supernets.spaces import OFAMobileNetV3Space, SearchSpace
@@ -27,6 +27,7 @@ from supernets.spaces import OFAMobileNetV3Space, SearchSpace
 __all__ = [
     "Phase",
     "available_schedules",
+    "deps_max_res_schedule",
     "deps_schedule",
     "get_schedule",
     "progressive_shrinking",
@@ -78,6 +79,11 @@ class Phase:
     #: spread one cosine over several phases.
     cosine_start: float = 0.0
     cosine_end: float = 1.0
+    #: Input resolutions sampled per step; empty: all of the space's. A
+    #: first phase at the largest resolution only leaves the loss plateau
+    #: far sooner on detailed images (measured on digits-hard: per-batch
+    #: resolutions kept the full network at chance for hundreds of steps).
+    resolutions: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for attr in ("kernel_sizes", "expand_ratios", "depths"):
@@ -85,6 +91,7 @@ class Phase:
             if not values:
                 raise ValueError(f"phase {self.name!r}: {attr} must not be empty")
             object.__setattr__(self, attr, values)
+        object.__setattr__(self, "resolutions", tuple(sorted({int(v) for v in self.resolutions})))
         if self.epochs < 1:
             raise ValueError(f"phase {self.name!r}: epochs must be >= 1, got {self.epochs}")
         if self.lr <= 0:
@@ -121,6 +128,7 @@ class Phase:
             ("kernel_sizes", space.kernel_sizes),
             ("expand_ratios", space.expand_ratios),
             ("depths", space.depths),
+            ("resolutions", space.resolutions),
         ):
             bad = sorted(set(getattr(self, attr)) - set(allowed))
             if bad:
@@ -130,8 +138,10 @@ class Phase:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for attr in ("kernel_sizes", "expand_ratios", "depths"):
+        for attr in ("kernel_sizes", "expand_ratios", "depths", "resolutions"):
             data[attr] = list(data[attr])
+        if not data["resolutions"]:
+            del data["resolutions"]  # the default: stored schedules stay as they were
         return data
 
     @classmethod
@@ -284,11 +294,20 @@ def deps_schedule(
     ]
 
 
+def deps_max_res_schedule(space: SearchSpace[Any], **kwargs: Any) -> list[Phase]:
+    """:func:`deps_schedule` whose full-network phase sees only the space's
+    largest resolution (the sandwich phase still samples all of them)."""
+    full, *rest = deps_schedule(space, **kwargs)
+    largest = (_ofa_space(space).resolutions[-1],)
+    return [replace(full, resolutions=largest), *rest]
+
+
 ScheduleBuilder = Callable[..., list[Phase]]
 
 _SCHEDULES: dict[str, ScheduleBuilder] = {
     "progressive-shrinking": progressive_shrinking,
     "deps": deps_schedule,
+    "deps-max-res": deps_max_res_schedule,
 }
 
 

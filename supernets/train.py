@@ -418,7 +418,7 @@ def _train_phase(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = perm[step * config.batch_size : (step + 1) * config.batch_size]
-            r = int(rng.choice(space.resolutions))
+            r = int(rng.choice(phase.resolutions or space.resolutions))
             archs = _step_archs(space, phase, rng, r)
             x, y = _batch(run.dataset, batch[d.rank :: d.world], r, d.device)
             optimizer.zero_grad(set_to_none=True)

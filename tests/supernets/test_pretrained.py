@@ -56,5 +56,7 @@ def test_shipped_supernet_is_trained_on_digits_hard() -> None:
     assert meta["dataset"]["kind"] == "digits-hard"
     assert "supernets.launch" in meta["build"]["command"]
     data = load_dataset(meta["dataset"]).subset(n_holdout=400)
-    acc = evaluate_subnet(net, space.max_arch(), data, n_calibration=500).accuracy
-    assert acc > 50.0  # chance is 10 %
+    acc = evaluate_subnet(net, space.min_arch(), data, n_calibration=500).accuracy
+    # Chance is 10 %; the smallest subnet scored 83.9 % (r32) on the full
+    # holdout after the build (its build record), 400 images vary by a few points.
+    assert acc > 70.0

@@ -76,7 +76,7 @@ def test_lr_warmup_then_cosine(tiny_space: OFAMobileNetV3Space) -> None:
 
 
 def test_schedule_round_trip_and_registry(tiny_space: OFAMobileNetV3Space) -> None:
-    assert available_schedules() == ["deps", "progressive-shrinking"]
+    assert available_schedules() == ["deps", "deps-max-res", "progressive-shrinking"]
     for name in available_schedules():
         phases = get_schedule(name, tiny_space, epochs=12)
         assert schedule_from_dicts(schedule_to_dicts(phases)) == phases
@@ -103,3 +103,18 @@ def test_phase_validation(tiny_space: OFAMobileNetV3Space) -> None:
     teacherless = Phase(**base, kd_weight=1.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="first phase"):
         schedule_from_dicts([teacherless.to_dict()])
+
+
+def test_deps_max_res_trains_the_full_network_at_the_largest_resolution() -> None:
+    from supernets import get_space
+    from supernets.schedules import Phase, get_schedule, schedule_from_dicts, schedule_to_dicts
+
+    space = get_space("ofa-mbv3-tiny")
+    full, sandwich = get_schedule("deps-max-res", space, epochs=10)
+    assert full.resolutions == (48,) and sandwich.resolutions == ()
+    # Round trip; a phase without the field (older stored schedules) reads as "all".
+    assert schedule_from_dicts(schedule_to_dicts([full, sandwich])) == [full, sandwich]
+    assert "resolutions" not in sandwich.to_dict()
+    bad = Phase("x", (3,), (3,), (2,), epochs=1, lr=0.1, resolutions=(50,))
+    with pytest.raises(ValueError, match="resolutions"):
+        bad.check_space(space)
