@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from nas import SearchSettings, TabularEvaluator, macs_and_params, run_search
 from nas.evaluators import SupernetEvaluator
 from supernets import (
     ImageDataset,
+    OFAArch,
     calibrated_subnet,
     evaluate_accuracy,
     evaluate_subnet,
@@ -81,7 +83,10 @@ def test_every_library_accuracy_is_percent(small: ImageDataset, tmp_path: Path) 
         space, evaluator, latency, None, 5, settings=SearchSettings(n_initial=5, batch_size=5)
     )
     for a, acc, _ in result.history:
-        assert acc == pytest.approx(evaluate_subnet(net, a, small, n_calibration=32).accuracy)
+        ofa_arch = cast(OFAArch, a)
+        assert acc == pytest.approx(
+            evaluate_subnet(net, ofa_arch, small, n_calibration=32).accuracy
+        )
 
     # nas: the tabular evaluator (NAS-Bench-201's CIFAR-10 table is in percent).
     tab = TabularEvaluator()

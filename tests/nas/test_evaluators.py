@@ -43,6 +43,7 @@ def test_supernet_evaluator_is_a_thin_adapter() -> None:
     acc = ev(arch)
     expected = evaluate_subnet(supernet, arch, dataset, n_calibration=64)
     assert acc == pytest.approx(expected.accuracy)  # percent, like the tables
+    assert ev.last is not None
     assert ev.last.n_calibration == 64 and ev.space is space
 
     # It plugs into the loop like any evaluate(arch) -> accuracy.

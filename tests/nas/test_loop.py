@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import optuna
@@ -20,7 +20,7 @@ from nas import (
     macs_and_params,
     run_search,
 )
-from supernets import get_space
+from supernets import NB201Arch, get_space
 from supernets.spaces import SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -55,15 +55,17 @@ def test_entry_point_contract() -> None:
     evaluate = Counting()
     result = run_search(SPACE, evaluate, LAT, BUDGET, 30, seed=0)
     assert len(result.history) == 30 == len(evaluate.calls)
-    hashes = [SPACE.arch_hash(a) for a, _, _ in result.history]
+    history = cast(list[tuple[NB201Arch, float, float]], result.history)
+    hashes = [SPACE.arch_hash(a) for a, _, _ in history]
     assert len(set(hashes)) == 30  # never evaluates an architecture twice
-    for arch, acc, lat in result.history:
+    for arch, acc, lat in history:
         assert acc == EV(arch) and lat == LAT(arch)
     assert [str(a) for a, _, _ in result.history] == evaluate.calls  # in evaluation order
     feasible = [(acc, a) for a, acc, lat in result.history if lat <= BUDGET]
     assert result.best is not None and result.feasible
-    assert EV(result.best) == max(acc for acc, _ in feasible)
-    assert LAT(result.best) <= BUDGET
+    best_arch = cast(NB201Arch, result.best)
+    assert EV(best_arch) == max(acc for acc, _ in feasible)
+    assert LAT(best_arch) <= BUDGET
     assert result.stop_reason == "n_evaluations"
     # The initial design covers the whole space (feasible or not); the
     # predictor-guided rounds propose only predicted-feasible architectures: with
@@ -199,7 +201,8 @@ def test_several_devices_and_budgets() -> None:
     )
     assert result.devices == ["pixel3", "fpga"]
     for e in result.evaluations:
-        assert e.latency_ms == {"pixel3": LAT(e.arch), "fpga": fpga(e.arch)}
+        arch = cast(NB201Arch, e.arch)
+        assert e.latency_ms == {"pixel3": LAT(arch), "fpga": fpga(arch)}
         assert e.latency_measured == {"pixel3": True, "fpga": True}
     best = result.best_evaluation
     assert best is not None and all(best.latency_ms[d] <= b for d, b in budgets.items())
@@ -628,7 +631,7 @@ def test_with_an_adapted_meta_latency_predictor() -> None:
     for e in result.evaluations:
         assert e.latency_measured == {"pixel3": False}  # a prediction, labelled so
         assert e.latency_ms["pixel3"] == pytest.approx(
-            float(device.predict(SPACE.encode(e.arch))[0])
+            float(device.predict(SPACE.encode(cast(NB201Arch, e.arch)))[0])
         )
     assert result.best_evaluation is not None
     assert result.best_evaluation.latency_ms["pixel3"] <= BUDGET

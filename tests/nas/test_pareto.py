@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pytest
@@ -22,8 +22,11 @@ from nas import (
     violation,
 )
 
+if TYPE_CHECKING:
+    from supernets import Arch
 
-def rec(acc: float, lat: float, **kw: object) -> dict[str, object]:
+
+def rec(acc: float, lat: float, **kw: object) -> dict[str, Any]:
     return {"accuracy": acc, "latency_ms": {"cpu": lat}, **kw}
 
 
@@ -45,7 +48,7 @@ def test_pareto_front_is_non_dominated_and_sorted_by_latency() -> None:
 
 def test_pareto_front_accepts_evaluation_objects() -> None:
     evals = [
-        Evaluation(arch=None, arch_hash=str(i), accuracy=a, latency_ms={"cpu": lat})
+        Evaluation(arch=cast("Arch", None), arch_hash=str(i), accuracy=a, latency_ms={"cpu": lat})
         for i, (a, lat) in enumerate([(90, 10), (80, 20)])
     ]
     assert pareto_front(evals, "cpu") == [evals[0]]
@@ -76,7 +79,11 @@ def test_hypervolume_improvement_is_the_hypervolume_difference() -> None:
 def test_best_under_budget_from_real_evaluations() -> None:
     answer = best_under_budget(RECORDS, "cpu", 22)
     assert answer.best is not None
-    assert answer.best["accuracy"] == 92 and answer.source == "measured" and answer.feasible
+    assert (
+        cast(dict[str, Any], answer.best)["accuracy"] == 92
+        and answer.source == "measured"
+        and answer.feasible
+    )
     assert answer.labels == {"accuracy": "measured", "latency_ms": "predicted"}
     measured = [rec(90, 10, latency_measured={"cpu": True})]
     assert best_under_budget(measured, "cpu", 22).labels["latency_ms"] == "measured"
@@ -84,7 +91,7 @@ def test_best_under_budget_from_real_evaluations() -> None:
 
 def test_best_under_budget_with_cost_limits() -> None:
     records = [rec(92, 10, macs=5e6, params=1e5), rec(90, 10, macs=1e6, params=1e5)]
-    limited = best_under_budget(records, "cpu", 20, max_macs=2e6).best
+    limited = cast(dict[str, Any] | None, best_under_budget(records, "cpu", 20, max_macs=2e6).best)
     assert limited is not None and limited["accuracy"] == 90
     # A record without MACs cannot be shown to meet a MACs limit.
     assert not best_under_budget([rec(92, 10)], "cpu", 20, max_macs=2e6).feasible
@@ -93,13 +100,14 @@ def test_best_under_budget_with_cost_limits() -> None:
 def test_nothing_feasible_gives_closest_marked_infeasible() -> None:
     answer = best_under_budget(RECORDS, "cpu", 1.0, n_closest=2)
     assert answer.best is None and not answer.feasible and answer.source is None
-    assert [r["latency_ms"]["cpu"] for r in answer.closest] == [5, 6]
+    closest_rows = cast(list[dict[str, Any]], answer.closest)
+    assert [r["latency_ms"]["cpu"] for r in closest_rows] == [5, 6]
     assert "closest" in answer.message
 
 
 def test_predicted_fallback_is_labelled_predicted() -> None:
     proposal = Proposal(
-        arch=None,
+        arch=cast("Arch", None),
         arch_hash="x",
         predicted_accuracy=88.0,
         predicted_std=1.0,
@@ -151,7 +159,7 @@ def test_a_nan_accuracy_is_never_an_answer() -> None:
     # first was returned as the best architecture.
     rows = [rec(float("nan"), 5), rec(90, 5)]
     answer = best_under_budget(rows, "cpu", 10)
-    assert answer.best is not None and answer.best["accuracy"] == 90
+    assert answer.best is not None and cast(dict[str, Any], answer.best)["accuracy"] == 90
     assert pareto_front(rows, "cpu") == [rows[1]]
     bad_latency = [rec(99, float("nan")), rec(80, 20)]
     assert best_under_budget(bad_latency, "cpu", 10).closest == [bad_latency[1]]
@@ -187,7 +195,7 @@ def test_random_rows_agree_with_a_brute_force_reading_of_the_rules() -> None:
     rng = np.random.default_rng(0)
     for _ in range(200):
         n = int(rng.integers(0, 12))
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "accuracy": float(rng.choice([80, 85, 90, np.nan])),
                 "latency_ms": {"cpu": float(rng.choice([4, 8, 12]))},

@@ -3,6 +3,7 @@ most MACs whose predicted latency meets the budget."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ class MacsLatency:
     """A latency model proportional to MACs: under it the rule's answer is
     known for the extremes (largest and smallest subnet)."""
 
-    def predict_archs(self, archs: list[Any]) -> np.ndarray:
+    def predict_archs(self, archs: Sequence[Any]) -> np.ndarray:
         return macs_and_params(SPACE, archs).macs / 1e7
 
 

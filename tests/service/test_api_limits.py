@@ -27,7 +27,7 @@ def client(db_url: str) -> Iterator[TestClient]:
         yield TestClient(create_app(rt), raise_server_exceptions=False)
 
 
-def _refused(response, status: int = 422, says: str = "") -> None:  # type: ignore[no-untyped-def]
+def _refused(response, status: int = 422, says: str = "") -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
     error = response.json()["error"]
@@ -145,7 +145,7 @@ def test_unexpected_errors_are_short_json_and_logged(
     assert "secret detail" in caplog.text
 
 
-def test_cli_refuses_non_finite_numbers_naming_the_flag(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_refuses_non_finite_numbers_naming_the_flag(tmp_path) -> None:
     home = ["--home", str(tmp_path / "h")]
     for flag in ("--budget-ms", "--time-budget-s"):
         args = ["search", "submit", "-s", "nb201", "-d", "nb201-pixel3", "-b", "5", flag, "inf"]

@@ -244,7 +244,9 @@ def test_migrations_keep_every_dependent_row(db_url: str) -> None:
 def test_trial_latencies_migration_fills_rows_from_stored_trials(db_url: str) -> None:
     """0003 derives one row per (trial, device latency) from the trials stored
     before it: own latency, extra devices' entries, measurements winning."""
-    from sqlalchemy import insert
+    from typing import cast
+
+    from sqlalchemy import Table, insert
 
     from service.db import Device, LatencyMeasurement, Supernet, Trial, utcnow
 
@@ -254,14 +256,14 @@ def test_trial_latencies_migration_fills_rows_from_stored_trials(db_url: str) ->
         now = utcnow()
         with engine.begin() as conn:
             conn.execute(
-                insert(Supernet.__table__),
+                insert(cast(Table, Supernet.__table__)),
                 {"name": "sn", "space_name": "nb201", "space_config": {}, "dataset": {},
                  "status": "ready", "metrics": {}, "description": "", "owner": "local",
                  "bundled": False, "created_at": now, "updated_at": now},
             )  # fmt: skip
             for name in ("d1", "d2"):
                 conn.execute(
-                    insert(Device.__table__),
+                    insert(cast(Table, Device.__table__)),
                     {"name": name, "kind": "remote", "description": "", "batch_size": 1,
                      "properties": {}, "owner": "local", "bundled": False,
                      "created_at": now, "updated_at": now},
@@ -270,7 +272,7 @@ def test_trial_latencies_migration_fills_rows_from_stored_trials(db_url: str) ->
             d1 = conn.execute(text("SELECT id FROM devices WHERE name = 'd1'")).scalar()
             d2 = conn.execute(text("SELECT id FROM devices WHERE name = 'd2'")).scalar()
             conn.execute(
-                insert(Trial.__table__),
+                insert(cast(Table, Trial.__table__)),
                 {"supernet_id": sn_id, "device_id": d1, "space_name": "nb201", "arch": {},
                  "arch_hash": "a", "accuracy": 90.0, "accuracy_source": "measured",
                  "latency_ms": 3.0, "latency_source": "predicted",
@@ -278,7 +280,7 @@ def test_trial_latencies_migration_fills_rows_from_stored_trials(db_url: str) ->
                  "created_at": now, "updated_at": now},
             )  # fmt: skip
             conn.execute(
-                insert(LatencyMeasurement.__table__),
+                insert(cast(Table, LatencyMeasurement.__table__)),
                 {"device_id": d2, "space_name": "nb201", "arch": {}, "arch_hash": "a",
                  "latency_ms": 5.0, "method": "test", "details": {}, "is_reference": False,
                  "created_at": now},

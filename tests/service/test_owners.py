@@ -84,7 +84,7 @@ def test_query_answers_from_the_callers_trials_only(rt: Runtime) -> None:
     bob = _client(rt, "bob", ("read", "write"))
     alice.post("/v1/searches", json=SPEC)
     Worker(rt).run(exit_when_idle=True)
-    params = {"supernet": "nb201", "device": "nb201-pixel3", "budget_ms": 15}
+    params: dict[str, str | int] = {"supernet": "nb201", "device": "nb201-pixel3", "budget_ms": 15}
     assert alice.get("/v1/query/best", params=params).json()["best"] is not None
     theirs = bob.get("/v1/query/best", params=params).json()
     assert theirs["best"] is None and theirs["closest"] == []
@@ -123,7 +123,7 @@ def test_with_auth_off_everything_is_local(sqlite_url: str) -> None:
         assert client.delete("/v1/devices/nb201-pixel3").status_code == 403
 
 
-def test_cli_creates_admin_tokens(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_creates_admin_tokens(tmp_path) -> None:
     import json
 
     from typer.testing import CliRunner

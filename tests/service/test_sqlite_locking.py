@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -74,7 +74,7 @@ def test_last_use_is_recorded_at_most_once_a_minute(rt: Runtime) -> None:
     headers = _token(rt)
     client = TestClient(create_app(rt))
 
-    def last_used() -> object:
+    def last_used() -> datetime | None:
         with rt.read_session() as s:
             row = s.query(ApiToken).filter(ApiToken.name == "alice").one()
             return row.last_used_at

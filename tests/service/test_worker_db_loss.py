@@ -134,8 +134,8 @@ def test_jobs_survive_terminated_connections(
                 hashes = [t.arch_hash for t in trials]
                 assert len(hashes) == N_EVALUATIONS == len(set(hashes)), job_id
                 study = optuna.load_study(study_name=job.study_name, storage=storage)
-                states = [t.state for t in study.get_trials(deepcopy=False)]
-                assert optuna.trial.TrialState.RUNNING not in states, job_id
+                trial_states = [t.state for t in study.get_trials(deepcopy=False)]
+                assert optuna.trial.TrialState.RUNNING not in trial_states, job_id
     finally:
         storage.engine.dispose()
         rt.close()
