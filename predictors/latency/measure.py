@@ -596,7 +596,7 @@ def _submit(url: str, device: str, space: str, lines: Sequence[str], token: str 
         f"{url.rstrip('/')}/v1/devices/{urllib.parse.quote(device)}/records?"
         + urllib.parse.urlencode({"space": space})
     )
-    headers = {"Content-Type": "application/x-ndjson"}
+    headers = {"Content-Type": "text/plain; charset=utf-8"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(

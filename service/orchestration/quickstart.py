@@ -34,6 +34,7 @@ from typing import Any
 
 from service.db import SearchJob
 from service.domain import jobs, searches, subnets, supernet_records
+from service.domain.owners import LOCAL
 from service.orchestration.benchmarks import register_benchmark
 from service.orchestration.device_latency import check_budget
 from service.orchestration.search import execute_search
@@ -120,7 +121,7 @@ def _stored_job(rt: Runtime, name: str, spec: dict[str, Any]) -> dict[str, Any] 
     with rt.session() as s:
         rows = (
             s.query(SearchJob)
-            .filter(SearchJob.name == name, SearchJob.owner == "quickstart")
+            .filter(SearchJob.name == name, SearchJob.owner == LOCAL)
             .filter(SearchJob.state == "succeeded")
             .order_by(SearchJob.id.desc())
             .all()

@@ -112,11 +112,11 @@ def test_http_answers_and_export_for_the_trained_supernet(mission) -> None:
         )
         assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
         # Built once: the same request is served from the stored file.
-        cached = list((rt.settings.artifacts_dir / "exports").glob("quickstart-digits-*.zip"))
+        cached = list((rt.settings.artifacts_dir / "exports").glob(f"{NAME}-*.zip"))
         assert len(cached) == 1
         built_at = cached[0].stat().st_mtime_ns
         again = client.post(
-            "/v1/supernets/quickstart-digits/export",
+            f"/v1/supernets/{NAME}/export",
             json={"device": device, "budget_ms": budget, "formats": ["onnx"], "bn_images": 20},
         )
         assert again.content == response.content

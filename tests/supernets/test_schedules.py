@@ -116,5 +116,6 @@ def test_deps_max_res_trains_the_full_network_at_the_largest_resolution() -> Non
     assert schedule_from_dicts(schedule_to_dicts([full, sandwich])) == [full, sandwich]
     assert "resolutions" not in sandwich.to_dict()
     bad = Phase("x", (3,), (3,), (2,), epochs=1, lr=0.1, resolutions=(50,))
+    assert isinstance(space, OFAMobileNetV3Space)
     with pytest.raises(ValueError, match="resolutions"):
         bad.check_space(space)

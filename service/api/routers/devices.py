@@ -163,12 +163,13 @@ def submit_latencies(
     return submit(rt, name, body.space or "ofa-mbv3-tiny", body.reference_ms, extra=extra).to_dict()
 
 
-#: A file of measurement records as measure.py prints it (JSON lines).
+#: A file of measurement records as measure.py prints it (JSON lines, sent as
+#: plain text: what it is, and what every HTTP client can send).
 _RECORDS_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/x-ndjson": {
+            "text/plain": {
                 "schema": {"type": "string", "description": "measure.py's output, as it is"}
             }
         },
