@@ -423,36 +423,28 @@ def _export_step(rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], repo
 
 
 def _plots(rt: Runtime, opts: QuickstartOptions, out: dict[str, Any]) -> dict[str, str]:
-    """The search's plots from what is stored (nas.plots): every path is a PNG."""
-    from nas.plots import plot_best_vs_evaluations, plot_latency_agreement, plot_pareto
+    """The search's plots (every path a PNG): the front and the best under the
+    budget as the service answers them (stored measurements over predictions,
+    nas's rule), the job's progress, and predicted vs measured latency of the
+    subnets checked for real."""
+    from nas.plots import plot_latency_agreement
+    from service.domain import devices
+    from service.orchestration.plots import pareto_png, progress_png
 
     search = out["search"]
     budget = float(search["budget_ms"])
-    with rt.session() as s:
-        rows = subnets.list_trials(s, job_id=int(search["result"]["id"]), limit=10_000)
-        pairs = [(t.latency_ms, t.accuracy) for t in rows if t.accuracy is not None]
-    lat = [float(la) if la is not None else float("nan") for la, _ in pairs]
-    acc = [float(a) for _, a in pairs]
     folder = rt.settings.home / "plots"
     paths: dict[str, str] = {}
-    if acc:
-        feasible = [la <= budget for la in lat]
-        known = [i for i, la in enumerate(lat) if la == la]  # latency known (not NaN)
-        best = max((i for i in known if feasible[i]), key=lambda i: acc[i], default=None)
+    with rt.read_session() as s:
+        supernet = supernet_records.get_supernet(s, opts.supernet_name)
+        device = devices.get_device(s, out["device"]["device"])
         paths["pareto"] = str(
-            plot_pareto(
-                [lat[i] for i in known], [acc[i] for i in known], folder / "pareto.png",
-                budget_ms=budget, chosen=None if best is None else known.index(best),
-                title=f"{opts.supernet_name}: real evaluations on {out['device']['device']}",
-            )
-        )  # fmt: skip
-        paths["best_vs_evaluations"] = str(
-            plot_best_vs_evaluations(
-                acc, folder / "best_vs_evaluations.png", feasible=feasible,
-                title=f"best accuracy under {budget} ms vs real evaluations",
-            )
-        )  # fmt: skip
+            pareto_png(s, supernet, device, folder / "pareto.png", budget_ms=budget)
+        )
+        job = jobs.get_job(s, int(search["result"]["id"]))
+        paths["best_vs_evaluations"] = str(progress_png(s, job, folder / "best_vs_evaluations.png"))
     checks = search["result"].get("verified_latency", [])
+    checks = [c for c in checks if c.get("predicted_ms") is not None]
     if checks:
         paths["latency"] = str(
             plot_latency_agreement(
