@@ -104,6 +104,31 @@ class TrialIn:
                 raise ValueError("latency_std_ms belongs to a predicted latency only")
 
 
+def _trial_values(trial: TrialIn) -> dict[str, Any]:
+    """The ``nas_trials`` columns of one evaluation, for :func:`record_trial` and
+    :func:`bulk_record_trials` alike."""
+    return {
+        "job_id": trial.job_id,
+        "supernet_id": trial.supernet_id,
+        "device_id": trial.device_id,
+        "space_name": trial.space_name,
+        "arch": trial.arch,
+        "arch_hash": trial.arch_hash,
+        "accuracy": trial.accuracy,
+        "accuracy_source": trial.accuracy_source,
+        "latency_ms": trial.latency_ms,
+        "latency_source": trial.latency_source,
+        "latency_std_ms": trial.latency_std_ms,
+        "latencies": trial.latencies or {},
+        "macs": trial.macs,
+        "params": trial.params,
+        "optuna_trial_number": trial.optuna_trial_number,
+        # Every stored accuracy is percent; the stamp is how migration 0004
+        # tells rows written since from the fractions stored before it.
+        "details": {**(trial.details or {}), ACCURACY_UNIT: "percent"},
+    }
+
+
 def record_trial(session: Session, trial: TrialIn) -> Trial:
     """Store an evaluation; idempotent per (job, architecture): a resumed job that
     re-reports an architecture gets the stored row back, never a duplicate."""
@@ -113,26 +138,7 @@ def record_trial(session: Session, trial: TrialIn) -> Trial:
         )
         if existing is not None:
             return existing
-    row = Trial(
-        job_id=trial.job_id,
-        supernet_id=trial.supernet_id,
-        device_id=trial.device_id,
-        space_name=trial.space_name,
-        arch=trial.arch,
-        arch_hash=trial.arch_hash,
-        accuracy=trial.accuracy,
-        accuracy_source=trial.accuracy_source,
-        latency_ms=trial.latency_ms,
-        latency_source=trial.latency_source,
-        latency_std_ms=trial.latency_std_ms,
-        latencies=trial.latencies or {},
-        macs=trial.macs,
-        params=trial.params,
-        optuna_trial_number=trial.optuna_trial_number,
-        # Every stored accuracy is percent; the stamp is how migration 0002
-        # tells rows written since from the fractions stored before it.
-        details={**(trial.details or {}), ACCURACY_UNIT: "percent"},
-    )
+    row = Trial(**_trial_values(trial))
     session.add(row)
     try:
         with session.begin_nested():
@@ -244,27 +250,7 @@ def bulk_record_trials(
     ids: list[int] = []
     for start in range(0, len(trials), chunk):
         part = trials[start : start + chunk]
-        values = [
-            {
-                "job_id": t.job_id,
-                "supernet_id": t.supernet_id,
-                "device_id": t.device_id,
-                "space_name": t.space_name,
-                "arch": t.arch,
-                "arch_hash": t.arch_hash,
-                "accuracy": t.accuracy,
-                "accuracy_source": t.accuracy_source,
-                "latency_ms": t.latency_ms,
-                "latency_source": t.latency_source,
-                "latency_std_ms": t.latency_std_ms,
-                "latencies": t.latencies or {},
-                "macs": t.macs,
-                "params": t.params,
-                "optuna_trial_number": t.optuna_trial_number,
-                "details": t.details or {},
-            }
-            for t in part
-        ]
+        values = [_trial_values(t) for t in part]
         new_ids = list(
             session.scalars(insert(Trial).returning(Trial.id, sort_by_parameter_order=True), values)
         )

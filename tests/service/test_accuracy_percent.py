@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from service.db import downgrade, make_engine, upgrade
+from service.db import Trial, downgrade, make_engine, upgrade
 from service.domain import subnets, supernet_records
 from service.runtime import Runtime
 from service.settings import load_settings
@@ -123,6 +123,19 @@ def test_a_stored_accuracy_must_be_percent_and_is_stamped(tmp_path: Path) -> Non
             ),
         )  # fmt: skip
         assert trial.details == {"purpose": "x", "accuracy_unit": "percent"}
+        # The bulk path stores the same columns, stamp included.
+        (bulk_id,) = subnets.bulk_record_trials(
+            s,
+            [
+                subnets.TrialIn(
+                    space_name="ofa-mbv3-tiny", arch={}, arch_hash="b", accuracy=43.0,
+                    supernet_id=row.id, details={"purpose": "y"},
+                )
+            ],
+        )  # fmt: skip
+        stored = s.get(Trial, bulk_id)
+        assert stored is not None
+        assert stored.details == {"purpose": "y", "accuracy_unit": "percent"}
 
 
 @pytest.mark.slow
