@@ -82,21 +82,20 @@ def _trial_in(
     latencies = {
         name: _latency_entry(evaluation, name, ms) for name, ms in evaluation.latency_ms.items()
     }
-    main_ms = evaluation.latency_ms.get(primary)
-    main_source = "measured" if evaluation.latency_measured.get(primary) else "predicted"
+    main = latencies.pop(primary, None)  # the trial's own columns; the rest in ``latencies``
     return subnets.TrialIn(
         space_name=supernet.space_name,
         arch=evaluation.arch.to_dict(),
         arch_hash=evaluation.arch_hash,
         accuracy=float(evaluation.accuracy),
         accuracy_source="measured",
-        latency_ms=None if main_ms is None else float(main_ms),
-        latency_source=None if main_ms is None else main_source,
-        latency_std_ms=latencies.get(primary, {}).get("std_ms"),
+        latency_ms=None if main is None else main["ms"],
+        latency_source=None if main is None else main["source"],
+        latency_std_ms=None if main is None else main.get("std_ms"),
         job_id=job.id,
         supernet_id=supernet.id,
         device_id=device.id,
-        latencies={k: v for k, v in latencies.items() if k != primary},
+        latencies=latencies,
         macs=None if evaluation.macs is None else int(evaluation.macs),
         params=None if evaluation.params is None else int(evaluation.params),
         optuna_trial_number=evaluation.trial_number,
