@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from supernets.progress import ProgressCallback
 from supernets.spaces import (
     Arch,
     NB201Arch,
@@ -35,11 +36,13 @@ if TYPE_CHECKING:
         recalibrate_bn,
     )
     from supernets.export import (
+        ONNX_OPSET,
         export_onnx,
         export_subnet,
         export_torchscript,
         load_preprocessing,
         load_subnet,
+        onnx_from_module,
         save_subnet,
     )
     from supernets.networks import (
@@ -76,11 +79,13 @@ _LAZY: dict[str, str] = {
     "evaluate_accuracy": "supernets.evaluate",
     "evaluate_subnet": "supernets.evaluate",
     "recalibrate_bn": "supernets.evaluate",
+    "ONNX_OPSET": "supernets.export",
     "export_onnx": "supernets.export",
     "export_subnet": "supernets.export",
     "export_torchscript": "supernets.export",
     "load_preprocessing": "supernets.export",
     "load_subnet": "supernets.export",
+    "onnx_from_module": "supernets.export",
     "save_subnet": "supernets.export",
     "MobileNetV3Subnet": "supernets.networks",
     "OFAMobileNetV3": "supernets.networks",
@@ -118,6 +123,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ONNX_OPSET",
     "Arch",
     "DatasetSpec",
     "ImageDataset",
@@ -129,6 +135,7 @@ __all__ = [
     "OFAMobileNetV3Space",
     "Phase",
     "Preprocessing",
+    "ProgressCallback",
     "ProgressEvent",
     "SearchSpace",
     "SubnetEvaluation",
@@ -152,6 +159,7 @@ __all__ = [
     "load_preprocessing",
     "load_subnet",
     "load_supernet",
+    "onnx_from_module",
     "progressive_shrinking",
     "read_manifest",
     "recalibrate_bn",

@@ -12,10 +12,12 @@ same preprocessing in its ``metadata_props``, so a runtime that has only the
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +27,19 @@ from supernets.data import ImageDataset
 from supernets.evaluate import DEFAULT_CALIBRATION_IMAGES, calibrated_subnet
 from supernets.networks import MobileNetV3Subnet, OFAMobileNetV3, extract_subnet
 from supernets.preprocessing import Preprocessing
+from supernets.progress import ProgressCallback, ignore_progress
 from supernets.spaces import OFAArch
 
 __all__ = [
     "EXPORT_FORMATS",
+    "ONNX_EXPORTER",
+    "ONNX_OPSET",
     "export_onnx",
     "export_subnet",
     "export_torchscript",
     "load_preprocessing",
     "load_subnet",
+    "onnx_from_module",
     "save_subnet",
 ]
 
@@ -123,62 +129,89 @@ def export_torchscript(subnet: MobileNetV3Subnet, path: str | os.PathLike[str]) 
     return out
 
 
+#: The ONNX opset of every ONNX file hwnas writes.
+ONNX_OPSET = 18
+#: How every ONNX file hwnas writes is made, recorded in its ``metadata_props``
+#: under ``exporter``: deployed subnets, the reference models a device measures
+#: for its latency model, search verification candidates and networks timed
+#: under ``onnxruntime-cpu`` all come from :func:`onnx_from_module`, so that a
+#: latency measured on one of them is a latency of the graph that is deployed.
+ONNX_EXPORTER = f"torch.onnx.export(dynamo=True, opset_version={ONNX_OPSET})"
+
+
+@contextlib.contextmanager
+def _quiet_onnx_registry() -> Iterator[None]:
+    """The exporter logs a warning for every torchvision operator it cannot
+    register on every call; torchvision is not a dependency, so that is noise
+    (silenced for the call, then the logger is as it was)."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def onnx_from_module(
+    module: torch.nn.Module,
+    path: str | os.PathLike[str],
+    sample_shape: Sequence[int],
+    *,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """The one ONNX exporter: ``module`` (eval mode) to ``path`` with input
+    ``input`` of shape ``(batch, *sample_shape)``, a dynamic batch size, and
+    output ``logits``; ``metadata`` and ``exporter`` go into ``metadata_props``.
+
+    It is the torch.export-based exporter (the default since torch 2.9, needs
+    onnxscript): slower than the TorchScript one, which is why the packages
+    built from it are cached (see ``service.orchestration.registration``).
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    module = module.eval()
+    device = next(module.parameters()).device
+    example = (torch.randn(2, *(int(v) for v in sample_shape), device=device),)
+    with warnings.catch_warnings(), torch.no_grad(), _quiet_onnx_registry():
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=FutureWarning)
+        torch.onnx.export(
+            module,
+            example,
+            str(out),
+            dynamo=True,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            opset_version=ONNX_OPSET,
+            external_data=False,
+            verbose=False,
+        )
+    _add_metadata(out, {**(metadata or {}), "exporter": ONNX_EXPORTER})
+    return out
+
+
 def export_onnx(
     subnet: MobileNetV3Subnet,
     path: str | os.PathLike[str],
     *,
-    opset: int = 18,
-    dynamo: bool = True,
     preprocessing: Preprocessing | None = None,
 ) -> Path:
-    """Export to ONNX: input ``input`` of shape ``(batch, 3, r, r)`` with the
-    subnet's fixed resolution ``r`` and a dynamic batch size; output ``logits``.
-    ``preprocessing`` (default: size and layout only) goes into the model's
-    ``metadata_props``, one key per field.
-
-    ``dynamo=True`` uses the torch.export-based exporter (the default since
-    torch 2.9, needs onnxscript); ``dynamo=False`` the legacy TorchScript one.
+    """Export a subnet to ONNX with :func:`onnx_from_module`: input ``input`` of
+    shape ``(batch, 3, r, r)`` with the subnet's fixed resolution ``r`` and a
+    dynamic batch size; output ``logits``. ``preprocessing`` (default: size
+    and layout only) goes into the model's ``metadata_props``, one key per field.
     """
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    subnet = subnet.eval()
-    example = (_example_input(subnet, 2),)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        warnings.simplefilter("ignore", category=FutureWarning)
-        if dynamo:
-            torch.onnx.export(
-                subnet,
-                example,
-                str(out),
-                dynamo=True,
-                input_names=["input"],
-                output_names=["logits"],
-                dynamic_shapes=({0: torch.export.Dim("batch")},),
-                opset_version=opset,
-                external_data=False,
-                verbose=False,
-            )
-        else:
-            torch.onnx.export(
-                subnet,
-                example,
-                str(out),
-                dynamo=False,
-                input_names=["input"],
-                output_names=["logits"],
-                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                opset_version=min(opset, 17),
-            )
-    _add_metadata(out, preprocessing or _default_preprocessing(subnet))
-    return out
+    pre = preprocessing or _default_preprocessing(subnet)
+    r = subnet.resolution
+    return onnx_from_module(subnet, path, (3, r, r), metadata=pre.metadata_props())
 
 
-def _add_metadata(path: Path, preprocessing: Preprocessing) -> None:
+def _add_metadata(path: Path, props: Mapping[str, str]) -> None:
     import onnx
 
     model = onnx.load(str(path))
-    props = preprocessing.metadata_props()
     kept = [p for p in model.metadata_props if p.key not in props]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
@@ -199,6 +232,7 @@ def export_subnet(
     n_calibration: int = DEFAULT_CALIBRATION_IMAGES,
     formats: Sequence[str] = EXPORT_FORMATS,
     preprocessing: Preprocessing | None = None,
+    on_progress: ProgressCallback = ignore_progress,
 ) -> dict[str, Path]:
     """Extract ``arch`` and write it to ``directory`` in each of ``formats``.
 
@@ -210,13 +244,21 @@ def export_subnet(
     a dataset) is written to ``config.json`` -- always -- and into the ONNX
     model. Returns ``{"config": ..., "state_dict": ..., "torchscript": ...,
     "onnx": ...}`` (the config and the requested formats).
+
+    ``on_progress`` (:mod:`supernets.progress`) hears one unit per stage:
+    the subnet's extraction (with BN recalibration when there is a dataset),
+    then each requested format in the order of :data:`EXPORT_FORMATS`.
     """
     unknown = sorted(set(formats) - set(EXPORT_FORMATS))
     if unknown:
         raise ValueError(f"unknown export format(s) {unknown}; known: {list(EXPORT_FORMATS)}")
+    stages = [f for f in EXPORT_FORMATS if f in formats]
+    total = 1 + len(stages)
     if dataset is not None:
+        on_progress(0, total, f"recalibrating BN on {n_calibration} images")
         subnet = calibrated_subnet(supernet, arch, dataset, n_calibration=n_calibration)
     else:
+        on_progress(0, total, "extracting the subnet")
         subnet = extract_subnet(supernet, arch).eval()
     subnet = subnet.cpu()
     if preprocessing is None and dataset is not None:
@@ -229,11 +271,13 @@ def export_subnet(
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {"config": _write_config(subnet, out, preprocessing)}
-    if "state_dict" in formats:
-        save_subnet(subnet, out, preprocessing=preprocessing)
-        paths["state_dict"] = out / WEIGHTS_FILE
-    if "torchscript" in formats:
-        paths["torchscript"] = export_torchscript(subnet, out / TORCHSCRIPT_FILE)
-    if "onnx" in formats:
-        paths["onnx"] = export_onnx(subnet, out / ONNX_FILE, preprocessing=preprocessing)
+    writers: dict[str, Callable[[], Path]] = {
+        "state_dict": lambda: save_subnet(subnet, out, preprocessing=preprocessing) / WEIGHTS_FILE,
+        "torchscript": lambda: export_torchscript(subnet, out / TORCHSCRIPT_FILE),
+        "onnx": lambda: export_onnx(subnet, out / ONNX_FILE, preprocessing=preprocessing),
+    }
+    for done, fmt in enumerate(stages, start=1):
+        on_progress(done, total, f"writing {fmt}")
+        paths[fmt] = writers[fmt]()
+    on_progress(total, total, f"exported to {out}")
     return paths

@@ -43,20 +43,21 @@ import socket
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # the standalone copy of this file runs without hwnas
+    from supernets.progress import ProgressCallback
 
 __all__ = [
     "BACKENDS",
     "DeviceSpec",
     "LatencyMeasurement",
     "available_backends",
-    "export_static_onnx",
     "host_name",
     "measure_latency",
     "measure_many",
@@ -309,9 +310,13 @@ def _torch_runner(model: Any, input_shape: Sequence[int], spec: DeviceSpec) -> _
     model = model.eval()
     full = (spec.batch, *shape)
     if spec.backend == "onnxruntime-cpu":
+        # The exporter of deployed subnets (``supernets.export``): a latency
+        # measured here is one of the graph that is deployed.
+        from supernets.export import onnx_from_module
+
         with tempfile.TemporaryDirectory() as tmp:
             # the session holds the model in memory: the file can go
-            return _onnx_runner(export_static_onnx(model, full, Path(tmp) / "m.onnx"), spec)
+            return _onnx_runner(onnx_from_module(model, Path(tmp) / "m.onnx", shape), spec)
     if spec.backend == "torch-cuda":
         if not torch.cuda.is_available():
             raise ValueError("backend 'torch-cuda' needs a CUDA device; none is available here")
@@ -377,13 +382,26 @@ def _onnx_runner(
     return _Runner(lambda: session.run(None, feed), tuple(dims))
 
 
+def _nobody(done: int, total: int, what: str) -> None:
+    """No progress callback given."""
+
+
 def _run(
-    runners: Sequence[_Runner], spec: DeviceSpec, warmup: int, repeats: int, rounds: int
+    runners: Sequence[_Runner],
+    spec: DeviceSpec,
+    warmup: int,
+    repeats: int,
+    rounds: int,
+    on_progress: ProgressCallback = _nobody,
+    done_before: int = 0,
 ) -> list[LatencyMeasurement]:
-    """Time every runner, interleaved over ``rounds`` (see :func:`measure_many`)."""
+    """Time every runner, interleaved over ``rounds`` (see :func:`measure_many`);
+    ``on_progress`` hears one unit per runner per round, after ``done_before``
+    units of preparation."""
     _check_counts(warmup, repeats)
     if not 1 <= rounds <= repeats:
         raise ValueError(f"rounds must be in [1, repeats={repeats}], got {rounds}")
+    total = done_before + len(runners) * rounds
     per_round = [len(part) for part in np.array_split(np.arange(repeats), rounds)]
     samples: list[list[np.ndarray]] = [[] for _ in runners]
     context: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
@@ -393,12 +411,18 @@ def _run(
         context = contextlib.ExitStack()
         context.enter_context(_torch_threads(spec.threads))
         context.enter_context(torch.inference_mode())
+    done = done_before
     with context:
         for r, n in enumerate(per_round):
             for i, runner in enumerate(runners):
+                on_progress(
+                    done, total, f"timing network {i + 1}/{len(runners)}, round {r + 1}/{rounds}"
+                )
                 # after the first round, one untimed call refills the caches
                 # that the other networks evicted
                 samples[i].append(_time_calls(runner.call, warmup if r == 0 else 1, n, runner.sync))
+                done += 1
+    on_progress(total, total, f"timed {len(runners)} networks")
     return [
         _record(spec, runner.shape, warmup, repeats, np.concatenate(s), gpu=runner.gpu)
         for runner, s in zip(runners, samples, strict=True)
@@ -430,6 +454,7 @@ def measure_many(
     warmup: int = 10,
     repeats: int = 50,
     rounds: int = 1,
+    on_progress: ProgressCallback = _nobody,
 ) -> list[LatencyMeasurement]:
     """Time several ``(module, input_shape)`` pairs on ``device``, one record each.
 
@@ -438,10 +463,19 @@ def measure_many(
     process spreads over all of them instead of inflating the few that were
     running at the time: what makes rankings measured on a shared machine
     trustworthy.
+
+    ``on_progress`` (``supernets.progress``) hears one unit per network
+    prepared (for ``onnxruntime-cpu``: exported to ONNX, the slow part) and
+    one per network timed in each round: ``len(models) * (1 + rounds)`` in all.
     """
     spec = device if device is not None else DeviceSpec()
-    runners = [_torch_runner(m, shape, spec) for m, shape in models]
-    return _run(runners, spec, warmup, repeats, rounds)
+    n = len(models)
+    total = n * (1 + rounds)
+    runners = []
+    for i, (m, shape) in enumerate(models):
+        on_progress(i, total, f"preparing network {i + 1}/{n} for {spec.backend}")
+        runners.append(_torch_runner(m, shape, spec))
+    return _run(runners, spec, warmup, repeats, rounds, on_progress, done_before=n)
 
 
 def measure_onnx(
@@ -460,32 +494,6 @@ def measure_onnx(
     spec = device if device is not None else DeviceSpec(backend="onnxruntime-cpu")
     _check_counts(warmup, repeats)
     return _run([_onnx_runner(path, spec, provider)], spec, warmup, repeats, 1)[0]
-
-
-def export_static_onnx(model: Any, full_shape: Sequence[int], path: str | Path) -> Path:
-    """Export ``model`` to ONNX with a fixed input shape (what latency is measured on).
-
-    The TorchScript-based exporter: several times faster than the dynamo one
-    for the many small exports a measurement run makes, and static shapes are
-    all it needs to handle.
-    """
-    import torch
-
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.randn(tuple(int(v) for v in full_shape))
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.eval(),
-            (example,),
-            str(out),
-            dynamo=False,
-            input_names=["input"],
-            output_names=["output"],
-            opset_version=17,
-        )
-    return out
 
 
 _EPILOG = """\
@@ -516,7 +524,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", type=Path, help="the package's .onnx files")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
     parser.add_argument(
-        "--batch", type=int, default=1, help="batch size for a dynamic batch dimension (default 1)"
+        "--batch",
+        type=int,
+        default=None,
+        help="batch size fed to the models' dynamic batch dimension (default: the "
+        "manifest's, else 1)",
     )
     parser.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
     parser.add_argument("--repeats", type=int, default=50, help="timed runs (default 50)")
@@ -554,12 +566,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("give the package's .onnx files (see --help)")
         if args.submit and not args.device:
             raise ValueError("--submit needs --device (the device's name on the server)")
-        spec = DeviceSpec(
-            backend="onnxruntime-cpu",
-            threads=args.threads,
-            batch=args.batch,
-            host=args.host or host_name(),
-        )
         manifest_path = args.manifest or args.files[0].parent / "manifest.json"
         if not manifest_path.is_file():
             raise ValueError(
@@ -567,15 +573,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "reference set from the package's manifest.json (--manifest PATH)"
             )
         manifest = json.loads(manifest_path.read_text())
+        spec = DeviceSpec(
+            backend="onnxruntime-cpu",
+            threads=args.threads,
+            batch=args.batch if args.batch is not None else int(manifest.get("batch", 1)),
+            host=args.host or host_name(),
+        )
         to_record = _record_maker(manifest, args.job)
         lines = []
-        for f in args.files:
+        started = time.perf_counter()
+        for i, f in enumerate(args.files, start=1):
             m = measure_onnx(
                 f, spec, warmup=args.warmup, repeats=args.repeats, provider=args.provider
             )
             line = to_record(f.name, m, args.provider)
             lines.append(line)
             print(line, flush=True)
+            # Progress for people on stderr; stdout stays the records alone.
+            left = (time.perf_counter() - started) / i * (len(args.files) - i)
+            print(
+                f"measured {f.name} ({i}/{len(args.files)}): {m.median_ms:.3f} ms; "
+                f"about {left:.0f} s left",
+                file=sys.stderr,
+                flush=True,
+            )
         if args.submit:
             reply = _submit(args.submit, args.device, str(manifest["space"]), lines, args.token)
             print(f"submitted to {args.submit}: {reply}", file=sys.stderr)

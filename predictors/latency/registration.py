@@ -33,6 +33,7 @@ from predictors.latency.meta import (
 )
 from predictors.latency.pretrained import load_pretrained
 from predictors.latency.records import reference_set_id
+from supernets.progress import ProgressCallback, ignore_progress
 from supernets.spaces import OFAMobileNetV3Space, SearchSpace, get_space
 
 __all__ = [
@@ -120,14 +121,24 @@ def measure_archs(
     warmup: int = 10,
     repeats: int = 50,
     rounds: int = 5,
+    on_progress: ProgressCallback = ignore_progress,
 ) -> list[LatencyMeasurement]:
     """Measure each architecture of ``space`` on this machine (``device`` gives
     backend, threads and batch); one record per architecture, in order. The
     repeats are split into ``rounds`` interleaved over the architectures (see
-    :func:`measure_many`), so that load from other processes does not skew a few."""
+    :func:`measure_many`), so that load from other processes does not skew a few.
+    ``on_progress`` (:mod:`supernets.progress`) hears :func:`measure_many`'s
+    units: ``len(archs) * (1 + rounds)``."""
     space_obj = get_space(space) if isinstance(space, str) else space
     nets = build_networks(space_obj, archs, n_classes=n_classes)
-    return measure_many(nets, device, warmup=warmup, repeats=repeats, rounds=min(rounds, repeats))
+    return measure_many(
+        nets,
+        device,
+        warmup=warmup,
+        repeats=repeats,
+        rounds=min(rounds, repeats),
+        on_progress=on_progress,
+    )
 
 
 def export_reference_onnx(
@@ -137,35 +148,42 @@ def export_reference_onnx(
     predictor: MetaLatencyPredictor | None = None,
     n_classes: int | None = None,
     batch: int = 1,
+    on_progress: ProgressCallback = ignore_progress,
 ) -> list[Path]:
     """Write the reference architectures as ONNX files a remote device can run.
 
-    ``out_dir`` gets ``ref_00.onnx`` ... (static input ``(batch, 3, r, r)``),
-    ``manifest.json`` (space, reference set, configs, file names, order) and
+    ``out_dir`` gets ``ref_00.onnx`` ..., exported exactly as deployed subnets
+    are (:func:`supernets.export.export_onnx`: same exporter, opset, input
+    ``(batch, 3, r, r)`` with a dynamic batch, metadata), so the device times
+    the graph it will run; ``manifest.json`` (space, reference set, configs,
+    file names, order, and ``batch``, the size ``measure.py`` feeds) and
     ``measure.py`` (with ``hwnas_records.py``), a standalone runner that needs
     only numpy and onnxruntime and prints measurement records
     (:mod:`predictors.latency.records`):
     ``python measure.py ref_*.onnx --threads 1 > latencies.jsonl``.
-    Returns the ONNX paths in reference order.
+    Returns the ONNX paths in reference order. ``on_progress``
+    (:mod:`supernets.progress`) hears one unit per reference model exported.
     """
     from predictors.latency import measure as measure_module
     from predictors.latency import records as records_module
-    from predictors.latency.measure import export_static_onnx
+    from supernets.export import ONNX_EXPORTER, export_onnx
 
     space_obj, meta = _resolve(space, predictor)
     configs = reference_archs(space_obj, meta)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     nets = build_networks(space_obj, configs, n_classes=n_classes)
-    paths = [
-        export_static_onnx(net, (batch, *shape), out / f"ref_{i:02d}.onnx")
-        for i, (net, shape) in enumerate(nets)
-    ]
+    paths = []
+    for i, (net, _) in enumerate(nets):
+        on_progress(i, len(nets), f"exporting reference model ref_{i:02d}.onnx")
+        paths.append(export_onnx(net, out / f"ref_{i:02d}.onnx"))
+    on_progress(len(nets), len(nets), f"exported {len(nets)} reference models")
     manifest = {
         "space": space_obj.name,
         "reference_set": reference_set_id(configs),
         "space_config": space_obj.config(),
         "batch": batch,
+        "exporter": ONNX_EXPORTER,
         "n_classes": n_classes or default_n_classes(space_obj),
         "references": [
             {"index": i, "file": p.name, "arch": c}

@@ -8,6 +8,7 @@ import typer
 
 from service.cli.common import emit, fail, open_runtime
 from service.cli.output import Column, emit_record, emit_table
+from service.cli.progress import progress_reporter
 from service.domain import devices
 from service.domain.views import DeviceOut, PredictorOut
 
@@ -100,7 +101,7 @@ def measure_cmd(
     adapt the meta-learned latency predictor, store model and measurements."""
     from service.orchestration.registration import measure_local
 
-    with open_runtime(ctx) as rt:
+    with open_runtime(ctx) as rt, progress_reporter("measuring") as progress:
         reg = measure_local(
             rt,
             space,
@@ -110,6 +111,7 @@ def measure_cmd(
             name=name,
             n_extra=extra,
             repeats=repeats,
+            on_progress=progress,
         )
         q = reg.quality
         lines = [
@@ -133,11 +135,13 @@ def references_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the ONNX files and runner."),
     batch: int | None = typer.Option(None, "--batch", help="Batch size (default: the device's)."),
 ) -> None:
-    """Write the reference subnets to measure on a remote device (ONNX + measure.py)."""
+    """Write the reference subnets to measure on a remote device (ONNX + measure.py).
+    The package is built once per space, batch and reference set, then copied
+    from the cache under <home>/artifacts/references."""
     from service.orchestration.registration import reference_package
 
-    with open_runtime(ctx) as rt:
-        info = reference_package(rt, name, space, out, batch=batch)
+    with open_runtime(ctx) as rt, progress_reporter("reference package") as progress:
+        info = reference_package(rt, name, space, out, batch=batch, on_progress=progress)
         emit(ctx, info, [f"wrote {len(info['files'])} reference subnets to {out}", info["next"]])
 
 

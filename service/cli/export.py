@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from service.cli.common import emit, fail, open_runtime
+from service.cli.progress import progress_reporter
 
 app = typer.Typer(
     help=(
@@ -57,13 +58,15 @@ def subnet_cmd(
                 s, supernet, arch=config, trial_id=trial, device=device, budget_ms=budget_ms
             )
         out.mkdir(parents=True, exist_ok=True)
-        paths = export_subnet(
-            rt,
-            supernet,
-            chosen_arch,
-            out,
-            formats=formats,
-            n_bn_images=bn_images,
-            provenance=provenance,
-        )
+        with progress_reporter("exporting") as progress:
+            paths = export_subnet(
+                rt,
+                supernet,
+                chosen_arch,
+                out,
+                formats=formats,
+                n_bn_images=bn_images,
+                provenance=provenance,
+                on_progress=progress,
+            )
         emit(ctx, {"files": paths, **provenance}, [f"{k}: {v}" for k, v in paths.items()])

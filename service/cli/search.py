@@ -11,6 +11,7 @@ import typer
 
 from service.cli.common import emit, fail, open_runtime
 from service.cli.output import Column, emit_record, emit_table
+from service.cli.progress import progress_reporter
 from service.domain import jobs, searches
 from service.domain.job_progress import job_view
 from service.domain.views import JobOut
@@ -194,6 +195,6 @@ def verify_cmd(
     files, with the standalone measure.py and a manifest naming the job."""
     from service.orchestration.verification import verification_package
 
-    with open_runtime(ctx) as rt:
-        info = verification_package(rt, job_id, out)
+    with open_runtime(ctx) as rt, progress_reporter("verification package") as progress:
+        info = verification_package(rt, job_id, out, on_progress=progress)
         emit(ctx, info, [f"wrote {len(info['files'])} candidate subnets to {out}", info["next"]])

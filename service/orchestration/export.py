@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from service.domain.errors import DomainError
 from service.domain.owners import Scope
 from service.orchestration.evaluation import load_trained
 from service.runtime import Runtime
+from supernets.progress import ProgressCallback, ignore_progress, within
 
 __all__ = ["choose_subnet", "export_dir", "export_subnet", "export_zip"]
 
@@ -28,20 +28,30 @@ def export_subnet(
     formats: Sequence[str] = ("state_dict", "torchscript", "onnx"),
     n_bn_images: int = 2000,
     provenance: dict[str, Any] | None = None,
+    on_progress: ProgressCallback = ignore_progress,
 ) -> dict[str, str]:
     """Export ``arch`` of supernet ``name`` (BN recalibrated on its training data)
-    and write ``hwnas-export.json`` describing where it came from."""
+    and write ``hwnas-export.json`` describing where it came from.
+    ``on_progress`` (``supernets.progress``) hears one unit for loading the
+    supernet and its data, then :func:`supernets.export.export_subnet`'s
+    stages (extraction with BN recalibration, then each format)."""
     from supernets.export import export_subnet as _export
-
-    # The ONNX exporter warns about every torchvision operator it cannot
-    # register; torchvision is not a dependency, so that is noise.
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
 
     with rt.read_session() as s:
         row = supernet_records.get_supernet(s, name)
+        # 1 + the library's stages, known before they start
+        on_progress(0, 2 + len(set(formats)), f"loading supernet {name} and its data")
         space, net, dataset = load_trained(row)
     arch = space.validate(arch)
-    paths = _export(net, arch, out_dir, dataset=dataset, n_calibration=n_bn_images, formats=formats)
+    paths = _export(
+        net,
+        arch,
+        out_dir,
+        dataset=dataset,
+        n_calibration=n_bn_images,
+        formats=formats,
+        on_progress=within(on_progress, 1),
+    )
     manifest = {
         "supernet": name,
         "space": space.name,
@@ -70,6 +80,7 @@ def export_zip(
     formats: Sequence[str],
     n_bn_images: int,
     provenance: dict[str, Any],
+    on_progress: ProgressCallback = ignore_progress,
 ) -> Path:
     """:func:`export_subnet` as a zip, built once per distinct request (supernet
     checkpoint, architecture, formats, calibration size, provenance) and then
@@ -94,6 +105,7 @@ def export_zip(
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
     target = export_dir(rt) / f"{name}-{digest[:16]}.zip"
     if target.is_file():
+        on_progress(1, 1, f"export cached at {target}")
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -107,6 +119,7 @@ def export_zip(
             formats=formats,
             n_bn_images=n_bn_images,
             provenance=provenance,
+            on_progress=on_progress,
         )
         partial = Path(tmp) / "export.zip"
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:

@@ -28,6 +28,7 @@ from service.domain.devices import MeasurementIn
 from service.domain.errors import ConflictError, DomainError
 from service.domain.owners import LOCAL
 from service.runtime import Runtime
+from supernets.progress import ProgressCallback, ignore_progress, within
 
 if TYPE_CHECKING:
     from predictors.latency import DeviceSpec
@@ -166,10 +167,14 @@ def measure_local(
     seed: int = 0,
     description: str = "",
     owner: str = LOCAL,
+    on_progress: ProgressCallback = ignore_progress,
 ) -> Registered:
     """Register this machine (with ``backend``/``threads``/``batch``) for
     ``space_name``: measure the reference subnets and ``n_extra`` random ones for
-    real, adapt the latency predictor, store everything."""
+    real, adapt the latency predictor, store everything. ``on_progress``
+    (``supernets.progress``) hears the measurement's units
+    (:func:`predictors.latency.measure_archs`) and one more for adapting and
+    storing the model."""
     import numpy as np
 
     from predictors.latency import DeviceSpec, measure_archs, reference_archs
@@ -207,47 +212,32 @@ def measure_local(
     refs = reference_archs(space)
     rng = np.random.default_rng(seed)
     extras = [space.sample(rng).to_dict() for _ in range(n_extra)]
-    measured = measure_archs(space, [*refs, *extras], spec, repeats=repeats)
+    measured = measure_archs(
+        space, [*refs, *extras], spec, repeats=repeats, on_progress=within(on_progress, 0, 1)
+    )
     rows = [
         (arch, m.median_ms, m.to_dict(samples=False))
         for arch, m in zip([*refs, *extras], measured, strict=True)
     ]
-    return _store(rt, device_name, space, rows[: len(refs)], rows[len(refs) :], backend)
+    total = len(rows) * (1 + min(5, repeats)) + 1  # measure_archs' units, then this step
+    on_progress(total - 1, total, "adapting the latency model")
+    registered = _store(rt, device_name, space, rows[: len(refs)], rows[len(refs) :], backend)
+    on_progress(total, total, f"latency model v{registered.version} stored")
+    return registered
 
 
 def reference_package(
-    rt: Runtime, device_name: str, space_name: str, out_dir: Path, *, batch: int | None = None
+    rt: Runtime,
+    device_name: str,
+    space_name: str,
+    out_dir: Path,
+    *,
+    batch: int | None = None,
+    on_progress: ProgressCallback = ignore_progress,
 ) -> dict[str, Any]:
     """Write the reference subnets of ``space_name`` as ONNX files, a manifest and
-    a standalone ``measure.py`` for ``device_name`` to run."""
-    from predictors.latency import export_reference_onnx, reference_archs
-
-    space = space_with_predictor(space_name)
-    with rt.session() as s:
-        device = devices.get_device(s, device_name)
-        batch = batch or device.batch_size
-    paths = export_reference_onnx(space, out_dir, batch=batch)
-    return {
-        "device": device_name,
-        "space": space.name,
-        "out_dir": str(out_dir),
-        "files": [p.name for p in paths],
-        "references": reference_archs(space),
-        "next": (
-            f"on the device: python measure.py ref_*.onnx --threads N --batch {batch} > latencies.jsonl; "
-            f"then: hwnas device submit {device_name} --space {space.name} --file latencies.jsonl"
-        ),
-    }
-
-
-def reference_zip(rt: Runtime, device_name: str, space_name: str, batch: int | None = None) -> Path:
-    """The reference package for ``device_name`` as a zip file, built once per
-    (space, batch, reference set) and kept under ``<home>/artifacts/references``:
-    building it exports ONNX files for seconds of CPU, and its content does not
-    depend on the device beyond the batch size."""
-    import hashlib
-    import os
-    import tempfile
+    a standalone ``measure.py`` for ``device_name`` to run: the files of
+    :func:`reference_zip` (built once, then copied from its cache)."""
     import zipfile
 
     from predictors.latency import reference_archs
@@ -255,17 +245,69 @@ def reference_zip(rt: Runtime, device_name: str, space_name: str, batch: int | N
     space = space_with_predictor(space_name)
     with rt.read_session() as s:
         batch = batch or devices.get_device(s, device_name).batch_size
-    digest = hashlib.sha256(
-        json.dumps(reference_archs(space), sort_keys=True).encode()
-    ).hexdigest()[:12]
+    package = reference_zip(rt, device_name, space.name, batch, on_progress=on_progress)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(package) as zf:
+        zf.extractall(out_dir)
+        files = sorted(n for n in zf.namelist() if n.startswith("ref_") and n.endswith(".onnx"))
+    return {
+        "device": device_name,
+        "space": space.name,
+        "out_dir": str(out_dir),
+        "files": files,
+        "references": reference_archs(space),
+        "next": (
+            f"on the device: python measure.py ref_*.onnx --threads N > latencies.jsonl; "
+            f"then: hwnas device submit {device_name} --space {space.name} --file latencies.jsonl"
+        ),
+    }
+
+
+def reference_zip(
+    rt: Runtime,
+    device_name: str,
+    space_name: str,
+    batch: int | None = None,
+    *,
+    on_progress: ProgressCallback = ignore_progress,
+) -> Path:
+    """The reference package for ``device_name`` as a zip file, built once per
+    (space, batch, reference set, exporter) and kept under
+    ``<home>/artifacts/references``: building it exports one ONNX file per
+    reference (:func:`predictors.latency.export_reference_onnx`, the exporter
+    of deployed subnets, seconds of CPU each), and its content does not depend
+    on the device beyond the batch size. ``on_progress`` hears one unit per
+    reference model exported (one unit in all when the package is cached)."""
+    import hashlib
+    import os
+    import tempfile
+    import zipfile
+
+    import torch
+
+    from predictors.latency import export_reference_onnx, reference_archs
+    from supernets.export import ONNX_EXPORTER
+
+    space = space_with_predictor(space_name)
+    with rt.read_session() as s:
+        batch = batch or devices.get_device(s, device_name).batch_size
+    key = {
+        "references": reference_archs(space),
+        # Another exporter or torch writes other graphs: a package built by
+        # them is not the one deployed subnets are now exported like.
+        "exporter": ONNX_EXPORTER,
+        "torch": str(torch.__version__),
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     cache = rt.settings.artifacts_dir / "references"
     target = cache / f"{space.name}-b{batch}-{digest}.zip"
     if target.is_file():
+        on_progress(1, 1, f"reference package cached at {target}")
         return target
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         files = Path(tmp) / "package"
-        reference_package(rt, device_name, space_name, files, batch=batch)
+        export_reference_onnx(space, files, batch=batch, on_progress=on_progress)
         partial = Path(tmp) / "package.zip"
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
             for f in sorted(files.iterdir()):

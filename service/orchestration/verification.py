@@ -37,6 +37,7 @@ from service.domain.devices import MeasurementIn
 from service.domain.errors import ConflictError, DomainError
 from service.domain.specs import SearchSpec, parse_spec
 from service.runtime import Runtime
+from supernets.progress import ProgressCallback, ignore_progress
 
 if TYPE_CHECKING:
     from nas import Constraints, Evaluation, SearchResult
@@ -185,14 +186,22 @@ def verification_set(job_id: int) -> str:
     return f"job-{job_id}"
 
 
-def verification_package(rt: Runtime, job_id: int, out_dir: Path) -> dict[str, Any]:
-    """Write job ``job_id``'s verification candidates as ONNX files (the exporter of
-    the reference packages), the standalone ``measure.py`` and ``manifest.json``."""
+def verification_package(
+    rt: Runtime,
+    job_id: int,
+    out_dir: Path,
+    *,
+    on_progress: ProgressCallback = ignore_progress,
+) -> dict[str, Any]:
+    """Write job ``job_id``'s verification candidates as ONNX files (exported as
+    deployed subnets and reference models are), the standalone ``measure.py``
+    and ``manifest.json``. ``on_progress`` (``supernets.progress``) hears one
+    unit per candidate exported."""
     from predictors.latency import measure as measure_module
     from predictors.latency import records as records_module
-    from predictors.latency.measure import export_static_onnx
     from predictors.latency.registration import build_networks
     from supernets import space_from_config
+    from supernets.export import ONNX_EXPORTER, export_onnx
 
     with rt.session() as s:
         job = jobs.get_job(s, job_id)
@@ -208,8 +217,10 @@ def verification_package(rt: Runtime, job_id: int, out_dir: Path) -> dict[str, A
     except ValueError as exc:
         raise DomainError(f"cannot write job {job_id}'s candidates as ONNX: {exc}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    for c, (net, shape) in zip(cands, nets, strict=True):
-        export_static_onnx(net, (batch, *shape), out_dir / c["file"])
+    for i, (c, (net, _)) in enumerate(zip(cands, nets, strict=True)):
+        on_progress(i, len(cands), f"exporting candidate {c['file']}")
+        export_onnx(net, out_dir / c["file"])
+    on_progress(len(cands), len(cands), f"exported {len(cands)} candidates")
     shutil.copyfile(measure_module.__file__, out_dir / "measure.py")
     # measure.py writes measurement records with this module (standard library only)
     shutil.copyfile(records_module.__file__, out_dir / "hwnas_records.py")
@@ -226,6 +237,7 @@ def verification_package(rt: Runtime, job_id: int, out_dir: Path) -> dict[str, A
         "reference_set": verification_set(job_id),
         "references": [{"index": c["index"], "file": c["file"]} for c in cands],
         "batch": batch,
+        "exporter": ONNX_EXPORTER,
         "budget_ms": spec.latency_budget_ms,
         "candidates": [
             {

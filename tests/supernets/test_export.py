@@ -75,6 +75,26 @@ def test_export_subnet_writes_every_format(tiny_supernet: OFAMobileNetV3, tmp_pa
         export_subnet(tiny_supernet, arch, tmp_path / "bad", formats=("tflite",))
 
 
+def test_export_subnet_reports_one_unit_per_stage(
+    tiny_supernet: OFAMobileNetV3, tmp_path: Path
+) -> None:
+    calls: list[tuple[int, int, str]] = []
+    export_subnet(
+        tiny_supernet,
+        tiny_supernet.space.min_arch(),
+        tmp_path / "out",
+        formats=("torchscript", "state_dict"),
+        on_progress=lambda *c: calls.append(c),
+    )
+    # extraction, then the formats in EXPORT_FORMATS order, then the end
+    assert [(done, total) for done, total, _ in calls] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert [what for _, _, what in calls[:3]] == [
+        "extracting the subnet",
+        "writing state_dict",
+        "writing torchscript",
+    ]
+
+
 def _bilinear_half_pixel(img: np.ndarray, size: int) -> np.ndarray:
     """The recorded resize rule, written from its description alone (numpy)."""
 

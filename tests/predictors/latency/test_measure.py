@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import onnx
 import pytest
 import torch
 from torch import nn
@@ -14,8 +15,9 @@ from predictors.latency import (
     measure_latency,
     measure_onnx,
 )
-from predictors.latency.measure import export_static_onnx, main
+from predictors.latency.measure import main
 from predictors.latency.records import read_records
+from supernets.export import onnx_from_module
 
 
 def small_net() -> nn.Module:
@@ -63,11 +65,18 @@ def test_torch_cpu_measurement_records_how_it_was_taken() -> None:
 def test_onnxruntime_backend_and_onnx_files(tmp_path: Path) -> None:
     m = measure_latency(small_net(), (3, 16, 16), DeviceSpec(backend="onnxruntime-cpu"), repeats=5)
     assert m.backend == "onnxruntime-cpu" and m.onnxruntime_version
-    path = export_static_onnx(small_net(), (1, 3, 16, 16), tmp_path / "net.onnx")
+    path = onnx_from_module(small_net(), tmp_path / "net.onnx", (3, 16, 16))
     m2 = measure_onnx(path, DeviceSpec(backend="onnxruntime-cpu", threads=1, batch=1), repeats=5)
     assert m2.input_shape == (1, 3, 16, 16) and m2.median_ms > 0
+    # the exported batch is dynamic: the device's batch is fed
+    m4 = measure_onnx(path, DeviceSpec(backend="onnxruntime-cpu", batch=4), repeats=5)
+    assert m4.input_shape == (4, 3, 16, 16)
+    static = onnx.load(str(path))
+    for value in (*static.graph.input, *static.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.save(static, str(tmp_path / "static.onnx"))
     with pytest.raises(ValueError, match="fixed batch size 1"):
-        measure_onnx(path, DeviceSpec(backend="onnxruntime-cpu", batch=4), repeats=5)
+        measure_onnx(tmp_path / "static.onnx", DeviceSpec(backend="onnxruntime-cpu", batch=4))
     with pytest.raises(ValueError, match="runs on backend 'onnxruntime-cpu'"):
         measure_onnx(path, DeviceSpec(backend="torch-cpu"))
     with pytest.raises(ValueError, match="no ONNX file"):
@@ -85,10 +94,31 @@ def test_interleaved_rounds_measure_every_network() -> None:
         measure_many(nets, repeats=3, rounds=4)
 
 
+@pytest.mark.parametrize("backend", ["torch-cpu", "onnxruntime-cpu"])
+def test_measurement_reports_progress_per_network_and_round(backend: str) -> None:
+    from predictors.latency import measure_many
+
+    calls: list[tuple[int, int, str]] = []
+    nets = [(small_net(), (3, 8, 8)), (small_net(), (3, 8, 8)), (small_net(), (3, 8, 8))]
+    measure_many(
+        nets,
+        DeviceSpec(backend=backend),
+        warmup=1,
+        repeats=4,
+        rounds=2,
+        on_progress=lambda *c: calls.append(c),
+    )
+    # 3 networks prepared + 3 networks x 2 rounds timed, counted one by one
+    assert {total for _, total, _ in calls} == {9}
+    assert [done for done, _, _ in calls] == list(range(10))
+    assert calls[0][2].startswith("preparing network 1/3")
+    assert calls[3][2] == "timing network 1/3, round 1/2"
+
+
 def test_cli_prints_one_measurement_record_per_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = export_static_onnx(small_net(), (1, 3, 8, 8), tmp_path / "a.onnx")
+    path = onnx_from_module(small_net(), tmp_path / "a.onnx", (3, 8, 8))
     args = [str(path), "--repeats", "3", "--warmup", "1", "--host", "phone"]
     # without a reference package's manifest there is no space to name: refused
     assert main(args) == 2
@@ -100,7 +130,9 @@ def test_cli_prints_one_measurement_record_per_file(
     }
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     assert main([*args, "--job", "7"]) == 0
-    (record,) = read_records(capsys.readouterr().out, space="ofa-mbv3-tiny", reference_set="abc123")
+    printed = capsys.readouterr()
+    (record,) = read_records(printed.out, space="ofa-mbv3-tiny", reference_set="abc123")
+    assert "measured a.onnx (1/1)" in printed.err  # progress on stderr, records alone on stdout
     assert record.ref == 3 and record.job == "7" and record.latency_ms > 0
     assert record.details["file"] == "a.onnx"
     assert record.details["device"] == "phone/onnxruntime-cpu/t1/b1"

@@ -154,10 +154,79 @@ def tiny_meta() -> MetaLatencyPredictor:
     return meta
 
 
-def test_reference_onnx_files_run_on_a_remote_device(
-    tmp_path: Path, tiny_meta: MetaLatencyPredictor
+@pytest.fixture(scope="module")
+def reference_package(
+    tmp_path_factory: pytest.TempPathFactory, tiny_meta: MetaLatencyPredictor
+) -> tuple[Path, list[Path], list[tuple[int, int, str]]]:
+    """The two-reference package (exported once: ONNX export takes seconds),
+    with the progress it reported."""
+    out = tmp_path_factory.mktemp("references")
+    calls: list[tuple[int, int, str]] = []
+    paths = export_reference_onnx(
+        "ofa-mbv3-tiny", out, predictor=tiny_meta, on_progress=lambda *c: calls.append(c)
+    )
+    return out, paths, calls
+
+
+def test_reference_export_reports_one_unit_per_model(
+    reference_package: tuple[Path, list[Path], list[tuple[int, int, str]]],
 ) -> None:
-    paths = export_reference_onnx("ofa-mbv3-tiny", tmp_path, predictor=tiny_meta)
+    _, _, calls = reference_package
+    assert [(done, total) for done, total, _ in calls] == [(0, 2), (1, 2), (2, 2)]
+    assert calls[1][2] == "exporting reference model ref_01.onnx"
+
+
+def test_reference_models_are_exported_as_deployed_subnets_are(
+    reference_package: tuple[Path, list[Path], list[tuple[int, int, str]]],
+    tiny_meta: MetaLatencyPredictor,
+    tmp_path: Path,
+) -> None:
+    """A reference model and the deployed export of the same architecture come
+    from one exporter: same opset, same graph operators, same input/output
+    signature (dynamic batch), same exporter stamp."""
+    import onnx
+
+    from supernets.export import ONNX_EXPORTER, ONNX_OPSET, export_subnet
+    from supernets.networks import build_supernet
+
+    out, paths, _ = reference_package
+    space = get_space("ofa-mbv3-tiny")
+    arch = reference_archs(space, tiny_meta)[0]
+    deployed_dir = tmp_path / "deployed"
+    export_subnet(build_supernet(space, 10), arch, deployed_dir, formats=("onnx",))
+    reference = onnx.load(str(paths[0]))
+    deployed = onnx.load(str(deployed_dir / "subnet.onnx"))
+
+    def opsets(model: onnx.ModelProto) -> dict[str, int]:
+        return {o.domain: o.version for o in model.opset_import}
+
+    def signature(values: object) -> list[tuple[str, list[object]]]:
+        return [
+            (v.name, [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim])
+            for v in values  # type: ignore[attr-defined]
+        ]
+
+    assert opsets(reference) == opsets(deployed)
+    assert opsets(deployed)[""] == ONNX_OPSET
+    assert [n.op_type for n in reference.graph.node] == [n.op_type for n in deployed.graph.node]
+    assert signature(reference.graph.input) == signature(deployed.graph.input)
+    assert signature(reference.graph.output) == signature(deployed.graph.output)
+    assert isinstance(signature(deployed.graph.input)[0][1][0], str)  # dynamic batch
+    assert (reference.producer_name, reference.producer_version) == (
+        deployed.producer_name,
+        deployed.producer_version,
+    )
+    stamp = {p.key: p.value for p in reference.metadata_props}
+    assert stamp["exporter"] == ONNX_EXPORTER
+    assert stamp["exporter"] == {p.key: p.value for p in deployed.metadata_props}["exporter"]
+    assert json.loads((out / "manifest.json").read_text())["exporter"] == ONNX_EXPORTER
+
+
+def test_reference_onnx_files_run_on_a_remote_device(
+    reference_package: tuple[Path, list[Path], list[tuple[int, int, str]]],
+    tiny_meta: MetaLatencyPredictor,
+) -> None:
+    tmp_path, paths, _ = reference_package
     assert [p.name for p in paths] == ["ref_00.onnx", "ref_01.onnx"]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["space"] == "ofa-mbv3-tiny"
