@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from service.api import create_app
+from service.cli import app
 from service.runtime import Runtime
 from service.settings import load_settings
+from supernets.export import ONNX_EXPORTER
 
 
 @pytest.mark.slow
@@ -35,3 +39,25 @@ def test_reference_package_is_built_once_and_served_as_a_file(tmp_path: Path) ->
         assert second.content == first.content
         assert cached[0].stat().st_mtime_ns == built_at
         assert "tablet-ofa-mbv3-tiny-references.zip" in second.headers["content-disposition"]
+        manifest = json.loads(zipfile.ZipFile(io.BytesIO(first.content)).read("manifest.json"))
+        assert manifest["exporter"] == ONNX_EXPORTER  # the exporter of deployed subnets
+
+    # The CLI copies the same cached package, saying so on stderr; stdout stays JSON.
+    out = tmp_path / "refs"
+    result = CliRunner().invoke(
+        app,
+        [
+            "--home",
+            str(tmp_path / "home"),
+            "device",
+            "references",
+            "phone",
+            "-o",
+            str(out),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["files"] == [f"ref_{i:02d}.onnx" for i in range(10)]
+    assert "reference package: 1/1 (100%) reference package cached at" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
