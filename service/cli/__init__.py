@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.exceptions import TyperException
 from typer.core import TyperGroup
 
 from service.cli import (
@@ -26,16 +31,44 @@ from service.cli.quickstart import quickstart
 __all__ = ["app", "main"]
 
 
+def _wants_json(args: Sequence[str]) -> bool:
+    end = list(args).index("--") if "--" in args else len(args)
+    return "--json" in args[:end]
+
+
 class _RootGroup(TyperGroup):
     """The root command: ``--json`` is accepted anywhere on the line (before
-    ``--``), not only before the sub-command, as users type it."""
+    ``--``), not only before the sub-command, as users type it; under it, a
+    command line that does not parse is a JSON error too."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
-        end = args.index("--") if "--" in args else len(args)
-        if "--json" in args[:end]:
+        if _wants_json(args):
+            end = args.index("--") if "--" in args else len(args)
             head = [a for a in args[:end] if a != "--json"]
             args = ["--json", *head, *args[end:]]
         return super().parse_args(ctx, args)
+
+    def main(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not kwargs.get("standalone_mode", True) or rest or not _wants_json(argv):
+            return super().main(argv, *rest, **kwargs)
+        # Click prints its own usage errors (a box on stderr) in standalone
+        # mode; here they are caught and printed in the API's error shape.
+        try:
+            code = super().main(argv, **{**kwargs, "standalone_mode": False})
+        except TyperException as exc:  # click's usage and parameter errors
+            exit_code = int(getattr(exc, "exit_code", 1))
+            kind = "usage" if exit_code == 2 else "error"
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            json.dump({"error": {"type": kind, "message": message}}, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+            sys.exit(exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def _version(value: bool) -> None:

@@ -57,6 +57,30 @@ def test_json_is_accepted_anywhere_and_errors_are_json(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["device", "show"], "Missing argument 'name'."),
+        (["serach", "list"], "No such command 'serach'. Did you mean 'search'?"),
+        (["device", "measure", "--threds", "2"], "No such option: --threds"),
+        (
+            ["search", "submit", "-s", "x", "-d", "y", "-b", "fast"],
+            "Invalid value for '--budget-ms'",
+        ),
+    ],
+)
+def test_command_lines_that_do_not_parse_are_json_errors_under_json(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
+    result = runner.invoke(app, ["--home", str(tmp_path), *argv, "--json"])
+    assert result.exit_code == 2
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "usage" and error["message"].startswith(message)
+    # without --json: click's usage message for people, nothing on stdout
+    plain = runner.invoke(app, ["--home", str(tmp_path), *argv])
+    assert plain.exit_code == 2 and plain.stdout == "" and "Usage:" in plain.stderr
+
+
 def test_did_you_mean_for_a_near_miss(tmp_path: Path) -> None:
     home = ["--home", str(tmp_path)]
     assert runner.invoke(app, [*home, "device", "add", "pixel-phone"]).exit_code == 0
