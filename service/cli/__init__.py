@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from typer.exceptions import TyperException
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from service.cli import (
     config,

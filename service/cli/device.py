@@ -142,7 +142,12 @@ def references_cmd(
 
     with open_runtime(ctx) as rt, progress_reporter("reference package") as progress:
         info = reference_package(rt, name, space, out, batch=batch, on_progress=progress)
-        emit(ctx, info, [f"wrote {len(info['files'])} reference subnets to {out}", info["next"]])
+        wrote = (
+            f"wrote {len(info['files'])} reference subnets (ONNX, measure.py) to {out}"
+            if info["files"]
+            else f"wrote the {len(info['references'])} reference architectures to {out / 'manifest.json'}"
+        )
+        emit(ctx, info, [wrote, info["next"]])
 
 
 @app.command("submit")

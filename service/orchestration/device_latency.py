@@ -92,14 +92,11 @@ def check_latency_available(session: Session, supernet: Supernet, device: Device
         )
     )
     if stored is None:
+        from service.orchestration.registration import registration_hint
+
         raise DomainError(
             f"device {device.name!r} has no latency model for space {supernet.space_name!r}: "
-            "measure this machine with "
-            f"`hwnas device measure --space {supernet.space_name} --name {device.name}`, "
-            "or measure elsewhere: "
-            f"`hwnas device references {device.name} --space {supernet.space_name} -o refs/`, "
-            "run refs/measure.py on the device, then "
-            f"`hwnas device submit {device.name} --space {supernet.space_name} -f latencies.jsonl`"
+            + registration_hint(device, supernet.space_name)
         )
 
 

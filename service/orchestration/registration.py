@@ -42,6 +42,7 @@ __all__ = [
     "parse_latency_file",
     "reference_package",
     "reference_zip",
+    "registration_hint",
     "space_with_predictor",
     "submit_latencies",
     "submit_latency_file",
@@ -91,6 +92,38 @@ def space_with_predictor(space_name: str) -> Any:
     raise DomainError(
         f"no meta-learned latency predictor ships for space {space_name!r}; "
         f"available: {', '.join(pretrained_spaces())} and OFA-MobileNetV3 spaces"
+    )
+
+
+def registration_hint(device: Device, space_name: str) -> str:
+    """What to run to give ``device`` a latency model for ``space_name``: only
+    commands that work as written for that device and space."""
+    from supernets import OFAMobileNetV3Space
+
+    try:
+        space = space_with_predictor(space_name)
+    except DomainError as exc:
+        return str(exc)
+    name, buildable = device.name, isinstance(space, OFAMobileNetV3Space)
+    if device.backend is not None and buildable:
+        measure = (
+            f"`hwnas device measure --space {space.name} --name {name} --backend "
+            f"{device.backend} --threads {device.threads or 1} --batch {device.batch_size}`"
+        )
+        where = "" if is_local(device) else f" on its host {device.host}"
+        return f"measure it{where}: {measure}"
+    if buildable:
+        return (
+            f"`hwnas device references {name} --space {space.name} -o refs/`, run "
+            "refs/measure.py on the device, then "
+            f"`hwnas device submit {name} --space {space.name} -f latencies.jsonl`"
+        )
+    return (
+        f"`hwnas device references {name} --space {space.name} -o refs/` lists the "
+        f"reference architectures (refs/manifest.json); time each on the device with the "
+        "space's own implementation, then submit one latency per reference, in order: "
+        f"`hwnas device submit {name} --space {space.name} -f latencies.json` "
+        '(a JSON object {"reference_ms": [...]})'
     )
 
 
@@ -200,6 +233,12 @@ def measure_local(
             )
         elif existing.owner != owner or existing.bundled:
             raise ConflictError(f"device {device_name!r} already exists; give another name")
+        elif existing.backend is None:
+            raise DomainError(
+                f"device {device_name!r} is a {existing.kind} device, whose latencies are "
+                "submitted (`hwnas device references` / `hwnas device submit`); to measure "
+                "this machine, give it another name (--name)"
+            )
         elif (
             existing.backend != backend
             or existing.threads != threads
@@ -240,11 +279,41 @@ def reference_package(
     :func:`reference_zip` (built once, then copied from its cache)."""
     import zipfile
 
-    from predictors.latency import reference_archs
+    from predictors.latency import reference_archs, reference_set
+    from supernets import OFAMobileNetV3Space
 
     space = space_with_predictor(space_name)
     with rt.read_session() as s:
         batch = batch or devices.get_device(s, device_name).batch_size
+    if not isinstance(space, OFAMobileNetV3Space):
+        # No network builder (a tabular space such as nb201): the device times
+        # the architectures with the space's own implementation.
+        refs = reference_archs(space)
+        submit = f"hwnas device submit {device_name} --space {space.name} -f latencies.json"
+        manifest = {
+            "space": space.name,
+            "reference_set": reference_set(space),
+            "references": [
+                {"index": i, "arch": arch, "arch_str": str(space.validate(arch))}
+                for i, arch in enumerate(refs)
+            ],
+            "how_to_measure": (
+                "time each reference architecture on the device with the space's own "
+                'implementation; write {"reference_ms": [one latency per reference, in order]}'
+            ),
+            "then": submit,
+        }
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        on_progress(1, 1, f"listed {len(refs)} reference architectures")
+        return {
+            "device": device_name,
+            "space": space.name,
+            "out_dir": str(out_dir),
+            "files": [],
+            "references": refs,
+            "next": f"{manifest['how_to_measure']} to latencies.json; then: {submit}",
+        }
     package = reference_zip(rt, device_name, space.name, batch, on_progress=on_progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(package) as zf:

@@ -162,3 +162,42 @@ def test_a_read_only_admin_token_sees_all_and_changes_nothing(tmp_path: Path) ->
         assert client.get("/v1/devices/phone", headers=auth).status_code == 200
         refused = client.post("/v1/devices", json={"name": "other"}, headers=auth)
         assert refused.status_code == 403
+
+
+def _backticked(message: str) -> list[list[str]]:
+    return [shlex.split(hint)[1:] for hint in HINT.findall(message)]
+
+
+def test_the_no_latency_model_hint_runs_as_written_for_a_tabular_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remote device searched in nb201 (no network builder, so no ONNX and no
+    local measurement): the hint's commands, run as printed, register it."""
+    monkeypatch.chdir(tmp_path)
+    home = ["--home", str(tmp_path / "home")]
+    assert runner.invoke(app, [*home, "device", "add", "phone"]).exit_code == 0
+    assert runner.invoke(app, [*home, "supernet", "register-benchmark", "nb201"]).exit_code == 0
+    search = [*home, "search", "submit", "-s", "nb201", "-d", "phone", "-b", "30"]
+    refused = runner.invoke(app, search)
+    assert refused.exit_code == 1
+    references, submit = _backticked(refused.stderr)
+    assert references[:2] == ["device", "references"] and "measure" not in refused.stderr
+    made = runner.invoke(app, [*home, *references])
+    assert made.exit_code == 0, made.output
+    manifest = json.loads((tmp_path / "refs" / "manifest.json").read_text())
+    assert len(manifest["references"]) == 10 and not list((tmp_path / "refs").glob("*.onnx"))
+    # "on the device": one latency per reference architecture, in order
+    latencies = [5.0 + i for i, _ in enumerate(manifest["references"])]
+    Path("latencies.json").write_text(json.dumps({"reference_ms": latencies}))
+    stored = runner.invoke(app, [*home, *submit])
+    assert stored.exit_code == 0, stored.output
+    assert runner.invoke(app, search).exit_code == 0
+
+
+def test_measuring_under_a_remote_device_name_says_what_to_do(tmp_path: Path) -> None:
+    home = ["--home", str(tmp_path)]
+    assert runner.invoke(app, [*home, "device", "add", "phone"]).exit_code == 0
+    result = runner.invoke(app, [*home, "device", "measure", "--name", "phone"])
+    assert result.exit_code == 1
+    assert "is a remote device" in result.stderr and "None" not in result.stderr
+    assert "give it another name (--name)" in result.stderr

@@ -262,3 +262,26 @@ def test_latency_file_of_measurement_records() -> None:
     other = rec(0, 1.0, space="nb201").to_json()
     with pytest.raises(DomainError, match="line 1: field 'space'"):
         parse_latency_file(other, 10, space=SPACE)
+
+
+def test_registration_hints_fit_the_device_and_parse(rt: Runtime) -> None:
+    """A device hwnas measures gets `device measure` with its own identity; a
+    remote one the reference package and submit; each parses as written."""
+    import re
+    import shlex
+
+    from predictors.latency.measure import host_name
+    from service.orchestration.registration import registration_hint
+
+    with rt.session() as s:
+        here = devices.create_device(
+            s, "cpu4", kind="local-cpu", host=host_name(), backend="torch-cpu", threads=4
+        )
+        phone = devices.create_device(s, "phone", kind="remote")
+        local, remote = registration_hint(here, SPACE), registration_hint(phone, SPACE)
+    assert "`hwnas device measure --space ofa-mbv3-tiny --name cpu4 --backend torch-cpu " in local
+    assert "--threads 4 --batch 1`" in local
+    assert "device measure" not in remote and "device references phone" in remote
+    for hint in re.findall(r"`(hwnas [^`]+)`", local + remote):
+        parsed = runner.invoke(app, [*shlex.split(hint)[1:], "--help"])
+        assert parsed.exit_code == 0, hint
