@@ -48,9 +48,7 @@ class _RootGroup(TyperGroup):
             args = ["--json", *head, *args[end:]]
         return super().parse_args(ctx, args)
 
-    def main(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any
-    ) -> Any:
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         if not kwargs.get("standalone_mode", True) or rest or not _wants_json(argv):
             return super().main(argv, *rest, **kwargs)

@@ -16,7 +16,7 @@ from service.cli.progress import PlainProgress, progress_reporter
 from service.orchestration.training import register_pretrained
 from service.runtime import Runtime
 from service.settings import load_settings
-from supernets import space_from_config
+from supernets import OFAMobileNetV3Space, space_from_config
 
 runner = CliRunner()
 LINE = re.compile(r"^(?P<title>[a-z ]+): (?P<done>\d+)/(?P<total>\d+) ")
@@ -85,7 +85,9 @@ def test_export_reports_its_stages_and_keeps_json(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with Runtime.open(load_settings(home=home)) as rt:
         row = register_pretrained(rt, "digits", "ofa-mbv3-tiny-digits-hard")
-        arch = json.dumps(space_from_config(row.space_name, row.space_config).min_arch().to_dict())
+        space = space_from_config(row.space_name, row.space_config)
+        assert isinstance(space, OFAMobileNetV3Space)
+        arch = json.dumps(space.min_arch().to_dict())
     out = tmp_path / "export"
     result = runner.invoke(
         app,
