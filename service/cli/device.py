@@ -101,18 +101,19 @@ def measure_cmd(
     adapt the meta-learned latency predictor, store model and measurements."""
     from service.orchestration.registration import measure_local
 
-    with open_runtime(ctx) as rt, progress_reporter("measuring") as progress:
-        reg = measure_local(
-            rt,
-            space,
-            backend=backend,
-            threads=threads,
-            batch=batch,
-            name=name,
-            n_extra=extra,
-            repeats=repeats,
-            on_progress=progress,
-        )
+    with open_runtime(ctx) as rt:
+        with progress_reporter("measuring") as progress:
+            reg = measure_local(
+                rt,
+                space,
+                backend=backend,
+                threads=threads,
+                batch=batch,
+                name=name,
+                n_extra=extra,
+                repeats=repeats,
+                on_progress=progress,
+            )
         q = reg.quality
         lines = [
             f"device {reg.device}: latency model v{reg.version} for {reg.space} from {int(q['n_references'])} references"
@@ -140,8 +141,9 @@ def references_cmd(
     from the cache under <home>/artifacts/references."""
     from service.orchestration.registration import reference_package
 
-    with open_runtime(ctx) as rt, progress_reporter("reference package") as progress:
-        info = reference_package(rt, name, space, out, batch=batch, on_progress=progress)
+    with open_runtime(ctx) as rt:
+        with progress_reporter("reference package") as progress:
+            info = reference_package(rt, name, space, out, batch=batch, on_progress=progress)
         wrote = (
             f"wrote {len(info['files'])} reference subnets (ONNX, measure.py) to {out}"
             if info["files"]

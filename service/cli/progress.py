@@ -94,8 +94,9 @@ def progress_reporter(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("left"),
+        TextColumn("elapsed,"),
         TimeRemainingColumn(),
+        TextColumn("left"),
         console=Console(file=out),
         transient=False,
     )

@@ -195,6 +195,7 @@ def verify_cmd(
     files, with the standalone measure.py and a manifest naming the job."""
     from service.orchestration.verification import verification_package
 
-    with open_runtime(ctx) as rt, progress_reporter("verification package") as progress:
-        info = verification_package(rt, job_id, out, on_progress=progress)
+    with open_runtime(ctx) as rt:
+        with progress_reporter("verification package") as progress:
+            info = verification_package(rt, job_id, out, on_progress=progress)
         emit(ctx, info, [f"wrote {len(info['files'])} candidate subnets to {out}", info["next"]])
