@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -82,3 +84,18 @@ def test_latency_plot_of_a_measured_device(tmp_path: Path) -> None:
                 tmp_path / "latency.png",
             )
     assert path.read_bytes().startswith(PNG)
+
+
+def test_the_readme_shows_a_plot_with_the_command_that_drew_it() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", readme)
+    assert images, "the README shows no plot"
+    for image in images:
+        data = (root / image).read_bytes()
+        assert data.startswith(PNG) and len(data) < 200_000
+        # the command that produced it is in the README, and parses as written
+        command = re.search(rf"(hwnas [^`]*?-o {re.escape(image)})", readme.replace("\\\n", ""))
+        assert command is not None, image
+        args = shlex.split(command.group(1))[1:]
+        assert runner.invoke(app, [*args, "--help"]).exit_code == 0
