@@ -11,6 +11,7 @@ answers (see ``service.domain.subnets``).
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -105,6 +106,27 @@ def check_latency_available(session: Session, supernet: Supernet, device: Device
 _FASTEST_SAMPLE = 2000
 
 
+@cache
+def _computing_cells() -> np.ndarray:
+    """Which rows of the bundled NAS-Bench-201 latency table are cells whose
+    output depends on their input (:attr:`supernets.NB201Arch.computes_anything`);
+    cached per process like the table itself (read-only)."""
+    from supernets.spaces import NB201Arch
+    from supernets.tables import nb201_latency
+
+    strings = nb201_latency().arch_strs or ()
+    mask = np.array([NB201Arch.from_string(a).computes_anything for a in strings], dtype=bool)
+    mask.setflags(write=False)
+    return mask
+
+
+def _fastest_computing_cell_ms(table_device: str) -> float:
+    """The fastest tabulated latency among NAS-Bench-201 cells that compute anything."""
+    from supernets.tables import nb201_latency
+
+    return float(np.min(nb201_latency().latency[table_device][_computing_cells()]))
+
+
 def check_budget(
     session: Session, supernet: Supernet, device: Device, budget_ms: float | None
 ) -> list[str]:
@@ -122,13 +144,12 @@ def check_budget(
         return []
     space_name = supernet.space_name
     if has_table_latency(space_name, device):
-        from supernets.tables import nb201_latency
-
-        fastest = float(np.min(nb201_latency().latency[_table_device(device)]))
+        fastest = _fastest_computing_cell_ms(_table_device(device))
         if budget_ms < fastest:
             raise DomainError(
                 f"no subnet of {space_name} meets {budget_ms} ms on {device.name}: the fastest "
-                f"runs in {fastest:.4g} ms (bundled measurements)"
+                f"cell that computes anything runs in {fastest:.4g} ms (bundled measurements; "
+                "cells with no path from input to output score chance accuracy)"
             )
         return []
     from supernets import space_from_config

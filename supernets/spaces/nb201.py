@@ -40,6 +40,19 @@ class NB201Arch:
     def to_dict(self) -> dict[str, Any]:
         return {"ops": list(self.ops)}
 
+    @property
+    def computes_anything(self) -> bool:
+        """True when some path of non-``none`` edges leads from the cell's input
+        (node 0) to its output (node 3). Without one the cell outputs zeros
+        whatever the image: chance accuracy, and next to no latency (pixel3's
+        table times such cells at 0.003 ms), so they are no answer to "fast
+        enough"."""
+        reached = {0}
+        for (target, source), op in zip(NB201_EDGES, self.ops, strict=True):
+            if op != "none" and source in reached:  # edges come in topological order
+                reached.add(target)
+        return 3 in reached
+
     def __str__(self) -> str:
         nodes: list[list[str]] = [[], [], []]
         for (target, source), op in zip(NB201_EDGES, self.ops, strict=True):

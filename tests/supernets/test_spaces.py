@@ -177,3 +177,20 @@ def test_restricted_enumeration() -> None:
     archs = view.all_archs()
     assert len(archs) == 2 * 5**4
     assert all(a.ops[0] == "none" and a.ops[1] in ("skip_connect", "none") for a in archs)
+
+
+def test_nb201_cells_without_a_path_from_input_to_output_compute_nothing() -> None:
+    from supernets.spaces import NB201Arch
+
+    # edges 0->1, 0->2, 1->2, 0->3, 1->3, 2->3
+    assert NB201Arch(("skip_connect",) * 6).computes_anything
+    assert NB201Arch(("none", "none", "none", "avg_pool_3x3", "none", "none")).computes_anything
+    # 0->1->2->3 through non-none edges only
+    path = ("nor_conv_3x3", "none", "skip_connect", "none", "none", "nor_conv_1x1")
+    assert NB201Arch(path).computes_anything
+    # everything into node 3 is none: a constant output
+    dead_end = ("nor_conv_3x3", "skip_connect", "nor_conv_1x1", "none", "none", "none")
+    assert not NB201Arch(dead_end).computes_anything
+    # node 2 feeds the output but nothing reaches node 2 from the input
+    cut = ("none", "none", "none", "none", "none", "nor_conv_3x3")
+    assert not NB201Arch(cut).computes_anything
