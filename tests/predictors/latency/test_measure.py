@@ -136,6 +136,12 @@ def test_cli_prints_one_measurement_record_per_file(
     assert record.ref == 3 and record.job == "7" and record.latency_ms > 0
     assert record.details["file"] == "a.onnx"
     assert record.details["device"] == "phone/onnxruntime-cpu/t1/b1"
+    # the package's batch is what the dynamic batch dimension is fed by default
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "batch": 2}))
+    assert main(args) == 0
+    (record,) = read_records(capsys.readouterr().out, space="ofa-mbv3-tiny", reference_set="abc123")
+    assert record.details["device"] == "phone/onnxruntime-cpu/t1/b2"
+    assert record.details["input_shape"] == [2, 3, 8, 8]
     assert main([str(tmp_path / "nope.onnx")]) == 2
 
 
