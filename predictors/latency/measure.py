@@ -18,8 +18,9 @@ Backends:
 
 * ``torch-cpu`` -- PyTorch eager on CPU, ``torch.set_num_threads(threads)``
   for the duration of the measurement.
-* ``onnxruntime-cpu`` -- the module exported to ONNX (static shape), run by an
-  ONNX Runtime CPU session with ``threads`` intra-op threads; or an ``.onnx``
+* ``onnxruntime-cpu`` -- the module exported to ONNX as deployed subnets are
+  (``supernets.export.onnx_from_module``: dynamic batch, fed ``batch``), run
+  by an ONNX Runtime CPU session with ``threads`` intra-op threads; or an ``.onnx``
   file given directly: what a remote device runs. This file imports only the
   standard library and numpy at the top (torch and onnxruntime on use), so a
   copy of it is a standalone runner needing just numpy and onnxruntime:
