@@ -127,7 +127,7 @@ def references_zip(
     zipped. Built once per space and batch and then served as a file; a write
     token is needed because the first build costs seconds of CPU. With
     ``round=K``: active round K instead (``count`` subnets the device's model
-    is least sure of; see ``hwnas device references --round``), whose records
+    is least sure of, as the CLI's ``device references --round`` writes), whose records
     go to ``POST /v1/devices/{name}/records``."""
     from service.orchestration.registration import reference_zip, round_zip
 
@@ -222,7 +222,7 @@ def measure_server(
     caller: Annotated[Caller, Depends(writer)],
 ) -> dict[str, Any]:
     """Register the server's own machine (backend/threads/batch) by measuring it;
-    ``max_extra`` > 0 adds active registration (see ``hwnas device measure``)."""
+    ``max_extra`` > 0 adds active registration (as the CLI's ``device measure --max-extra``)."""
     from service.orchestration.registration import measure_local
 
     reg = measure_local(
