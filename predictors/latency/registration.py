@@ -248,8 +248,10 @@ class DeviceAdaptation:
     :func:`readapt_device` reports ``fit_mape`` over all it learnt from instead
     of the reference figures). ``active`` holds the architectures active registration
     chose and their measured latencies, ``uncertainty`` the model's mean
-    relative predictive sd over its candidate pool after the references and
-    after each active measurement, and ``stopped`` why it stopped.
+    relative posterior sd over its candidate pool (before the widening by the
+    device's residual scale: what the stopping rule reads) after the
+    references and after each active measurement, and ``stopped`` why it
+    stopped.
     """
 
     model: DeviceLatencyPredictor
@@ -276,6 +278,29 @@ class DeviceAdaptation:
 def _relative_sd(model: DeviceLatencyPredictor, X: np.ndarray) -> np.ndarray:
     mean, std = model.predict_with_uncertainty(X)
     return std / np.maximum(mean, 1e-12)
+
+
+def _posterior_relative_sd(model: DeviceLatencyPredictor, X: np.ndarray) -> np.ndarray:
+    """Relative sd from the posterior alone, before the widening by the device's
+    own residual scale (``cov_scale``). A measurement can show that a device is
+    less like the prior than thought, which widens every bound at once; what
+    active registration asks is whether measurements still teach the model
+    something, which the posterior alone says. The ranking of candidates is
+    the same either way (the widening is one factor for all)."""
+    assert model.posterior_cov is not None
+    s = max(model.cov_scale, 1e-12)
+    bare = DeviceLatencyPredictor(
+        space=model.space,
+        intercept=model.intercept,
+        coef=model.coef,
+        scale=model.scale,
+        floor=model.floor,
+        n_measurements=model.n_measurements,
+        posterior_cov=model.posterior_cov / s,
+        noise=model.noise / s,
+        calibration=model.calibration,
+    )
+    return _relative_sd(bare, X)
 
 
 def _candidate_pool(
@@ -404,8 +429,11 @@ def adapt_device(
     measurements, each time of the candidate architecture (``n_candidates``
     random ones) whose latency it is least sure of (largest relative
     predictive sd), re-adapting after each; it stops early once ``patience``
-    measurements in a row have lowered the (lowest so far) mean relative sd
-    over the candidates by less than ``min_gain`` (relative). These
+    measurements in a row have lowered the (lowest so far) mean relative
+    posterior sd over the candidates -- before the widening by the device's
+    own residual scale, which says how unlike the prior the device is, not
+    whether measuring more still teaches the model -- by less than
+    ``min_gain`` (relative). These
     measurements train the model; the ``extra`` ones stay held out.
     """
     space_obj, meta = _resolve(space, predictor)
@@ -546,7 +574,7 @@ def _adapt(
         pool = _candidate_pool(space_obj, n_candidates, seed, taken)
         X_pool = space_obj.encode_many([space_obj.validate(a) for a in pool]).astype(np.float64)
         left = np.ones(len(pool), dtype=bool)
-        rel = _relative_sd(model, X_pool)
+        rel = _posterior_relative_sd(model, X_pool)
         trace.append(float(rel.mean()))
         stopped = "max_extra reached"
         for _ in range(max_extra):
@@ -559,10 +587,10 @@ def _adapt(
             active.append((pool[j], float(ms)))
             X_fit, y_fit = np.vstack([X_fit, X_pool[j]]), np.r_[y_fit, ms]
             model = meta.adapt(X_fit, y_fit, device=device)
-            rel = _relative_sd(model, X_pool)
+            rel = _posterior_relative_sd(model, X_pool)
             trace.append(float(rel.mean()))
-            # One measurement may *raise* the uncertainty (it showed the device
-            # is less like the prior than thought); stop only after ``patience``
+            # One measurement may *raise* the uncertainty (the per-device
+            # shared-cost scale changed); stop only after ``patience``
             # measurements in a row brought the lowest level down by < min_gain.
             if len(trace) > patience:
                 before = min(trace[:-patience])

@@ -131,8 +131,11 @@ def measure_cmd(
             lines.append(
                 f"active registration: measured {reg.active['max_extra_used']} more subnets "
                 f"(of at most {max_extra}) where the model was least sure; stopped: "
-                f"{reg.active['stopped']}; mean relative sd {trace[0]:.1%} -> {trace[-1]:.1%}"
+                f"{reg.active['stopped']}; mean relative posterior sd {trace[0]:.1%} -> "
+                f"{trace[-1]:.1%}"
             )
+        if reg.uncertainty is not None:
+            lines.append(f"mean relative sd of its predictions: {reg.uncertainty:.1%}")
         if "spearman_rho" in q:
             lines.append(
                 f"on {int(q['n_extra'])} extra measured subnets: Spearman {q['spearman_rho']:.3f}, "
