@@ -59,6 +59,19 @@ def test_measure_with_max_extra_reports_what_it_measured(sqlite_url: str) -> Non
             measure_local(rt, SPACE, max_extra=-1, repeats=3, name="here")
 
 
+def test_api_local_measure_takes_max_extra(sqlite_url: str) -> None:
+    with Runtime.open(load_settings(database_url=sqlite_url)) as rt:
+        client = TestClient(create_app(rt))
+        body = {"space": SPACE, "extra": 0, "max_extra": 1, "repeats": 3}
+        reply = client.post("/v1/devices/local/measure", json=body)
+        assert reply.status_code == 201, reply.text
+        out = reply.json()
+        assert out["active"]["max_extra_used"] == 1 and out["n_measurements"] == 11
+        assert out["active"]["stopped"] == "max_extra reached" and out["uncertainty"] > 0
+        bad = client.post("/v1/devices/local/measure", json={**body, "max_extra": -1})
+        assert bad.status_code == 422
+
+
 def _reference_records(path: Path) -> None:
     """The references measured on this CPU, written as measure.py writes records."""
     space = get_space(SPACE)
