@@ -492,7 +492,10 @@ def method_notes(results: dict[str, Any]) -> list[str]:
         f"(from {list(p.jitters)}) and the shared-cost scale (from {list(p.group_scales)})",
         "  are chosen at fit time in leave-one-source-device-out episodes (no meta-test data involved);",
         "  `adapt` re-chooses the shared-cost scale per device by leave-one-out error on its own",
-        "  measurements;",
+        "  measurements, unless the same episodes show that this hurts the sources (by more than",
+        f"  {p.groups_per_device_z:g} standard errors of the paired differences: the shipped",
+        "  `ofa-mbv3-tiny` predictor, so the CPU rows); the NB201 and OFA rows above were",
+        "  fitted before that test existed (the CPU rows after);",
         f"- `adapt`: the closed-form posterior mean, averaged over a {len(p.jitter_spread)}x"
         f"{len(p.noise)} grid of prior/noise scales, after screening gross",
         f"  outliers (leave-one-out residual > {p.outlier_z:g} sd and off by more than "

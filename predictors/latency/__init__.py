@@ -42,10 +42,13 @@ from predictors.latency.registration import (
     DeviceAdaptation,
     adapt_device,
     export_reference_onnx,
+    export_round_onnx,
     measure_archs,
     propose_measurements,
+    readapt_device,
     reference_archs,
     reference_set,
+    uncertainty_level,
 )
 
 __all__ = [
@@ -60,6 +63,7 @@ __all__ = [
     "adapt_device",
     "available_backends",
     "export_reference_onnx",
+    "export_round_onnx",
     "latency_quality",
     "load_pretrained",
     "measure_archs",
@@ -69,10 +73,12 @@ __all__ = [
     "pretrained_spaces",
     "propose_measurements",
     "read_records",
+    "readapt_device",
     "reference_archs",
     "reference_set",
     "reference_set_id",
     "shared_cost_groups",
     "split_records",
+    "uncertainty_level",
     "write_records",
 ]

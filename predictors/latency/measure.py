@@ -503,9 +503,11 @@ examples:
   python measure.py ref_*.onnx --provider NNAPIExecutionProvider > latencies.jsonl
   python measure.py ref_*.onnx --threads 4 \\
       --submit http://hwnas-server:8000 --token $HWNAS_TOKEN --device phone
+  python measure.py round1_*.onnx > round1.jsonl    # an active round's package
 
 The output is one measurement record per file (JSON lines) naming the space and
-reference set of the package; `hwnas device submit DEVICE --space SPACE -f
+reference set of the package (a round's records name each architecture by its
+config); `hwnas device submit DEVICE --space SPACE -f
 latencies.jsonl` and POST /v1/devices/DEVICE/records take it as it is.
 """
 
@@ -647,20 +649,30 @@ def _record_maker(
         records = importlib.import_module("hwnas_records")
     try:
         space, ref_set = str(manifest["space"]), str(manifest["reference_set"])
-        by_file = {str(r["file"]): int(r["index"]) for r in manifest["references"]}
+        entries = {str(r["file"]): r for r in manifest["references"]}
+        # An active round's files are not references: its records name each
+        # architecture by its config, under the round's number.
+        round_no = manifest.get("round")
+        names: dict[str, dict[str, Any]] = {
+            f: {"ref": int(r["index"])} if round_no is None else {"arch": dict(r["arch"])}
+            for f, r in entries.items()
+        }
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"manifest.json lacks a field ({exc}): export the package again") from None
 
     def make(name: str, m: LatencyMeasurement, provider: str = "CPUExecutionProvider") -> str:
-        if name not in by_file:
-            raise ValueError(f"{name} is not one of the manifest's reference files")
+        if name not in names:
+            raise ValueError(f"{name} is not one of the manifest's files")
+        details = {"file": name, "provider": provider, **m.to_dict(samples=False)}
+        if round_no is not None:
+            details["round"] = round_no
         record = records.MeasurementRecord(
             space=space,
             reference_set=ref_set,
-            ref=by_file[name],
             latency_ms=m.median_ms,
             job=job,
-            details={"file": name, "provider": provider, **m.to_dict(samples=False)},
+            details=details,
+            **names[name],
         )
         return str(record.to_json())
 

@@ -35,7 +35,9 @@ weights are strongly correlated across devices. So:
   from every source -- few degrees of freedom, which a few measurements pin
   down. ``fit`` picks the scale of that part in the episodes and ``adapt``
   re-picks it per device by leave-one-out error on the device's own
-  measurements (a device like the sources keeps the tight prior).
+  measurements (a device like the sources keeps the tight prior) -- unless
+  the same episodes show that re-picking hurts the source devices beyond
+  their noise (then ``fit``'s scale holds for every device).
 * Uncertainty: ``adapt`` keeps the posterior covariance (moment-matched over
   the grid), widened by how far the device's own measurements sit from the
   prior (leave-one-out); a factor meta-learned in the same episodes makes
@@ -120,6 +122,11 @@ class MetaParams:
     #: ``groups_min_measurements``); ``fit``'s choice is the default otherwise.
     groups_per_device: bool = True
     groups_min_measurements: int = 4
+    #: ``fit`` turns the per-device choice off when, in the same episodes on the
+    #: source devices, adapting without it scores better by more than this many
+    #: standard errors of the paired per-episode differences (a mechanism stays
+    #: unless the sources show, beyond their noise, that it hurts them).
+    groups_per_device_z: float = 2.0
     #: Scale features to unit variance before fitting (the isotropic prior part
     #: then treats every column alike).
     standardize: bool = True
@@ -138,6 +145,8 @@ class MetaParams:
         if not self.group_scales or min(self.group_scales) < 0:
             raise ValueError("group_scales must be a non-empty list of numbers >= 0")
         object.__setattr__(self, "group_scales", tuple(float(v) for v in self.group_scales))
+        if not self.groups_per_device_z >= 0:
+            raise ValueError(f"groups_per_device_z must be >= 0, got {self.groups_per_device_z!r}")
         if not self.calibration_prior_n >= 0:
             raise ValueError(f"calibration_prior_n must be >= 0, got {self.calibration_prior_n!r}")
         object.__setattr__(self, "target_spaces", tuple(self.target_spaces))
@@ -321,6 +330,9 @@ class _Fitted:
     reference_indices: np.ndarray
     reference_features: np.ndarray
     calibration: float = 1.0
+    #: Whether ``adapt`` re-chooses the shared-cost scale per device (``fit``
+    #: may turn ``MetaParams.groups_per_device`` off for these sources).
+    groups_per_device: bool = True
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -413,6 +425,8 @@ class MetaLatencyPredictor:
         # built from the others only. Only source devices are read here.
         scores: dict[str, float] = {}
         zs: dict[str, np.ndarray] = {}
+        per_episode: dict[str, np.ndarray] = {}
+        per_device_groups = p.groups_per_device
         can_learn = len(names) >= 3 and n >= 3
         if can_learn:
             rows = rng.choice(n, size=min(n, p.episode_rows), replace=False)
@@ -422,10 +436,11 @@ class MetaLatencyPredictor:
             k = min(p.n_references, len(rows) - 1)
             draws = [rng.choice(len(rows), k, replace=False) for _ in range(p.episode_draws)]
 
-            def run(key: str, prior: _Prior) -> None:
-                scores[key], zs[key] = self._episode_score(
-                    Z[rows], lat[rows], prior, held_out, draws
+            def run(key: str, prior: _Prior, params: MetaParams = p) -> None:
+                per_episode[key], zs[key] = self._episode_scores(
+                    Z[rows], lat[rows], prior, held_out, draws, params
                 )
+                scores[key] = float(np.mean(per_episode[key]))
 
             for key, prior in priors.items():
                 run(key, prior)
@@ -440,6 +455,17 @@ class MetaLatencyPredictor:
                     priors[key] = replace(base_prior, group_scale=g)
                     run(key, priors[key])
                 chosen = max(scores, key=lambda key: scores[key])
+            if G.size and p.groups_per_device and len(p.group_scales) > 1:
+                # third stage: does re-choosing the shared-cost scale per device
+                # help these sources? Off only if the paired episodes say it
+                # hurts beyond their noise.
+                key = f"{chosen}, fixed groups"
+                run(key, priors[chosen], replace(p, groups_per_device=False))
+                diff = per_episode[key] - per_episode[chosen]
+                se = float(np.std(diff, ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
+                if float(np.mean(diff)) > p.groups_per_device_z * se and se > 0:
+                    per_device_groups = False
+                    zs[chosen] = zs[key]  # calibrate the bound as adapt will run
         else:
             # Too few devices to hold one out: a sum of layer costs, middle jitter.
             space = "lin" if "lin" in p.target_spaces else p.target_spaces[0]
@@ -469,6 +495,7 @@ class MetaLatencyPredictor:
             reference_indices=refs,
             reference_features=X[refs].copy(),
             calibration=calibration,
+            groups_per_device=per_device_groups,
             info={
                 "n_archs": n,
                 "feature_dim": d,
@@ -477,6 +504,7 @@ class MetaLatencyPredictor:
                 "jitter": prior.jitter,
                 "n_groups": int(G.shape[1]) if G.size else 0,
                 "group_scale": prior.group_scale,
+                "groups_per_device": per_device_groups,
                 "calibration": calibration,
                 "episode_scores": scores,
                 "fit_seconds": round(time.perf_counter() - start, 3),
@@ -498,19 +526,19 @@ class MetaLatencyPredictor:
             candidates = np.arange(Z.shape[0])
         return _design(Za, cov, p.design_noise, k or p.n_references, candidates)
 
-    def _episode_score(
+    def _episode_scores(
         self,
         Z: np.ndarray,
         lat: np.ndarray,
         prior: _Prior,
         held_out: np.ndarray,
         draws: Sequence[np.ndarray],
-    ) -> tuple[float, np.ndarray]:
-        """Mean of (Spearman + share within 10%) over leave-one-device-out episodes:
+        p: MetaParams,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(Spearman + share within 10%) / 2 of each leave-one-device-out episode:
         the first half and all of the designed references, and ``draws`` (random);
         also every held-out row's standardised residual ``(truth - prediction) / sd``
         in the target space (what the uncertainty is calibrated on)."""
-        p = self.params
         scores = []
         zs: list[np.ndarray] = []
         for j in (int(i) for i in held_out):
@@ -526,7 +554,7 @@ class MetaLatencyPredictor:
                 f = model.intercept + Z[rest] @ model.coef
                 truth = np.log(y) if model.space == "log" else y / model.scale
                 zs.append((truth - f) / np.maximum(model.target_sd(Z[rest]), 1e-12))
-        return float(np.mean(scores)), np.concatenate(zs) if zs else np.zeros(0)
+        return np.asarray(scores), np.concatenate(zs) if zs else np.zeros(0)
 
     # -- adaptation --------------------------------------------------------------
     def adapt(self, X_ref: Any, y_ref: Any, *, device: str | None = None) -> DeviceLatencyPredictor:
@@ -537,7 +565,10 @@ class MetaLatencyPredictor:
         X_ref = check_features(X_ref, self.feature_dim, name="X_ref")
         y_ref = check_latencies(y_ref, X_ref.shape[0], name="y_ref")
         Z = (X_ref - f.feature_mean) / f.feature_scale
-        model = _adapt_standardised(Z, y_ref, f.prior, None, self.params)
+        params = self.params
+        if params.groups_per_device != f.groups_per_device:
+            params = replace(params, groups_per_device=f.groups_per_device)
+        model = _adapt_standardised(Z, y_ref, f.prior, None, params)
         return model.to_device(
             f.feature_mean, f.feature_scale, device=device, calibration=f.calibration
         )
@@ -624,6 +655,7 @@ class MetaLatencyPredictor:
             "groups": f.prior.groups.tolist(),
             "group_scale": f.prior.group_scale,
             "calibration": f.calibration,
+            "groups_per_device": f.groups_per_device,
             "info": f.info,
         }
         return json.dumps(payload).encode("utf-8")
@@ -661,6 +693,8 @@ class MetaLatencyPredictor:
                 float(payload.get("group_scale", 0.0)),
             ),
             calibration=float(payload.get("calibration", 1.0)),
+            # absent before fit chose it: what the parameters said
+            groups_per_device=bool(payload.get("groups_per_device", params.groups_per_device)),
             source_devices=tuple(payload["source_devices"]),
             reference_indices=np.asarray(payload["reference_indices"], dtype=np.int64),
             reference_features=np.asarray(payload["reference_features"], dtype=np.float64).reshape(

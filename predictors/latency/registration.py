@@ -41,10 +41,13 @@ __all__ = [
     "adapt_device",
     "build_networks",
     "export_reference_onnx",
+    "export_round_onnx",
     "measure_archs",
     "propose_measurements",
+    "readapt_device",
     "reference_archs",
     "reference_set",
+    "uncertainty_level",
 ]
 
 
@@ -164,34 +167,89 @@ def export_reference_onnx(
     Returns the ONNX paths in reference order. ``on_progress``
     (:mod:`supernets.progress`) hears one unit per reference model exported.
     """
+    space_obj, meta = _resolve(space, predictor)
+    configs = reference_archs(space_obj, meta)
+    return _write_package(
+        space_obj, configs, Path(out_dir), prefix="ref", reference_set=reference_set_id(configs),
+        n_classes=n_classes, batch=batch, manifest={}, on_progress=on_progress,
+    )  # fmt: skip
+
+
+def export_round_onnx(
+    space: str | SearchSpace[Any],
+    archs: Sequence[Any],
+    out_dir: str | Path,
+    *,
+    round_no: int,
+    predictor: MetaLatencyPredictor | None = None,
+    n_classes: int | None = None,
+    batch: int = 1,
+    manifest: Mapping[str, Any] | None = None,
+    on_progress: ProgressCallback = ignore_progress,
+) -> list[Path]:
+    """Write an active-registration round (``archs``, e.g. from
+    :func:`propose_measurements`) as a package like the reference one:
+    ``round<K>_00.onnx`` ..., ``manifest.json`` (with ``"round": K`` and each
+    file's config) and the standalone ``measure.py``, whose records then name
+    each architecture by its config (``arch``) under the space's current
+    reference set. ``manifest`` adds free fields (the device, its uncertainty).
+    Returns the ONNX paths in order."""
+    if round_no < 1:
+        raise ValueError(f"round must be >= 1, got {round_no}")
+    space_obj, meta = _resolve(space, predictor)
+    configs = [space_obj.validate(a).to_dict() for a in archs]
+    if not configs:
+        raise ValueError("an active round needs at least one architecture")
+    return _write_package(
+        space_obj, configs, Path(out_dir), prefix=f"round{round_no}",
+        reference_set=reference_set(space_obj, meta), n_classes=n_classes, batch=batch,
+        manifest={**dict(manifest or {}), "round": round_no}, on_progress=on_progress,
+    )  # fmt: skip
+
+
+def _write_package(
+    space: SearchSpace[Any],
+    configs: Sequence[dict[str, Any]],
+    out: Path,
+    *,
+    prefix: str,
+    reference_set: str,
+    n_classes: int | None,
+    batch: int,
+    manifest: Mapping[str, Any],
+    on_progress: ProgressCallback = ignore_progress,
+) -> list[Path]:
+    """ONNX files ``<prefix>_NN.onnx`` of ``configs``, ``manifest.json`` and the
+    standalone runner: what a device without hwnas measures."""
     from predictors.latency import measure as measure_module
     from predictors.latency import records as records_module
     from supernets.export import ONNX_EXPORTER, export_onnx
 
-    space_obj, meta = _resolve(space, predictor)
-    configs = reference_archs(space_obj, meta)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    nets = build_networks(space_obj, configs, n_classes=n_classes)
+    nets = build_networks(space, configs, n_classes=n_classes)
     paths = []
     for i, (net, _) in enumerate(nets):
-        on_progress(i, len(nets), f"exporting reference model ref_{i:02d}.onnx")
-        paths.append(export_onnx(net, out / f"ref_{i:02d}.onnx"))
-    on_progress(len(nets), len(nets), f"exported {len(nets)} reference models")
-    manifest = {
-        "space": space_obj.name,
-        "reference_set": reference_set_id(configs),
-        "space_config": space_obj.config(),
+        name = f"{prefix}_{i:02d}.onnx"
+        on_progress(i, len(nets), f"exporting {prefix} model {name}")
+        paths.append(export_onnx(net, out / name))
+    on_progress(len(nets), len(nets), f"exported {len(nets)} models")
+    body = {
+        "space": space.name,
+        "reference_set": reference_set,
+        "space_config": space.config(),
         "batch": batch,
         "exporter": ONNX_EXPORTER,
-        "n_classes": n_classes or default_n_classes(space_obj),
+        "n_classes": n_classes or default_n_classes(space),
+        **manifest,
         "references": [
             {"index": i, "file": p.name, "arch": c}
             for i, (p, c) in enumerate(zip(paths, configs, strict=True))
         ],
-        "how_to_measure": "python measure.py ref_*.onnx --threads N --batch B > latencies.jsonl",
+        "how_to_measure": (
+            f"python measure.py {prefix}_*.onnx --threads N --batch B > latencies.jsonl"
+        ),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (out / "manifest.json").write_text(json.dumps(body, indent=2) + "\n")
     shutil.copyfile(measure_module.__file__, out / "measure.py")
     # measure.py writes measurement records with this module (standard library only)
     shutil.copyfile(records_module.__file__, out / "hwnas_records.py")
@@ -206,11 +264,15 @@ class DeviceAdaptation:
     beyond the references, never seen by the model): the metrics of
     :func:`~predictors.latency.meta.latency_quality` (``spearman_rho``,
     ``within_10pct``, ``mape``, ...; rank metrics need >= 2 extras), plus
-    ``n_references``, ``n_extra``, ``n_active`` and ``reference_mape`` (fit on
-    the references). ``active`` holds the architectures active registration
+    ``n_references``, ``n_measured`` (further measurements it learnt from),
+    ``n_extra``, ``n_active`` and ``reference_mape`` (fit on the references;
+    :func:`readapt_device` reports ``fit_mape`` over all it learnt from instead
+    of the reference figures). ``active`` holds the architectures active registration
     chose and their measured latencies, ``uncertainty`` the model's mean
-    relative predictive sd over its candidate pool after the references and
-    after each active measurement, and ``stopped`` why it stopped.
+    relative posterior sd over its candidate pool (before the widening by the
+    device's residual scale: what the stopping rule reads) after the
+    references and after each active measurement, and ``stopped`` why it
+    stopped.
     """
 
     model: DeviceLatencyPredictor
@@ -237,6 +299,29 @@ class DeviceAdaptation:
 def _relative_sd(model: DeviceLatencyPredictor, X: np.ndarray) -> np.ndarray:
     mean, std = model.predict_with_uncertainty(X)
     return std / np.maximum(mean, 1e-12)
+
+
+def _posterior_relative_sd(model: DeviceLatencyPredictor, X: np.ndarray) -> np.ndarray:
+    """Relative sd from the posterior alone, before the widening by the device's
+    own residual scale (``cov_scale``). A measurement can show that a device is
+    less like the prior than thought, which widens every bound at once; what
+    active registration asks is whether measurements still teach the model
+    something, which the posterior alone says. The ranking of candidates is
+    the same either way (the widening is one factor for all)."""
+    assert model.posterior_cov is not None
+    s = max(model.cov_scale, 1e-12)
+    bare = DeviceLatencyPredictor(
+        space=model.space,
+        intercept=model.intercept,
+        coef=model.coef,
+        scale=model.scale,
+        floor=model.floor,
+        n_measurements=model.n_measurements,
+        posterior_cov=model.posterior_cov / s,
+        noise=model.noise / s,
+        calibration=model.calibration,
+    )
+    return _relative_sd(bare, X)
 
 
 def _candidate_pool(
@@ -300,10 +385,42 @@ def propose_measurements(
     return [pool[j] for j in chosen]
 
 
+def uncertainty_level(
+    model: DeviceLatencyPredictor,
+    space: str | SearchSpace[Any],
+    *,
+    n_candidates: int = 2000,
+    seed: int = 0,
+) -> float:
+    """How unsure ``model`` is about ``space``: its mean relative predictive sd
+    (``std / mean``) over ``n_candidates`` random architectures (the same ones
+    for a given ``seed``, so that two models of a device compare)."""
+    if model.posterior_cov is None:
+        raise ValueError("the device model carries no uncertainty: adapt it again first")
+    space_obj = get_space(space) if isinstance(space, str) else space
+    pool = _candidate_pool(space_obj, n_candidates, seed, set())
+    X = space_obj.encode_many([space_obj.validate(a) for a in pool]).astype(np.float64)
+    return float(_relative_sd(model, X).mean())
+
+
+def _pairs(
+    space: SearchSpace[Any],
+    items: Sequence[tuple[Any, float]] | Mapping[str, float] | None,
+    name: str,
+) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """``(canonical configs, latencies)`` of ``(config, ms)`` pairs, checked."""
+    pairs = list(items.items()) if isinstance(items, Mapping) else list(items or [])
+    if not pairs:
+        return [], np.zeros(0)
+    configs = [space.validate(a).to_dict() for a, _ in pairs]
+    return configs, check_latencies([ms for _, ms in pairs], name=name)
+
+
 def adapt_device(
     space: str | SearchSpace[Any],
     reference_latencies_ms: Sequence[float] | np.ndarray,
     *,
+    measured: Sequence[tuple[Any, float]] = (),
     extra: Sequence[tuple[Any, float]] | Mapping[str, float] | None = None,
     predictor: MetaLatencyPredictor | None = None,
     device: str | None = None,
@@ -318,21 +435,26 @@ def adapt_device(
     """Adapt the (shipped) predictor of ``space`` to a device.
 
     ``reference_latencies_ms`` holds one latency per reference architecture, in
-    the order of :func:`reference_archs`. ``extra`` holds further measurements
-    as ``(arch config, ms)`` pairs (or ``{arch string: ms}``): a random
-    held-out sample, on which the quality is measured with a model that never
-    saw them. With ``refit_with_extra`` the returned model is then adapted
-    from everything measured *including* the extras (better: more
-    measurements), and ``quality`` -- recorded with ``"refit_with_extra":
-    1.0`` -- is that of the model before, a conservative estimate.
+    the order of :func:`reference_archs`; ``measured`` further ``(arch config,
+    ms)`` pairs the model learns from too (earlier active rounds, say).
+    ``extra`` holds further measurements as ``(arch config, ms)`` pairs (or
+    ``{arch string: ms}``): a random held-out sample, on which the quality is
+    measured with a model that never saw them. With ``refit_with_extra`` the
+    returned model is then adapted from everything measured *including* the
+    extras (better: more measurements), and ``quality`` -- recorded with
+    ``"refit_with_extra": 1.0`` -- is that of the model before, a conservative
+    estimate.
 
     Active registration: with ``measure`` (``config -> ms`` on the device) and
     ``max_extra`` > 0, the model asks for up to ``max_extra`` further
     measurements, each time of the candidate architecture (``n_candidates``
     random ones) whose latency it is least sure of (largest relative
     predictive sd), re-adapting after each; it stops early once ``patience``
-    measurements in a row have lowered the (lowest so far) mean relative sd
-    over the candidates by less than ``min_gain`` (relative). These
+    measurements in a row have lowered the (lowest so far) mean relative
+    posterior sd over the candidates -- before the widening by the device's
+    own residual scale, which says how unlike the prior the device is, not
+    whether measuring more still teaches the model -- by less than
+    ``min_gain`` (relative). These
     measurements train the model; the ``extra`` ones stay held out.
     """
     space_obj, meta = _resolve(space, predictor)
@@ -343,6 +465,109 @@ def adapt_device(
             f"wrong number of reference latencies: got {y_ref.shape[0]}, space "
             f"{space_obj.name!r} has {len(configs)} reference architectures"
         )
+    y_ref = check_latencies(y_ref, name="reference latencies")
+    more, y_more = _pairs(space_obj, measured, "measured latencies")
+    return _adapt(
+        space_obj,
+        meta,
+        [*configs, *more],
+        np.r_[y_ref, y_more],
+        quality={"n_references": float(len(configs)), "n_measured": float(len(more))},
+        fitted_name="reference_mape",
+        fitted_rows=len(configs),
+        reference_configs=configs,
+        extra=extra,
+        device=device,
+        refit_with_extra=refit_with_extra,
+        measure=measure,
+        max_extra=max_extra,
+        min_gain=min_gain,
+        patience=patience,
+        n_candidates=n_candidates,
+        seed=seed,
+    )
+
+
+def readapt_device(
+    space: str | SearchSpace[Any],
+    measured: Sequence[tuple[Any, float]],
+    *,
+    references: Sequence[Any] | None = None,
+    extra: Sequence[tuple[Any, float]] | Mapping[str, float] | None = None,
+    predictor: MetaLatencyPredictor | None = None,
+    device: str | None = None,
+    refit_with_extra: bool = False,
+) -> DeviceAdaptation:
+    """Adapt the predictor of ``space`` to a device from whatever it measured:
+    ``(arch config, ms)`` pairs of any architectures (a stored device's
+    measurements, re-adapted for a new predictor or payload version).
+
+    Unlike :func:`adapt_device` it needs no latency per *current* reference
+    architecture, so a device measured with an older reference set (an older
+    hwnas shipped other references) keeps working. Several measurements of one
+    architecture count once, at their median. ``references`` (configs, in the
+    order they were measured) names the reference set the device used, which
+    the model's metadata records; default: the predictor's current one.
+    ``extra`` / ``refit_with_extra`` as in :func:`adapt_device`.
+    """
+    space_obj, meta = _resolve(space, predictor)
+    configs, y = _pairs(space_obj, measured, "measured latencies")
+    if not configs:
+        raise ValueError("no measurements to adapt from")
+    by_hash: dict[str, tuple[dict[str, Any], list[float]]] = {}
+    for config, ms in zip(configs, y, strict=True):
+        h = space_obj.arch_hash(space_obj.validate(config))
+        by_hash.setdefault(h, (config, []))[1].append(float(ms))
+    unique = [c for c, _ in by_hash.values()]
+    y_unique = np.array([float(np.median(v)) for _, v in by_hash.values()])
+    refs = (
+        [space_obj.validate(c).to_dict() for c in references]
+        if references
+        else reference_archs(space_obj, meta)
+    )
+    return _adapt(
+        space_obj,
+        meta,
+        unique,
+        y_unique,
+        quality={"n_measured": float(len(unique))},
+        fitted_name="fit_mape",
+        fitted_rows=len(unique),
+        reference_configs=refs,
+        extra=extra,
+        device=device,
+        refit_with_extra=refit_with_extra,
+        measure=None,
+        max_extra=0,
+        min_gain=0.02,
+        patience=2,
+        n_candidates=2000,
+        seed=0,
+    )
+
+
+def _adapt(
+    space_obj: SearchSpace[Any],
+    meta: MetaLatencyPredictor,
+    configs: list[dict[str, Any]],
+    y_fit: np.ndarray,
+    *,
+    quality: dict[str, float],
+    fitted_name: str,
+    fitted_rows: int,
+    reference_configs: list[dict[str, Any]],
+    extra: Sequence[tuple[Any, float]] | Mapping[str, float] | None,
+    device: str | None,
+    refit_with_extra: bool,
+    measure: Callable[[dict[str, Any]], float] | None,
+    max_extra: int,
+    min_gain: float,
+    patience: int,
+    n_candidates: int,
+    seed: int,
+) -> DeviceAdaptation:
+    """The adaptation both entry points share: fit on ``configs``/``y_fit``,
+    optionally ask ``measure`` for more, score on the held-out ``extra``."""
     if max_extra < 0:
         raise ValueError(f"max_extra must be >= 0, got {max_extra}")
     if max_extra > 0 and measure is None:
@@ -351,33 +576,26 @@ def adapt_device(
         raise ValueError(f"min_gain must be in [0, 1), got {min_gain}")
     if patience < 1:
         raise ValueError(f"patience must be >= 1, got {patience}")
-    y_ref = check_latencies(y_ref, name="reference latencies")
-    X_ref = space_obj.encode_many([space_obj.validate(c) for c in configs])
-    model = meta.adapt(X_ref, y_ref, device=device)
-    fitted = model.predict(X_ref)
-    quality: dict[str, float] = {
-        "n_references": float(len(configs)),
-        "reference_mape": float(np.mean(np.abs(fitted - y_ref) / y_ref)),
-    }
-    pairs = list(extra.items()) if isinstance(extra, Mapping) else list(extra or [])
-    X_extra = np.zeros((0, X_ref.shape[1]))
-    y_extra = np.zeros(0)
-    if pairs:
-        X_extra = space_obj.encode_many([space_obj.validate(a) for a, _ in pairs])
-        y_extra = check_latencies([ms for _, ms in pairs], name="extra latencies")
+    X_fit = space_obj.encode_many([space_obj.validate(c) for c in configs]).astype(np.float64)
+    model = meta.adapt(X_fit, y_fit, device=device)
+    head = slice(0, fitted_rows)
+    fitted = model.predict(X_fit[head])
+    quality = {**quality, fitted_name: float(np.mean(np.abs(fitted - y_fit[head]) / y_fit[head]))}
+    extra_configs, y_extra = _pairs(space_obj, extra, "extra latencies")
+    X_extra = np.zeros((0, X_fit.shape[1]))
+    if extra_configs:
+        X_extra = space_obj.encode_many([space_obj.validate(a) for a in extra_configs])
 
     # -- active registration: measure where the model is least sure --------------
-    X_fit, y_fit = X_ref, y_ref
     active: list[tuple[dict[str, Any], float]] = []
     trace: list[float] = []
     stopped: str | None = None
     if max_extra > 0 and measure is not None:
-        taken = {space_obj.arch_hash(space_obj.validate(c)) for c in configs}
-        taken |= {space_obj.arch_hash(space_obj.validate(a)) for a, _ in pairs}
+        taken = {space_obj.arch_hash(space_obj.validate(c)) for c in [*configs, *extra_configs]}
         pool = _candidate_pool(space_obj, n_candidates, seed, taken)
         X_pool = space_obj.encode_many([space_obj.validate(a) for a in pool]).astype(np.float64)
         left = np.ones(len(pool), dtype=bool)
-        rel = _relative_sd(model, X_pool)
+        rel = _posterior_relative_sd(model, X_pool)
         trace.append(float(rel.mean()))
         stopped = "max_extra reached"
         for _ in range(max_extra):
@@ -390,10 +608,10 @@ def adapt_device(
             active.append((pool[j], float(ms)))
             X_fit, y_fit = np.vstack([X_fit, X_pool[j]]), np.r_[y_fit, ms]
             model = meta.adapt(X_fit, y_fit, device=device)
-            rel = _relative_sd(model, X_pool)
+            rel = _posterior_relative_sd(model, X_pool)
             trace.append(float(rel.mean()))
-            # One measurement may *raise* the uncertainty (it showed the device
-            # is less like the prior than thought); stop only after ``patience``
+            # One measurement may *raise* the uncertainty (the per-device
+            # shared-cost scale changed); stop only after ``patience``
             # measurements in a row brought the lowest level down by < min_gain.
             if len(trace) > patience:
                 before = min(trace[:-patience])
@@ -402,25 +620,25 @@ def adapt_device(
                     break
     quality["n_active"] = float(len(active))
 
-    quality["n_extra"] = float(len(pairs))
-    if pairs:
+    quality["n_extra"] = float(len(extra_configs))
+    if extra_configs:
         pred = model.predict(X_extra)
-        if len(pairs) >= 2:
+        if len(extra_configs) >= 2:
             quality.update(latency_quality(y_extra, pred))
         else:
             quality["within_10pct"] = float(abs(pred[0] - y_extra[0]) <= 0.1 * y_extra[0])
             quality["mape"] = float(abs(pred[0] - y_extra[0]) / y_extra[0])
         mean, std = model.predict_with_uncertainty(X_extra)
         quality["within_upper_90"] = float(np.mean(y_extra <= mean + UPPER_Z * std))
-    if refit_with_extra and pairs:
+    if refit_with_extra and extra_configs:
         model = meta.adapt(np.vstack([X_fit, X_extra]), np.r_[y_fit, y_extra], device=device)
         quality["refit_with_extra"] = 1.0
     model.metadata.update(
         {
             "space": space_obj.name,
             "quality": quality,
-            "reference_archs": configs,
-            "reference_set": reference_set_id(configs),
+            "reference_archs": reference_configs,
+            "reference_set": reference_set_id(reference_configs),
             "active_archs": [a for a, _ in active],
         }
     )

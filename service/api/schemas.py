@@ -101,6 +101,8 @@ class MeasureIn(_Body):
     threads: int = Field(default=1, ge=1, le=256)
     batch: int = Field(default=1, ge=1, le=1024)
     extra: int = Field(default=10, ge=0, le=200)
+    #: Active registration: up to this many more subnets, where the model is least sure.
+    max_extra: int = Field(default=0, ge=0, le=200)
     repeats: int = Field(default=30, ge=3, le=1000)
 
 

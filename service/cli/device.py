@@ -93,7 +93,15 @@ def measure_cmd(
         None, "--name", help="Device name (default <host>-<backend>-t<n>-b<n>)."
     ),
     extra: int = typer.Option(
-        10, "--extra", help="Extra random subnets measured to report quality."
+        10,
+        "--extra",
+        help="Extra random subnets measured to report quality (held out, never chosen).",
+    ),
+    max_extra: int = typer.Option(
+        0,
+        "--max-extra",
+        help="Active registration: measure up to N more subnets where the model is least "
+        "sure, stopping when its uncertainty stops falling.",
     ),
     repeats: int = typer.Option(30, "--repeats", help="Timed runs per subnet (after warm-up)."),
 ) -> None:
@@ -101,6 +109,8 @@ def measure_cmd(
     adapt the meta-learned latency predictor, store model and measurements."""
     from service.orchestration.registration import measure_local
 
+    if max_extra < 0:
+        raise fail(ctx, f"--max-extra must be >= 0, got {max_extra}")
     with open_runtime(ctx) as rt:
         with progress_reporter("measuring") as progress:
             reg = measure_local(
@@ -111,6 +121,7 @@ def measure_cmd(
                 batch=batch,
                 name=name,
                 n_extra=extra,
+                max_extra=max_extra,
                 repeats=repeats,
                 on_progress=progress,
             )
@@ -118,6 +129,16 @@ def measure_cmd(
         lines = [
             f"device {reg.device}: latency model v{reg.version} for {reg.space} from {int(q['n_references'])} references"
         ]
+        if reg.active:
+            trace = reg.active["uncertainty_trace"]
+            lines.append(
+                f"active registration: measured {reg.active['max_extra_used']} more subnets "
+                f"(of at most {max_extra}) where the model was least sure; stopped: "
+                f"{reg.active['stopped']}; mean relative posterior sd {trace[0]:.1%} -> "
+                f"{trace[-1]:.1%}"
+            )
+        if reg.uncertainty is not None:
+            lines.append(f"mean relative sd of its predictions: {reg.uncertainty:.1%}")
         if "spearman_rho" in q:
             lines.append(
                 f"on {int(q['n_extra'])} extra measured subnets: Spearman {q['spearman_rho']:.3f}, "
@@ -135,21 +156,43 @@ def references_cmd(
     space: str = typer.Option("ofa-mbv3-tiny", "--space", help="Search space."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the ONNX files and runner."),
     batch: int | None = typer.Option(None, "--batch", help="Batch size (default: the device's)."),
+    round_no: int | None = typer.Option(
+        None,
+        "--round",
+        help="Write active round K instead: the subnets the device's model, adapted from "
+        "its stored measurements, is least sure of (after the references are submitted).",
+    ),
+    count: int = typer.Option(5, "--count", help="Subnets in an active round."),
 ) -> None:
-    """Write the reference subnets to measure on a remote device (ONNX + measure.py).
-    The package is built once per space, batch and reference set, then copied
-    from the cache under <home>/artifacts/references."""
-    from service.orchestration.registration import reference_package
+    """Write the reference subnets to measure on a remote device (ONNX + measure.py),
+    or with --round K the K-th batch of active registration. The reference
+    package is built once per space, batch and reference set, then copied from
+    the cache under <home>/artifacts/references."""
+    from service.orchestration.registration import reference_package, round_package
 
     with open_runtime(ctx) as rt:
-        with progress_reporter("reference package") as progress:
-            info = reference_package(rt, name, space, out, batch=batch, on_progress=progress)
-        wrote = (
-            f"wrote {len(info['files'])} reference subnets (ONNX, measure.py) to {out}"
-            if info["files"]
-            else f"wrote the {len(info['references'])} reference architectures to {out / 'manifest.json'}"
-        )
-        emit(ctx, info, [wrote, info["next"]])
+        if round_no is None:
+            with progress_reporter("reference package") as progress:
+                info = reference_package(rt, name, space, out, batch=batch, on_progress=progress)
+            wrote = (
+                f"wrote {len(info['files'])} reference subnets (ONNX, measure.py) to {out}"
+                if info["files"]
+                else f"wrote the {len(info['references'])} reference architectures to "
+                f"{out / 'manifest.json'}"
+            )
+            lines = [wrote, info["next"]]
+        else:
+            with progress_reporter(f"active round {round_no}") as progress:
+                info = round_package(
+                    rt, name, space, out, round_no, count=count, batch=batch, on_progress=progress
+                )
+            lines = [
+                f"wrote active round {round_no} for {name}: {len(info['files'])} subnets its "
+                f"model is least sure of (mean relative sd now {info['uncertainty']:.1%}, from "
+                f"{info['n_measured_before']} stored measurements) to {out}",
+                info["next"],
+            ]
+        emit(ctx, info, lines)
 
 
 @app.command("submit")
@@ -187,13 +230,14 @@ def submit_cmd(
     space = space or "ofa-mbv3-tiny"
     with open_runtime(ctx) as rt:
         reg = submit_latency_file(rt, name, space, text)
-        emit(
-            ctx,
-            reg.to_dict(),
-            [
-                f"device {reg.device}: latency model v{reg.version} for {reg.space} ({reg.n_measurements} measurements)"
-            ],
-        )
+        lines = [
+            f"device {reg.device}: latency model v{reg.version} for {reg.space} ({reg.n_measurements} measurements)"
+        ]
+        if reg.uncertainty is not None:
+            before = reg.active.get("uncertainty_before")
+            was = f" (was {before:.1%})" if before is not None else ""
+            lines.append(f"mean relative sd of its predictions: {reg.uncertainty:.1%}{was}")
+        emit(ctx, reg.to_dict(), lines)
 
 
 @app.command("models")

@@ -10,19 +10,27 @@ The flow (``predictors.latency.registration`` does the ML):
 * any other device: :func:`reference_package` writes the reference subnets as
   ONNX files plus a standalone runner; the user runs it there and hands the
   output to :func:`submit_latencies`.
+
+Active registration (the model asks for measurements where it is least sure):
+``measure_local(max_extra=N)`` measures them one by one on this machine;
+for any other device :func:`round_package` writes the K-th batch, chosen from
+the device's stored measurements, and :func:`submit_latency_file` stores the
+round's records and re-adapts the device from everything it measured
+(:func:`readapt_stored`, also what a re-adapt for a new payload does).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from service.db import Device
+from service.db import Device, PredictorModel
 from service.domain import devices, predictor_records
 from service.domain.devices import MeasurementIn
 from service.domain.errors import ConflictError, DomainError
@@ -31,7 +39,7 @@ from service.runtime import Runtime
 from supernets.progress import ProgressCallback, ignore_progress, within
 
 if TYPE_CHECKING:
-    from predictors.latency import DeviceSpec
+    from predictors.latency import DeviceAdaptation, DeviceSpec, MeasurementRecord
 
 __all__ = [
     "Registered",
@@ -40,12 +48,16 @@ __all__ = [
     "local_device_name",
     "measure_local",
     "parse_latency_file",
+    "readapt_stored",
     "reference_package",
     "reference_zip",
     "registration_hint",
+    "round_package",
+    "round_zip",
     "space_with_predictor",
     "submit_latencies",
     "submit_latency_file",
+    "submit_measurements",
     "verify_latency",
 ]
 
@@ -58,20 +70,33 @@ _KIND_OF_BACKEND = {
 
 @dataclass(frozen=True)
 class Registered:
+    """What a registration stored. ``uncertainty`` is the stored model's mean
+    relative predictive sd over random subnets of the space
+    (:func:`predictors.latency.uncertainty_level`); ``active`` says what
+    active registration did (measured, why it stopped, the uncertainty after
+    the references and after each measurement), or for a submitted round its
+    number and the uncertainty before it."""
+
     device: str
     space: str
     version: int
     quality: dict[str, float]
     n_measurements: int
+    uncertainty: float | None = None
+    active: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "device": self.device,
             "space": self.space,
             "version": self.version,
             "quality": self.quality,
             "n_measurements": self.n_measurements,
+            "uncertainty": self.uncertainty,
         }
+        if self.active:
+            out["active"] = self.active
+        return out
 
 
 def space_with_predictor(space_name: str) -> Any:
@@ -142,9 +167,24 @@ def _store(
     references: Sequence[tuple[dict[str, Any], float, dict[str, Any]]],
     extra: Sequence[tuple[dict[str, Any], float, dict[str, Any]]],
     method: str,
+    *,
+    measure: Callable[[dict[str, Any]], tuple[float, dict[str, Any]]] | None = None,
+    max_extra: int = 0,
 ) -> Registered:
-    """Store every measurement, adapt, and store the adapted model (one transaction)."""
-    from predictors.latency import adapt_device
+    """Adapt, then store every measurement and the adapted model (one
+    transaction). With ``measure`` (``config -> (ms, details)`` on the device)
+    and ``max_extra``, active registration measures up to that many more
+    subnets where the model is least sure; they are stored as measurements
+    marked ``"active": true`` and train the model."""
+    from predictors.latency import adapt_device, uncertainty_level
+
+    taken: list[dict[str, Any]] = []
+
+    def measure_ms(config: dict[str, Any]) -> float:
+        assert measure is not None
+        ms, details = measure(config)
+        taken.append({**details, "active": True})
+        return ms
 
     adaptation = adapt_device(
         space,
@@ -155,21 +195,17 @@ def _store(
         # while the quality reported is that of the references-only model on
         # them (a conservative figure).
         refit_with_extra=True,
+        measure=measure_ms if measure is not None and max_extra > 0 else None,
+        max_extra=max_extra if measure is not None else 0,
     )
+    active_rows = [
+        (arch, ms, details) for (arch, ms), details in zip(adaptation.active, taken, strict=True)
+    ]
     with rt.session() as s:
         device = devices.get_device(s, device_name)
         rows = [
-            MeasurementIn(
-                space_name=space.name,
-                arch=arch,
-                arch_hash=space.arch_hash(space.validate(arch)),
-                latency_ms=float(ms),
-                method=method,
-                spread_ms=details.get("iqr_ms"),
-                details=details,
-                is_reference=is_ref,
-            )
-            for group, is_ref in ((references, True), (extra, False))
+            _measurement_in(space, arch, ms, method, details, is_reference=is_ref)
+            for group, is_ref in ((references, True), (extra, False), (active_rows, False))
             for arch, ms, details in group
         ]
         devices.add_measurements(s, device, rows)
@@ -179,12 +215,47 @@ def _store(
             space_name=space.name,
             blob=adaptation.model.to_bytes(),
             metrics={**adaptation.quality, "outliers": list(adaptation.outliers)},
-            n_train=len(references),
+            n_train=adaptation.model.n_measurements,
             device_id=device.id,
         )
         return Registered(
-            device.name, space.name, stored.version, dict(adaptation.quality), len(rows)
+            device.name,
+            space.name,
+            stored.version,
+            dict(adaptation.quality),
+            len(rows),
+            uncertainty=uncertainty_level(adaptation.model, space),
+            active=_active_summary(adaptation) if measure is not None and max_extra > 0 else {},
         )
+
+
+def _active_summary(adaptation: DeviceAdaptation) -> dict[str, Any]:
+    return {
+        "max_extra_used": len(adaptation.active),
+        "stopped": adaptation.stopped,
+        "uncertainty_trace": [round(u, 6) for u in adaptation.uncertainty],
+    }
+
+
+def _measurement_in(
+    space: Any,
+    arch: dict[str, Any],
+    ms: float,
+    method: str,
+    details: dict[str, Any],
+    *,
+    is_reference: bool,
+) -> MeasurementIn:
+    return MeasurementIn(
+        space_name=space.name,
+        arch=arch,
+        arch_hash=space.arch_hash(space.validate(arch)),
+        latency_ms=float(ms),
+        method=method,
+        spread_ms=details.get("iqr_ms"),
+        details=details,
+        is_reference=is_reference,
+    )
 
 
 def measure_local(
@@ -196,6 +267,7 @@ def measure_local(
     batch: int = 1,
     name: str | None = None,
     n_extra: int = 10,
+    max_extra: int = 0,
     repeats: int = 30,
     seed: int = 0,
     description: str = "",
@@ -207,7 +279,15 @@ def measure_local(
     real, adapt the latency predictor, store everything. ``on_progress``
     (``supernets.progress``) hears the measurement's units
     (:func:`predictors.latency.measure_archs`) and one more for adapting and
-    storing the model."""
+    storing the model (active measurements, if any, happen within that step).
+
+    ``max_extra`` > 0 turns on active registration: after the references, up
+    to that many further subnets are measured, each where the adapted model is
+    least sure, stopping early once its uncertainty stops falling. They train
+    the model; the ``n_extra`` random ones stay a held-out sample for the
+    quality figure."""
+    if max_extra < 0:
+        raise DomainError(f"max_extra must be >= 0, got {max_extra}")
     import numpy as np
 
     from predictors.latency import DeviceSpec, measure_archs, reference_archs
@@ -258,9 +338,18 @@ def measure_local(
         (arch, m.median_ms, m.to_dict(samples=False))
         for arch, m in zip([*refs, *extras], measured, strict=True)
     ]
+
+    def measure_one(config: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        (m,) = measure_archs(space, [config], spec, repeats=repeats)
+        return m.median_ms, m.to_dict(samples=False)
+
     total = len(rows) * (1 + min(5, repeats)) + 1  # measure_archs' units, then this step
-    on_progress(total - 1, total, "adapting the latency model")
-    registered = _store(rt, device_name, space, rows[: len(refs)], rows[len(refs) :], backend)
+    step = "measuring where the model is least sure, then adapting" if max_extra else "adapting"
+    on_progress(total - 1, total, f"{step} the latency model")
+    registered = _store(
+        rt, device_name, space, rows[: len(refs)], rows[len(refs) :], backend,
+        measure=measure_one, max_extra=max_extra,
+    )  # fmt: skip
     on_progress(total, total, f"latency model v{registered.version} stored")
     return registered
 
@@ -347,11 +436,6 @@ def reference_zip(
     of deployed subnets, seconds of CPU each), and its content does not depend
     on the device beyond the batch size. ``on_progress`` hears one unit per
     reference model exported (one unit in all when the package is cached)."""
-    import hashlib
-    import os
-    import tempfile
-    import zipfile
-
     import torch
 
     from predictors.latency import export_reference_onnx, reference_archs
@@ -367,16 +451,35 @@ def reference_zip(
         "exporter": ONNX_EXPORTER,
         "torch": str(torch.__version__),
     }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     cache = rt.settings.artifacts_dir / "references"
-    target = cache / f"{space.name}-b{batch}-{digest}.zip"
+    return _zip_once(
+        cache / f"{space.name}-b{batch}-{_digest(key)}.zip",
+        lambda files: export_reference_onnx(space, files, batch=batch, on_progress=on_progress),
+        on_progress,
+    )
+
+
+def _digest(key: Any) -> str:
+    """A short content key for a cached package's file name."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _zip_once(target: Path, build: Callable[[Path], object], on_progress: ProgressCallback) -> Path:
+    """``target``, a zip of the files ``build(folder)`` writes, built only when
+    it is not there yet (its name carries the content key)."""
+    import os
+    import tempfile
+    import zipfile
+
     if target.is_file():
-        on_progress(1, 1, f"reference package cached at {target}")
+        on_progress(1, 1, f"package cached at {target}")
         return target
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         files = Path(tmp) / "package"
-        export_reference_onnx(space, files, batch=batch, on_progress=on_progress)
+        build(files)
         partial = Path(tmp) / "package.zip"
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
             for f in sorted(files.iterdir()):
@@ -569,10 +672,30 @@ def submit_latency_file(rt: Runtime, device_name: str, space_name: str, text: st
     """Store a latency file as ``measure.py`` prints it (or an older accepted
     form, see :func:`parse_latency_file`), checked against the space and its
     reference set, and adapt the device's model: what ``hwnas device submit``
-    and ``POST /v1/devices/{name}/records`` do with the same bytes."""
+    and ``POST /v1/devices/{name}/records`` do with the same bytes. Records
+    that name no reference (an active round's, :func:`round_package`) are
+    stored and the device re-adapted from all it measured
+    (:func:`submit_measurements`)."""
     from predictors.latency import reference_archs, reference_set
 
     space = space_with_predictor(space_name)
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if '"hwnas-latency-measurement"' in first:
+        from predictors.latency import read_records
+
+        try:
+            records = read_records(text, space=space.name, reference_set=reference_set(space))
+        except ValueError as exc:
+            raise DomainError(str(exc)) from None
+        if all(r.ref is None for r in records):
+            # No reference in the file: further subnets (an active round's)
+            jobs_named = sorted({r.job for r in records if r.job is not None})
+            if jobs_named:
+                raise DomainError(
+                    f"these records verify search job(s) {jobs_named}: submit them with --job "
+                    "(API: POST /v1/devices/{name}/latencies with job)"
+                )
+            return submit_measurements(rt, device_name, space, records)
     refs, extra, details = parse_latency_file(
         text,
         len(reference_archs(space)),
@@ -580,3 +703,201 @@ def submit_latency_file(rt: Runtime, device_name: str, space_name: str, text: st
         reference_set=reference_set(space),
     )
     return submit_latencies(rt, device_name, space.name, refs, extra=extra, details=details)
+
+
+# -- re-adapting from stored measurements; active rounds for remote devices ------------
+def _round_of(details: dict[str, Any]) -> int | None:
+    value = details.get("round")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def readapt_stored(
+    session: Session, device: Device, space: Any, *, before_round: int | None = None
+) -> DeviceAdaptation:
+    """The device's latency model adapted afresh from every measurement stored
+    for it in ``space`` (references, extras, active rounds, verified
+    candidates), whatever reference set they were measured with
+    (:func:`predictors.latency.readapt_device`). ``before_round`` leaves out
+    the active rounds numbered from it on (what round K was chosen from)."""
+    from predictors.latency import readapt_device
+
+    rows = [
+        r
+        for r in devices.list_measurements(session, device, space_name=space.name)
+        if before_round is None or (_round_of(r.details) or 0) < before_round
+    ]
+    refs = [r.arch for r in rows if r.is_reference]
+    if not refs:
+        raise DomainError(
+            f"device {device.name!r} has no reference measurements for space {space.name!r}: "
+            f"measure them first (`hwnas device references {device.name} --space {space.name} "
+            "-o DIR`, then `hwnas device submit`)"
+        )
+    return readapt_device(
+        space, [(r.arch, r.latency_ms) for r in rows], references=refs, device=device.name
+    )
+
+
+def _plan_round(
+    rt: Runtime, device_name: str, space: Any, round_no: int, count: int, batch: int | None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Round ``round_no``'s architectures, and what the answer reports about it."""
+    from predictors.latency import propose_measurements, uncertainty_level
+
+    if round_no < 1:
+        raise DomainError(f"round must be >= 1, got {round_no}")
+    if not 1 <= count <= 100:
+        raise DomainError(f"count must be in [1, 100], got {count}")
+    with rt.read_session() as s:
+        device = devices.get_device(s, device_name)
+        batch = batch or device.batch_size
+        stored = devices.list_measurements(s, device, space_name=space.name)
+        done = max((_round_of(r.details) or 0 for r in stored), default=0)
+        if round_no > done + 1:
+            raise DomainError(
+                f"device {device_name!r} has submitted active rounds up to {done}: "
+                f"write and submit round {done + 1} before round {round_no}"
+            )
+        adaptation = readapt_stored(s, device, space, before_round=round_no)
+        measured = [r.arch for r in stored if (_round_of(r.details) or 0) < round_no]
+    archs = propose_measurements(adaptation.model, space, count, measured=measured, seed=round_no)
+    info = {
+        "device": device_name,
+        "space": space.name,
+        "round": round_no,
+        "batch": batch,
+        "archs": archs,
+        "n_measured_before": len(measured),
+        "uncertainty": uncertainty_level(adaptation.model, space),
+        "next": (
+            f"on the device: python measure.py round{round_no}_*.onnx --threads N --batch {batch} "
+            f"> round{round_no}.jsonl; then: hwnas device submit {device_name} --space "
+            f"{space.name} --file round{round_no}.jsonl"
+        ),
+    }
+    return archs, info
+
+
+def round_package(
+    rt: Runtime,
+    device_name: str,
+    space_name: str,
+    out_dir: Path,
+    round_no: int,
+    *,
+    count: int = 5,
+    batch: int | None = None,
+    on_progress: ProgressCallback = ignore_progress,
+) -> dict[str, Any]:
+    """Write active round ``round_no`` for a device measured elsewhere: the
+    ``count`` subnets its model, re-adapted from the measurements stored before
+    that round, is least sure of (:func:`predictors.latency.propose_measurements`,
+    a batch that does not ask twice for the same information), as ONNX files
+    with the standalone ``measure.py``. Deterministic: the same stored
+    measurements give the same round. Round K needs rounds 1..K-1 submitted."""
+    from predictors.latency import export_round_onnx
+
+    space = space_with_predictor(space_name)
+    archs, info = _plan_round(rt, device_name, space, round_no, count, batch)
+    paths = export_round_onnx(
+        space, archs, out_dir, round_no=round_no, batch=info["batch"],
+        manifest={"device": device_name, "uncertainty_before": info["uncertainty"]},
+        on_progress=on_progress,
+    )  # fmt: skip
+    return {**info, "out_dir": str(out_dir), "files": [p.name for p in paths]}
+
+
+def round_zip(
+    rt: Runtime,
+    device_name: str,
+    space_name: str,
+    round_no: int,
+    *,
+    count: int = 5,
+    batch: int | None = None,
+) -> Path:
+    """:func:`round_package` as a zip file, kept under
+    ``<home>/artifacts/references/rounds`` by its content (device, round,
+    architectures, batch): asked again before anything new is stored, it is
+    served without exporting again (the key also names the exporter and torch,
+    as the reference package's does)."""
+    import torch
+
+    from supernets.export import ONNX_EXPORTER
+
+    space = space_with_predictor(space_name)
+    archs, info = _plan_round(rt, device_name, space, round_no, count, batch)
+    key = [
+        device_name,
+        space.name,
+        round_no,
+        info["batch"],
+        archs,
+        ONNX_EXPORTER,
+        str(torch.__version__),
+    ]
+    cache = rt.settings.artifacts_dir / "references" / "rounds"
+    return _zip_once(
+        cache / f"{device_name}-{space.name}-round{round_no}-{_digest(key)}.zip",
+        lambda files: round_package(
+            rt, device_name, space.name, files, round_no, count=count, batch=batch
+        ),
+        ignore_progress,
+    )
+
+
+def submit_measurements(
+    rt: Runtime, device_name: str, space: Any, records: Sequence[MeasurementRecord]
+) -> Registered:
+    """Store measurement records that name their architectures by config (an
+    active round's, or any further subnets measured on the device) and re-adapt
+    the device's model from everything stored for it."""
+    from predictors.latency import DeviceLatencyPredictor, uncertainty_level
+
+    with rt.session() as s:
+        device = devices.get_device(s, device_name)
+        before: float | None = None
+        previous = s.scalar(
+            select(PredictorModel)
+            .where(
+                PredictorModel.kind == "latency",
+                PredictorModel.scope == predictor_records.scope_of(device_id=device.id),
+                PredictorModel.space_name == space.name,
+            )
+            .order_by(PredictorModel.version.desc())
+            .limit(1)
+        )
+        if previous is not None and previous.blob is not None:
+            old = DeviceLatencyPredictor.from_bytes(previous.blob)
+            before = uncertainty_level(old, space) if old.has_uncertainty else None
+        rounds = sorted({n for r in records if (n := _round_of(r.details)) is not None})
+        rows = []
+        for r in records:
+            assert r.arch is not None
+            try:
+                arch = space.validate(r.arch).to_dict()
+            except ValueError as exc:
+                raise DomainError(f"record for {r.key[:80]}: {exc}") from None
+            rows.append(_measurement_in(space, arch, r.latency_ms, "submitted", dict(r.details),
+                                        is_reference=False))  # fmt: skip
+        devices.add_measurements(s, device, rows)
+        adaptation = readapt_stored(s, device, space)
+        stored = predictor_records.store_predictor(
+            s,
+            kind="latency",
+            space_name=space.name,
+            blob=adaptation.model.to_bytes(),
+            metrics={**adaptation.quality, "outliers": list(adaptation.outliers)},
+            n_train=adaptation.model.n_measurements,
+            device_id=device.id,
+        )
+        n_stored = len(devices.list_measurements(s, device, space_name=space.name))
+        return Registered(
+            device.name,
+            space.name,
+            stored.version,
+            dict(adaptation.quality),
+            n_stored,
+            uncertainty=uncertainty_level(adaptation.model, space),
+            active={"rounds": rounds, "n_submitted": len(rows), "uncertainty_before": before},
+        )

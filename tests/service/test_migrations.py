@@ -300,3 +300,116 @@ def test_trial_latencies_migration_fills_rows_from_stored_trials(db_url: str) ->
         assert _diff(engine) == []
     finally:
         engine.dispose()
+
+
+def _v1_payload(blob: bytes) -> bytes:
+    """A device model as hwnas saved it before payload version 2."""
+    import json
+
+    payload = json.loads(blob)
+    for key in ("posterior_cov", "noise", "cov_scale", "calibration"):
+        del payload[key]
+    payload["format_version"] = 1
+    return json.dumps(payload).encode()
+
+
+def test_readapt_migration_gives_old_device_models_uncertainty(db_url: str) -> None:
+    """0007 re-adapts a device whose newest model is a version-1 payload from its
+    stored measurements (an older reference set's included); a v2 model, a
+    device without measurements and every other row stay; downgrade removes
+    only what it added."""
+    from typing import cast
+
+    import numpy as np
+    from sqlalchemy import Table, insert
+
+    from predictors.latency import DeviceLatencyPredictor, adapt_device, reference_archs
+    from service.db import Device, LatencyMeasurement, PredictorModel, utcnow
+    from supernets import tables
+    from supernets.spaces import NB201Space
+
+    space = NB201Space()
+    latency = tables.nb201_latency().latency["fpga"]
+    rng = np.random.default_rng(0)
+    # "Older reference set": ten architectures the current predictor does not name.
+    old_refs = [space.from_index(int(i)).to_dict() for i in rng.choice(15625, 10, replace=False)]
+    extras = [space.from_index(int(i)).to_dict() for i in rng.choice(15625, 4, replace=False)]
+    ms = lambda c: float(latency[space.index(space.validate(c))])  # noqa: E731
+    current = adapt_device("nb201", [ms(c) for c in reference_archs("nb201")]).model
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0005")
+        now = utcnow()
+        with engine.begin() as conn:
+            for name in ("old", "new", "empty"):
+                conn.execute(
+                    insert(cast(Table, Device.__table__)),
+                    {"name": name, "kind": "remote", "description": "", "batch_size": 1,
+                     "properties": {}, "owner": "local", "bundled": False,
+                     "created_at": now, "updated_at": now},
+                )  # fmt: skip
+            ids: dict[str, int] = {
+                str(n): int(i) for n, i in conn.execute(text("SELECT name, id FROM devices"))
+            }
+            for device, archs in (("old", old_refs + extras), ("new", old_refs)):
+                for i, arch in enumerate(archs):
+                    conn.execute(
+                        insert(cast(Table, LatencyMeasurement.__table__)),
+                        {"device_id": ids[device], "space_name": "nb201", "arch": arch,
+                         "arch_hash": space.arch_hash(space.validate(arch)),
+                         "latency_ms": ms(arch), "method": "submitted", "details": {},
+                         "is_reference": i < 10, "created_at": now},
+                    )  # fmt: skip
+            for device, blob in (
+                ("old", _v1_payload(current.to_bytes())),
+                ("new", current.to_bytes()),
+                ("empty", _v1_payload(current.to_bytes())),
+            ):
+                conn.execute(
+                    insert(cast(Table, PredictorModel.__table__)),
+                    {"kind": "latency", "scope": f"device:{ids[device]}", "space_name": "nb201",
+                     "device_id": ids[device], "version": 1, "blob": blob,
+                     "metrics": {"n_references": 10.0}, "n_train": 10, "created_at": now},
+                )  # fmt: skip
+
+        def models() -> list[tuple[int, int, bytes, dict]]:
+            import json
+
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    text(
+                        "SELECT device_id, version, blob, metrics FROM predictor_models "
+                        "ORDER BY device_id, version"
+                    )
+                ).all()
+            return [
+                (r[0], r[1], bytes(r[2]), json.loads(r[3]) if isinstance(r[3], str) else r[3])
+                for r in rows
+            ]
+
+        before = models()
+        upgrade(engine)
+        after = models()
+        had = {(d, v) for d, v, _, _ in before}
+        assert [r for r in after if r[:2] in had] == before  # nothing changed or lost
+        added = [r for r in after if r[:2] not in had]
+        assert [(d, v) for d, v, _, _ in added] == [(ids["old"], 2)]
+        model = DeviceLatencyPredictor.from_bytes(added[0][2])
+        assert model.has_uncertainty and model.n_measurements == 14 and model.device == "old"
+        X = space.encode_many([space.from_index(i) for i in range(0, 15625, 500)])
+        mean, std = model.predict_with_uncertainty(X)
+        assert (mean > 0).all() and (std > 0).all()
+        truth = latency[list(range(0, 15625, 500))]
+        assert np.corrcoef(mean, truth)[0, 1] > 0.9
+        metrics = added[0][3]
+        assert metrics["n_references"] == 10.0 and metrics["n_measured"] == 14.0
+        assert metrics["readapted_by_migration"] == {"revision": "0007", "from_version": 1}
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM latency_measurements")).scalar() == 24
+        assert _diff(engine) == []
+        downgrade(engine, "0005")
+        assert models() == before
+        upgrade(engine)
+        assert len(models()) == len(before) + 1
+    finally:
+        engine.dispose()

@@ -120,14 +120,24 @@ def references_zip(
     caller: Annotated[Caller, Depends(writer)],
     space: SpaceQuery = "ofa-mbv3-tiny",
     batch: Annotated[int | None, Query(ge=1, le=1024)] = None,
+    round: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    count: Annotated[int, Query(ge=1, le=100)] = 5,
 ) -> FileResponse:
     """The reference subnets as ONNX files + manifest + standalone measure.py,
     zipped. Built once per space and batch and then served as a file; a write
-    token is needed because the first build costs seconds of CPU."""
-    from service.orchestration.registration import reference_zip
+    token is needed because the first build costs seconds of CPU. With
+    ``round=K``: active round K instead (``count`` subnets the device's model
+    is least sure of, as the CLI's ``device references --round`` writes), whose records
+    go to ``POST /v1/devices/{name}/records``."""
+    from service.orchestration.registration import reference_zip, round_zip
 
     with rt.read_session() as s:
         devices.get_device(s, name, caller.scope)
+    if round is not None:
+        path = round_zip(rt, name, space, round, count=count, batch=batch)
+        return FileResponse(
+            path, media_type="application/zip", filename=f"{name}-{space}-round{round}.zip"
+        )
     path = reference_zip(rt, name, space, batch)
     return FileResponse(
         path, media_type="application/zip", filename=f"{name}-{space}-references.zip"
@@ -211,12 +221,13 @@ def measure_server(
     rt: Annotated[Runtime, Depends(get_hwnas)],
     caller: Annotated[Caller, Depends(writer)],
 ) -> dict[str, Any]:
-    """Register the server's own machine (backend/threads/batch) by measuring it."""
+    """Register the server's own machine (backend/threads/batch) by measuring it;
+    ``max_extra`` > 0 adds active registration (as the CLI's ``device measure --max-extra``)."""
     from service.orchestration.registration import measure_local
 
     reg = measure_local(
         rt, body.space, backend=body.backend, threads=body.threads, batch=body.batch,
-        n_extra=body.extra, repeats=body.repeats, owner=caller.name,
+        n_extra=body.extra, max_extra=body.max_extra, repeats=body.repeats, owner=caller.name,
     )  # fmt: skip
     return reg.to_dict()
 

@@ -14,14 +14,17 @@ from predictors.latency import (
     MetaParams,
     adapt_device,
     export_reference_onnx,
+    export_round_onnx,
     load_pretrained,
     measure_archs,
     pretrained_spaces,
     propose_measurements,
     read_records,
+    readapt_device,
     reference_archs,
     reference_set,
     split_records,
+    uncertainty_level,
 )
 from supernets import tables
 from supernets.spaces import NB201Space, OFAMobileNetV3Space, get_space
@@ -123,6 +126,34 @@ def test_propose_measurements_for_a_remote_device() -> None:
         propose_measurements(model, "nb201", 0)
 
 
+def test_readapt_from_measurements_of_any_architectures() -> None:
+    """A stored device re-adapts from whatever it measured: references of an
+    older reference set, extras, repeats; more measurements, less uncertainty."""
+    space = NB201Space()
+    latency = tables.nb201_latency().latency["fpga"]
+    rng = np.random.default_rng(3)
+    old_refs = [space.from_index(int(i)).to_dict() for i in rng.choice(15625, 10, replace=False)]
+    pairs = [(c, float(latency[space.index(space.validate(c))])) for c in old_refs]
+    pairs.append(pairs[0])  # a repeat counts once
+    first = readapt_device("nb201", pairs, references=old_refs, device="f")
+    assert first.quality["n_measured"] == 10 and first.quality["fit_mape"] < 0.2
+    assert first.model.device == "f" and first.model.has_uncertainty
+    assert first.model.metadata["reference_set"] != reference_set("nb201")
+    assert first.model.metadata["reference_archs"] == old_refs
+    more = pairs + [
+        (space.from_index(int(i)).to_dict(), float(latency[i]))
+        for i in rng.choice(15625, 30, replace=False)
+    ]
+    second = readapt_device("nb201", more, references=old_refs)
+    assert second.model.n_measurements > first.model.n_measurements
+    assert uncertainty_level(second.model, space) < uncertainty_level(first.model, space)
+    assert readapt_device("nb201", pairs).model.metadata["reference_set"] == reference_set("nb201")
+    with pytest.raises(ValueError, match="no measurements"):
+        readapt_device("nb201", [])
+    with pytest.raises(ValueError, match="positive"):
+        readapt_device("nb201", [(old_refs[0], -2.0)])
+
+
 def test_adapt_device_rejects_bad_submissions() -> None:
     n = len(reference_archs("nb201"))
     with pytest.raises(ValueError, match=f"wrong number of reference latencies: got {n - 1}"):
@@ -173,7 +204,7 @@ def test_reference_export_reports_one_unit_per_model(
 ) -> None:
     _, _, calls = reference_package
     assert [(done, total) for done, total, _ in calls] == [(0, 2), (1, 2), (2, 2)]
-    assert calls[1][2] == "exporting reference model ref_01.onnx"
+    assert calls[1][2] == "exporting ref model ref_01.onnx"
 
 
 def test_reference_models_are_exported_as_deployed_subnets_are(
@@ -250,6 +281,30 @@ def test_reference_onnx_files_run_on_a_remote_device(
     assert extra == [] and min(latencies) > 0
     result = adapt_device("ofa-mbv3-tiny", latencies, predictor=tiny_meta)
     assert result.model.predict(tiny_meta.reference_features).shape == (2,)
+
+
+def test_round_package_records_name_their_architectures(
+    tmp_path: Path, tiny_meta: MetaLatencyPredictor
+) -> None:
+    space = get_space("ofa-mbv3-tiny")
+    archs = [space.sample(np.random.default_rng(i)).to_dict() for i in range(2)]
+    paths = export_round_onnx(
+        space, archs, tmp_path, round_no=2, predictor=tiny_meta, manifest={"device": "x"}
+    )
+    assert [p.name for p in paths] == ["round2_00.onnx", "round2_01.onnx"]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert (manifest["round"], manifest["device"]) == (2, "x")
+    out = subprocess.run(
+        [sys.executable, str(tmp_path / "measure.py"), *map(str, paths), "--repeats", "3"],
+        capture_output=True, text=True, cwd=tmp_path, check=True,
+        env={"PATH": "", "PYTHONPATH": ""},
+    ).stdout  # fmt: skip
+    ref_set = reference_set("ofa-mbv3-tiny", tiny_meta)
+    records = read_records(out, space="ofa-mbv3-tiny", reference_set=ref_set)
+    assert [r.arch for r in records] == [space.validate(a).to_dict() for a in archs]
+    assert all(r.ref is None and r.details["round"] == 2 for r in records)
+    with pytest.raises(ValueError, match="round must be >= 1"):
+        export_round_onnx(space, archs, tmp_path, round_no=0, predictor=tiny_meta)
 
 
 def test_measure_archs_locally(tiny_meta: MetaLatencyPredictor) -> None:

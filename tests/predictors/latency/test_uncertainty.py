@@ -169,3 +169,36 @@ def test_device_model_keeps_the_standardised_uncertainty(
     _, std = dev.predict_with_uncertainty(X)
     np.testing.assert_allclose(std, st.scale * sd, rtol=1e-8)  # "lin": std = scale * sd
     assert dev.space == "lin"
+
+
+def test_fit_decides_per_device_shared_costs_on_its_sources(
+    nb201: Slice, gpu_metas: tuple[MetaLatencyPredictor, MetaLatencyPredictor]
+) -> None:
+    """Whether adapt re-picks the shared-cost scale per device is chosen in the
+    source episodes, kept in the file, and what adapt then does."""
+    from dataclasses import replace
+
+    from predictors.latency import load_pretrained
+    from predictors.latency.meta import _adapt_standardised
+
+    meta = gpu_metas[0]
+    info = meta.info
+    assert any(k.endswith(", fixed groups") for k in info["episode_scores"])
+    assert info["groups_per_device"] in (True, False)
+    # the shipped tiny predictor's sources said: adapting without it is better
+    tiny = load_pretrained("ofa-mbv3-tiny")
+    assert tiny.info["groups_per_device"] is False and tiny.params.groups_per_device is True
+    payload = json.loads(tiny.to_bytes())
+    assert payload["groups_per_device"] is False
+    del payload["groups_per_device"]  # a file written before fit chose it
+    legacy = MetaLatencyPredictor.from_bytes(json.dumps(payload).encode())
+    assert legacy._require_fitted().groups_per_device is True
+    # adapt follows the stored choice, not the parameter
+    f = tiny._require_fitted()
+    X = f.reference_features
+    y = np.exp(X @ np.linspace(0.01, 0.02, X.shape[1]))
+    Z = (X - f.feature_mean) / f.feature_scale
+    off = _adapt_standardised(Z, y, f.prior, None, replace(tiny.params, groups_per_device=False))
+    np.testing.assert_allclose(tiny.adapt(X, y).coef, off.coef / f.feature_scale)
+    with pytest.raises(ValueError, match="groups_per_device_z"):
+        MetaParams(groups_per_device_z=-1.0)
