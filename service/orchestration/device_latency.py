@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from service.db import Device, LatencyMeasurement, PredictorModel, Supernet
@@ -56,19 +56,22 @@ def latency_source(
         from nas.evaluators import TabularLatency
 
         return TabularLatency(_table_device(device), supernet.space_name)
-    check_latency_available(session, supernet, device)
     row = session.scalar(
-        select(PredictorModel)
-        .where(
-            PredictorModel.kind == "latency",
-            PredictorModel.scope == scope_of(device_id=device.id),
-            PredictorModel.space_name == supernet.space_name,
-        )
-        .order_by(PredictorModel.version.desc())
-        .limit(1)
+        _stored_models(supernet, device).order_by(PredictorModel.version.desc()).limit(1)
     )
-    assert row is not None and row.blob is not None
+    if row is None:
+        raise _no_latency_error(supernet, device)
+    assert row.blob is not None
     return _device_model(row.blob, device.name)
+
+
+def _stored_models(supernet: Supernet, device: Device) -> Select[Any]:
+    """The stored latency models of ``device`` for ``supernet``'s space."""
+    return select(PredictorModel).where(
+        PredictorModel.kind == "latency",
+        PredictorModel.scope == scope_of(device_id=device.id),
+        PredictorModel.space_name == supernet.space_name,
+    )
 
 
 def _device_model(blob: bytes, device_name: str) -> DeviceLatencyPredictor:
@@ -85,22 +88,22 @@ def check_latency_available(session: Session, supernet: Supernet, device: Device
     if has_table_latency(supernet.space_name, device):
         return
     stored = session.scalar(
-        select(PredictorModel.id).where(
-            PredictorModel.kind == "latency",
-            PredictorModel.scope == scope_of(device_id=device.id),
-            PredictorModel.space_name == supernet.space_name,
-        )
+        _stored_models(supernet, device).with_only_columns(PredictorModel.id).limit(1)
     )
     if stored is None:
-        raise DomainError(
-            f"device {device.name!r} has no latency model for space {supernet.space_name!r}: "
-            "measure this machine with "
-            f"`hwnas device measure --space {supernet.space_name} --name {device.name}`, "
-            "or measure elsewhere: "
-            f"`hwnas device references {device.name} --space {supernet.space_name} -o refs/`, "
-            "run refs/measure.py on the device, then "
-            f"`hwnas device submit {device.name} --space {supernet.space_name} -f latencies.jsonl`"
-        )
+        raise _no_latency_error(supernet, device)
+
+
+def _no_latency_error(supernet: Supernet, device: Device) -> DomainError:
+    return DomainError(
+        f"device {device.name!r} has no latency model for space {supernet.space_name!r}: "
+        "measure this machine with "
+        f"`hwnas device measure --space {supernet.space_name} --name {device.name}`, "
+        "or measure elsewhere: "
+        f"`hwnas device references {device.name} --space {supernet.space_name} -o refs/`, "
+        "run refs/measure.py on the device, then "
+        f"`hwnas device submit {device.name} --space {supernet.space_name} -f latencies.jsonl`"
+    )
 
 
 #: Random subnets whose predicted latency bounds "the fastest predicted subnet"
