@@ -40,6 +40,7 @@ ACCURACY_UNIT = "accuracy_unit"
 __all__ = [
     "ACCURACY_UNIT",
     "CandidatePoint",
+    "JobTrials",
     "SubnetAnswer",
     "TrialIn",
     "best_answer",
@@ -51,6 +52,7 @@ __all__ = [
     "list_trials",
     "measured_accuracies",
     "pareto_front",
+    "record_job_trials",
     "record_trial",
 ]
 
@@ -303,6 +305,75 @@ def bulk_record_trials(
             session.execute(insert(TrialLatency), rows)
         ids.extend(new_ids)
     return ids
+
+
+@dataclass(frozen=True)
+class JobTrials:
+    """What every trial of one search job shares, looked up once per job: what
+    :func:`record_job_trials` would otherwise read for each trial."""
+
+    job_id: int
+    owner: str
+    space_name: str
+    #: The job's main device (the trials' own latency columns).
+    device_name: str
+
+
+def record_job_trials(session: Session, job: JobTrials, trials: Sequence[TrialIn]) -> int:
+    """Store evaluations of ``job`` (a round's, or all of them when the job
+    reconciles with its study) in a few statements whatever their number:
+    architectures the job stored already are skipped, as :func:`record_trial`
+    would, and returns how many were new. Every trial must belong to ``job``."""
+    if any(t.job_id != job.job_id for t in trials):
+        raise ValueError(f"record_job_trials: every trial must belong to job {job.job_id}")
+    hashes = sorted({t.arch_hash for t in trials})
+    if not hashes:
+        return 0
+    stored = set(
+        session.scalars(
+            select(Trial.arch_hash).where(Trial.job_id == job.job_id, Trial.arch_hash.in_(hashes))
+        )
+    )
+    fresh: dict[str, TrialIn] = {}
+    for t in trials:
+        if t.arch_hash not in stored:
+            fresh.setdefault(t.arch_hash, t)
+    if not fresh:
+        return 0
+    measured: dict[str, dict[str, float]] = {}
+    for arch_hash, name, ms in session.execute(
+        select(LatencyMeasurement.arch_hash, Device.name, func.min(LatencyMeasurement.latency_ms))
+        .join(Device, Device.id == LatencyMeasurement.device_id)
+        .where(
+            LatencyMeasurement.space_name == job.space_name,
+            LatencyMeasurement.arch_hash.in_(list(fresh)),
+        )
+        .group_by(LatencyMeasurement.arch_hash, Device.name)
+    ):
+        measured.setdefault(arch_hash, {})[name] = float(ms)
+    part = list(fresh.values())
+    try:
+        with session.begin_nested():
+            ids = list(
+                session.scalars(
+                    insert(Trial).returning(Trial.id, sort_by_parameter_order=True),
+                    [_trial_values(t) for t in part],
+                )
+            )
+    except IntegrityError:
+        # Another worker stored some of them meanwhile (a lease taken over
+        # mid-round): one at a time, each idempotent.
+        for t in part:
+            record_trial(session, t)
+        return len(part)
+    rows: list[dict[str, Any]] = []
+    for t, trial_id in zip(part, ids, strict=True):
+        rows.extend(
+            _latency_rows(t, trial_id, job.device_name, job.owner, measured.get(t.arch_hash, {}))
+        )
+    if rows:
+        session.execute(insert(TrialLatency), rows)
+    return len(part)
 
 
 def visible_trials(scope: Scope | None) -> ColumnElement[bool] | None:
