@@ -223,3 +223,61 @@ def test_service_answers_equal_nas_reference(
     assert [(c.arch_hash, c.latency_ms) for c in front] == [
         (r["arch"], r["latency_ms"][dev.name]) for r in cast(list[dict[str, Any]], want_front)
     ]
+
+
+def test_a_rounds_trials_are_stored_together_once_each(rt: Runtime) -> None:
+    """record_job_trials (the worker's per-round write): architectures the job
+    stored already, and repeats within the call, are skipped; the index rows
+    carry the job's owner, a stored measurement and the predicted std."""
+    from sqlalchemy import select
+
+    from service.db import TrialLatency
+    from service.domain import jobs
+
+    n = next(_names)
+    with rt.session() as s:
+        sn = supernet_records.register_supernet(
+            s, f"sn{n}", space_name="nb201", space_config={}, status="ready"
+        )
+        dev = devices.create_device(s, f"dev{n}", kind="remote")
+        devices.create_device(s, f"other{n}", kind="remote")
+        job = jobs.submit_job(s, {"supernet": sn.name, "device": dev.name}, owner="alice")
+
+        def trial(arch: str, ms: float) -> subnets.TrialIn:
+            return subnets.TrialIn(
+                space_name="nb201",
+                arch={"name": arch},
+                arch_hash=arch,
+                accuracy=70.0,
+                supernet_id=sn.id,
+                device_id=dev.id,
+                job_id=job.id,
+                latency_ms=ms,
+                latency_source="predicted",
+                latency_std_ms=0.5,
+                latencies={f"other{n}": {"ms": 2 * ms, "source": "predicted", "std_ms": 0.1}},
+            )
+
+        devices.add_measurements(
+            s,
+            dev,
+            [devices.MeasurementIn("nb201", {"name": "b"}, "b", latency_ms=1.5, method="test")],
+        )
+        context = subnets.JobTrials(job.id, "alice", "nb201", dev.name)
+        assert subnets.record_job_trials(s, context, [trial("a", 3.0)]) == 1
+        stored = [trial("a", 9.0), trial("b", 4.0), trial("b", 5.0), trial("c", 6.0)]
+        assert subnets.record_job_trials(s, context, stored) == 2
+        assert subnets.record_job_trials(s, context, stored) == 0
+        rows = {
+            (r.arch_hash, r.device_name): r
+            for r in s.scalars(select(TrialLatency).where(TrialLatency.supernet_id == sn.id))
+        }
+        with pytest.raises(ValueError, match="must belong to job"):
+            subnets.record_job_trials(s, context, [subnets.TrialIn("nb201", {}, "z", 50.0)])
+    assert sorted(rows) == [(h, d) for h in "abc" for d in (dev.name, f"other{n}")]
+    assert rows[("a", dev.name)].latency_ms == 3.0  # the first report stands
+    assert (rows[("b", dev.name)].latency_ms, rows[("b", dev.name)].source) == (1.5, "measured")
+    assert rows[("b", dev.name)].own_ms == 4.0  # the first of the repeats
+    assert rows[("c", dev.name)].own_std_ms == 0.5
+    assert rows[("c", f"other{n}")].own_std_ms == 0.1
+    assert {r.owner for r in rows.values()} == {"alice"}
