@@ -4,12 +4,15 @@ trial sets (stored measurements override predictions, latest evaluation wins).
 
 The service answers with indexed SQL over ``trial_latencies`` (kept in step
 with trials and measurements written in either order, and through bulk
-inserts); these tests hold that path to the reference."""
+inserts); these tests hold that path to the reference, on SQLite and on
+PostgreSQL (``HWNAS_TEST_POSTGRES_URL``)."""
 
 from __future__ import annotations
 
 import itertools
 import math
+import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +22,18 @@ from unittest.mock import patch
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from nas.pareto import best_under_budget as reference_best
 from nas.pareto import pareto_front as reference_front
+from service.db import upgrade
 from service.domain import devices, subnets, supernet_records
 from service.runtime import Runtime
 from service.settings import load_settings
 
 ARCHS = [f"a{i}" for i in range(6)]
+POSTGRES_ENV = "HWNAS_TEST_POSTGRES_URL"
 
 
 @dataclass(frozen=True)
@@ -56,11 +63,37 @@ trial_st = st.builds(
 measurement_st = st.tuples(st.sampled_from(ARCHS), st.sampled_from([0.5, 1.5, 2.5, 4.0]))
 
 
-@pytest.fixture(scope="module")
-def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    db = Path(tmp_path_factory.mktemp("queries")) / "hwnas.db"
-    with Runtime.open(load_settings(database_url=f"sqlite:///{db}")) as handle:
-        yield handle
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def rt(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Runtime]:
+    """The SQL of the answers on both backends (PostgreSQL in a scratch schema)."""
+    home = Path(tmp_path_factory.mktemp("queries"))
+    if request.param == "sqlite":
+        with Runtime.open(
+            load_settings(home=home, database_url=f"sqlite:///{home / 'h.db'}")
+        ) as rt_:
+            yield rt_
+        return
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL server to test against")
+    schema = f"hwnas_queries_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        settings = load_settings(home=home, database_url=url.render_as_string(hide_password=False))
+        with Runtime.open(settings, check_schema=False) as rt_:
+            upgrade(rt_.engine)
+            yield rt_
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 _names = itertools.count()
