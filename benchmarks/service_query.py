@@ -24,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+import tracemalloc
 import uuid
 from pathlib import Path
 from typing import Any
@@ -103,29 +104,60 @@ def _populate(rt: Any, n_trials: int, seed: int) -> dict[str, Any]:
     return {"secret": secret, "store_s": time.perf_counter() - t0}
 
 
+def _params(kind: str, rng: np.random.Generator) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "supernet": f"sn{rng.integers(N_SUPERNETS)}",
+        "device": f"dev{rng.integers(N_DEVICES)}",
+    }
+    if kind == "best":
+        # Mostly feasible budgets, some too tight (the "closest" path).
+        params["budget_ms"] = float(rng.choice([0.3, 2.0, 5.0, 10.0, 25.0]))
+    return params
+
+
+def _get(client: Any, kind: str, params: dict[str, Any], headers: dict[str, str]) -> None:
+    response = client.get(f"/v1/query/{kind}", params=params, headers=headers)
+    if response.status_code != 200:
+        raise RuntimeError(f"{kind} {params}: {response.status_code} {response.text}")
+
+
 def _time(client: Any, headers: dict[str, str], n: int, seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     out: dict[str, float] = {}
     for kind in ("best", "pareto"):
         times = []
+        cpu = 0.0
         for i in range(n):
-            params: dict[str, Any] = {
-                "supernet": f"sn{rng.integers(N_SUPERNETS)}",
-                "device": f"dev{rng.integers(N_DEVICES)}",
-            }
-            if kind == "best":
-                # Mostly feasible budgets, some too tight (the "closest" path).
-                params["budget_ms"] = float(rng.choice([0.3, 2.0, 5.0, 10.0, 25.0]))
-            t0 = time.perf_counter()
-            response = client.get(f"/v1/query/{kind}", params=params, headers=headers)
+            params = _params(kind, rng)
+            c0, t0 = time.process_time(), time.perf_counter()
+            _get(client, kind, params, headers)
             elapsed = (time.perf_counter() - t0) * 1000
-            if response.status_code != 200:
-                raise RuntimeError(f"{kind} {params}: {response.status_code} {response.text}")
             if i >= 5:  # warm-up excluded
                 times.append(elapsed)
+                cpu += time.process_time() - c0
         out[f"{kind}_p50_ms"] = round(float(np.percentile(times, 50)), 2)
         out[f"{kind}_p99_ms"] = round(float(np.percentile(times, 99)), 2)
+        # CPU time of this process (all its threads) per request: what a
+        # request costs whatever else runs on the machine.
+        out[f"{kind}_cpu_ms"] = round(cpu / len(times) * 1000, 2)
+        out[f"{kind}_peak_kib"] = _peak_kib(client, kind, headers, seed)
     return out
+
+
+def _peak_kib(client: Any, kind: str, headers: dict[str, str], seed: int, n: int = 20) -> float:
+    """The largest Python allocation peak of one request (tracemalloc; untimed:
+    tracing slows every allocation). Bounded by the page size, not the trial count."""
+    rng = np.random.default_rng(seed + 1)
+    peak = 0
+    for _ in range(n):
+        params = _params(kind, rng)
+        tracemalloc.start()
+        try:
+            _get(client, kind, params, headers)
+            peak = max(peak, tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    return round(peak / 1024, 1)
 
 
 def _run(url: str, n_trials: int, n_requests: int, seed: int) -> dict[str, Any]:
@@ -147,9 +179,11 @@ def _run(url: str, n_trials: int, n_requests: int, seed: int) -> dict[str, Any]:
                 # statistics the planner guesses on a million fresh rows.
                 with rt.engine.begin() as conn:
                     conn.execute(text("ANALYZE"))
-            client = TestClient(create_app(rt))
             headers = {"Authorization": f"Bearer {stored['secret']}"}
-            timings = _time(client, headers, n_requests, seed)
+            # One event loop for all requests, as a running server has (without
+            # the context manager the test client starts one per request).
+            with TestClient(create_app(rt)) as client:
+                timings = _time(client, headers, n_requests, seed)
     return {**timings, "store_s": round(stored["store_s"], 1), "trials": n_trials}
 
 
@@ -205,17 +239,23 @@ def main() -> None:
         f"# Service query latency ({args.trials:,} trials, {N_SUPERNETS} supernets x "
         f"{N_DEVICES} devices, {args.requests - 5} timed requests per query)",
         "",
-        "| backend | best p50 ms | best p99 ms | pareto p50 ms | pareto p99 ms | store s |",
-        "|---|---|---|---|---|---|",
+        "| backend | best p50 ms | best p99 ms | pareto p50 ms | pareto p99 ms "
+        "| best CPU ms | pareto CPU ms | best peak KiB | pareto peak KiB | store s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for backend, r in results.items():
         lines.append(
             f"| {backend} | {r['best_p50_ms']} | {r['best_p99_ms']} | {r['pareto_p50_ms']} "
-            f"| {r['pareto_p99_ms']} | {r['store_s']} |"
+            f"| {r['pareto_p99_ms']} | {r['best_cpu_ms']} | {r['pareto_cpu_ms']} "
+            f"| {r['best_peak_kib']} | {r['pareto_peak_kib']} | {r['store_s']} |"
         )
     lines += [
         "",
-        "In-process ASGI requests (TestClient) with a read-only token, auth on.",
+        "In-process ASGI requests (TestClient, one event loop) with the owner's read-only "
+        "token, auth on. CPU ms: this process's CPU time (all threads: client, event loop, "
+        "handler) per timed request; on a crowded machine it grows too (caches shared). "
+        "Peak KiB: the largest Python allocation peak of one request (tracemalloc, 20 "
+        "untimed requests).",
         f"Load average (1 min) {load_before:.2f} before, {os.getloadavg()[0]:.2f} after.",
     ]
     table = "\n".join(lines)

@@ -39,7 +39,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nas.candidates import CandidateSet, Featurizer
+    from nas.candidates import CandidateSet, FeatureCache, Featurizer
     from nas.constraints import DEFAULT_FEASIBILITY_CONFIDENCE, Constraints, confidence_z
     from nas.costs import ArchCosts, has_cost_model, macs_and_params
     from nas.evaluators import SupernetEvaluator, TabularEvaluator, TabularLatency
@@ -86,6 +86,7 @@ _HOME = {
     "Constraints": "nas.constraints",
     "DEFAULT_FEASIBILITY_CONFIDENCE": "nas.constraints",
     "Evaluation": "nas.records",
+    "FeatureCache": "nas.candidates",
     "FeatureLatencyModel": "nas.latency",
     "Featurizer": "nas.candidates",
     "LatencyLike": "nas.latency",
@@ -139,6 +140,7 @@ __all__ = [
     "CandidateSet",
     "Constraints",
     "Evaluation",
+    "FeatureCache",
     "FeatureLatencyModel",
     "Featurizer",
     "LatencyLike",

@@ -7,7 +7,9 @@ search calls thousands of times per round.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +20,11 @@ from nas.costs import has_cost_model, macs_and_params
 from nas.latency import BatchLatency
 from supernets.spaces import Arch, SearchSpace
 
-__all__ = ["CandidateSet", "Featurizer"]
+__all__ = ["CandidateSet", "FeatureCache", "Featurizer"]
+
+#: What is cached per architecture: (arch, encoding, latency row, latency std
+#: row, macs, params); the latency as the model gives it, before any scale.
+_Row = tuple[Arch, np.ndarray, np.ndarray, np.ndarray, float, float]
 
 
 @dataclass(frozen=True)
@@ -63,8 +69,90 @@ class CandidateSet:
         )
 
 
+class _Same:
+    """Keys a latency source by identity (the same loaded model object); holds
+    it, so that its id cannot be reused by another object while keyed."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+
+def _space_key(space: SearchSpace[Any]) -> Hashable:
+    """What makes two space objects featurise alike: kind, name, configuration
+    and the choices it allows (a restricted view enumerates fewer)."""
+    return (
+        type(space).__name__,
+        space.name,
+        json.dumps(space.config(), sort_keys=True, default=str),
+        json.dumps(space.choices(), sort_keys=True, default=str),
+    )
+
+
+class FeatureCache:
+    """Featurised architectures kept across searches, for a process that runs
+    one search after another (a job-queue worker): per (space, latency models)
+    combination, each architecture's :data:`_Row`; per enumerable space, its
+    architectures with their hashes. The latency models are told apart by
+    identity, so the caller reuses its loaded model objects to get hits.
+
+    Bounded: at most ``max_entries`` combinations and spaces each (the least
+    recently used dropped), each combination at most ``max_rows`` architectures
+    (one that outgrew it during a search starts afresh when next taken). One
+    search at a time uses it (not thread-safe).
+    """
+
+    def __init__(self, max_entries: int = 4, max_rows: int = 100_000) -> None:
+        if max_entries < 1 or max_rows < 1:
+            raise ValueError(
+                f"max_entries and max_rows must be >= 1, got {max_entries}, {max_rows}"
+            )
+        self.max_entries = max_entries
+        self.max_rows = max_rows
+        self._rows: OrderedDict[Hashable, dict[str, _Row]] = OrderedDict()
+        self._enumerations: OrderedDict[Hashable, tuple[list[Arch], list[str]]] = OrderedDict()
+
+    def rows(self, space: SearchSpace[Any], latency: Mapping[str, BatchLatency]) -> dict[str, _Row]:
+        """The shared per-architecture rows of this space and these models (the
+        caller adds to it)."""
+        key = (_space_key(space), tuple((d, _Same(m.source)) for d, m in latency.items()))
+        rows = self._rows.get(key)
+        if rows is None or len(rows) > self.max_rows:
+            rows = {}
+        self._put(self._rows, key, rows)
+        return rows
+
+    def enumeration(self, space: SearchSpace[Any]) -> tuple[list[Arch], list[str]]:
+        """Every architecture of an enumerable space, and their hashes."""
+        key = _space_key(space)
+        found = self._enumerations.get(key)
+        if found is None:
+            archs = list(space.all_archs())  # type: ignore[attr-defined]
+            found = (archs, [space.arch_hash(a) for a in archs])
+        self._put(self._enumerations, key, found)
+        return found
+
+    def _put(self, store: OrderedDict[Hashable, Any], key: Hashable, value: Any) -> None:
+        store[key] = value
+        store.move_to_end(key)
+        while len(store) > self.max_entries:
+            store.popitem(last=False)
+
+    def __len__(self) -> int:
+        """Architectures held, over every combination."""
+        return sum(len(rows) for rows in self._rows.values())
+
+
 class Featurizer:
-    """Computes and caches everything cheap about an architecture."""
+    """Computes and caches everything cheap about an architecture (for one
+    search; across searches given a :class:`FeatureCache`)."""
 
     def __init__(
         self,
@@ -73,6 +161,7 @@ class Featurizer:
         constraints: Constraints,
         *,
         feasibility_confidence: float = DEFAULT_FEASIBILITY_CONFIDENCE,
+        cache: FeatureCache | None = None,
     ) -> None:
         if constraints.needs_costs and not has_cost_model(space):
             raise ValueError(
@@ -90,9 +179,9 @@ class Featurizer:
         self.constraints = constraints
         self.with_costs = has_cost_model(space)
         self.z = confidence_z(feasibility_confidence)
-        # hash -> (arch, encoding, latency row, latency std row, macs, params); the
-        # latency as the model gives it, before :attr:`scale`.
-        self._cache: dict[str, tuple[Arch, np.ndarray, np.ndarray, np.ndarray, float, float]] = {}
+        self._shared = cache
+        # hash -> row (:data:`_Row`); the latency before :attr:`scale`.
+        self._cache: dict[str, _Row] = {} if cache is None else cache.rows(space, self.latency)
         #: Per-device factor applied to the model's latency and std (the online
         #: correction from measured latencies, :mod:`nas.verify`); 1 by default.
         self.scale = np.ones(len(self.devices))
@@ -115,6 +204,14 @@ class Featurizer:
 
     def hash(self, arch: Arch) -> str:
         return self.space.arch_hash(arch)
+
+    def enumerate(self) -> tuple[list[Arch], list[str]]:
+        """Every architecture of an enumerable space and their hashes (kept
+        across searches with a :class:`FeatureCache`)."""
+        if self._shared is not None:
+            return self._shared.enumeration(self.space)
+        archs = list(self.space.all_archs())  # type: ignore[attr-defined]
+        return archs, [self.hash(a) for a in archs]
 
     def featurize(self, archs: Sequence[Arch], hashes: Sequence[str] | None = None) -> CandidateSet:
         """Features of ``archs`` (deduplicated by network identity, first kept)."""

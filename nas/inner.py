@@ -112,8 +112,8 @@ class ExhaustiveInner:
         again after the latency correction changed (``featurizer.version``)."""
         version = self.featurizer.version
         if self._all is None or self._all[0] != version:
-            archs = self.featurizer.space.all_archs()  # type: ignore[attr-defined]
-            self._all = (version, self.featurizer.featurize(archs))
+            archs, hashes = self.featurizer.enumerate()
+            self._all = (version, self.featurizer.featurize(archs, hashes))
         return self._all[1]
 
     def propose(

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from nas.candidates import FeatureCache
 from nas.constraints import Constraints
 from nas.latency import LatencyLike, latency_models
 from nas.records import Evaluation
@@ -69,6 +70,8 @@ def run_search(
     should_stop: Callable[[], bool] | None = None,
     measure_latency: LatencyMeasure | Mapping[str, LatencyMeasure] | None = None,
     max_latency_measurements: int | None = None,
+    exclusive_study: bool = False,
+    feature_cache: FeatureCache | None = None,
 ) -> SearchResult:
     """Predictor-guided, hardware-aware search for accurate architectures under budgets.
 
@@ -122,6 +125,15 @@ def run_search(
         constraint (``SearchSettings.feasibility_confidence``), its latency
         labelled predicted (``SearchResult.best_latency_measured``). A cap
         without a callable, or a negative cap, is a ``ValueError``.
+    exclusive_study:
+        True when nobody else adds trials to the study while this search runs
+        (a job queue that hands a study to one worker at a time): the re-reads
+        of the study before and after each start, which keep the workers of a
+        shared study from evaluating one architecture twice, are skipped.
+    feature_cache:
+        A :class:`nas.candidates.FeatureCache` kept across searches (a worker
+        process running one job after another): architectures featurised by
+        an earlier search on the same space and latency models are reused.
     """
     settings = settings or SearchSettings()
     stop_rules = StopRules(
@@ -147,6 +159,8 @@ def run_search(
         seed=seed,
         measure_latency=measure_latency,
         max_latency_measurements=max_latency_measurements,
+        exclusive_study=exclusive_study,
+        feature_cache=feature_cache,
     )
     return drive(search, stop_rules)
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from nas.acquisition import select_budget, select_closest, select_pareto, select_random
-from nas.candidates import CandidateSet, Featurizer
+from nas.candidates import CandidateSet, FeatureCache, Featurizer
 from nas.constraints import Constraints
 from nas.inner import EvolutionInner, ExhaustiveInner, InnerSearch, OptunaInner, Pool, space_size
 from nas.latency import BatchLatency
@@ -85,6 +85,8 @@ class Search:
         seed: int = 0,
         measure_latency: LatencyMeasure | Mapping[str, LatencyMeasure] | None = None,
         max_latency_measurements: int | None = None,
+        exclusive_study: bool = False,
+        feature_cache: FeatureCache | None = None,
     ) -> None:
         measures, cap = measure_map(
             measure_latency, max_latency_measurements, list(latency), constraints
@@ -99,16 +101,23 @@ class Search:
         self.constraints = constraints
         self.mode: Mode = mode
         self.featurizer = Featurizer(
-            space, latency, constraints, feasibility_confidence=settings.feasibility_confidence
+            space,
+            latency,
+            constraints,
+            feasibility_confidence=settings.feasibility_confidence,
+            cache=feature_cache,
         )
         self.devices = self.featurizer.devices
-        self.study = SearchStudy(space, self.devices, storage=storage, study_name=study_name)
+        self.study = SearchStudy(
+            space, self.devices, storage=storage, study_name=study_name, exclusive=exclusive_study
+        )
         self.predictor_factory = predictor_factory or partial(
             default_predictor, bootstrap=settings.max_kappa(mode) > 0
         )
         self.on_evaluation = on_evaluation
         self.seed = seed
         self.records: dict[int, Evaluation] = {}  # trial number -> record
+        self._synced = False
         self.failed: set[str] = set()
         self.pending: set[str] = set()
         self.n_new = 0
@@ -149,15 +158,23 @@ class Search:
 
     # -- study sync ---------------------------------------------------------------
     def sync(self) -> None:
-        """Load every completed trial (ours and other workers') and the pending ones."""
-        for trial in self.study.trials():
+        """Load every completed trial (ours and other workers') and the pending ones.
+
+        A study nobody else writes to (:attr:`SearchStudy.is_shared` false)
+        changes only through this search once loaded, and the search keeps its
+        own records as it makes them: only the first call reads it."""
+        if self._synced and not self.study.is_shared:
+            return
+        self._synced = True
+        trials = self.study.trials()  # one read serves all three
+        for trial in trials:
             if trial.number in self.records:
                 continue
             record = self.study.record_of(trial)
             if record is not None:
                 self.records[trial.number] = record
-        self.failed = self.study.failed_hashes()
-        self.pending = self.study.pending_hashes(self.settings.pending_timeout_s)
+        self.failed = self.study.failed_hashes(trials)
+        self.pending = self.study.pending_hashes(self.settings.pending_timeout_s, trials)
         if self.verifier.active:
             self.verifier.load()
 
@@ -211,13 +228,16 @@ class Search:
                 "predicted_std": float(pool.std[i]),
             }
         attrs = self._attrs(cands, i, source, predicted, round_no)
-        trial = self.study.start(arch, attrs)
+        violations = self._violations(cands, i)
+        trial = self.study.start(arch, attrs, violations)
+        unset: dict[str, float] = {}  # constraints the trial does not carry yet
         actual = self.space.from_params(trial.params)
         if self.space.arch_hash(actual) != cands.hashes[i]:
             # ask() popped a trial someone enqueued with its own params: evaluate those.
             cands, i, arch, predicted = self.featurizer.featurize([actual]), 0, actual, {}
             attrs = self._attrs(cands, 0, "external", predicted, None)
             self.study.annotate(trial, **attrs)
+            violations = unset = self._violations(cands, i)
         if self.study.is_shared:
             rival = self.study.earlier_claim(
                 trial, attrs["arch_hash"], self.settings.pending_timeout_s
@@ -236,8 +256,7 @@ class Search:
             raise
         duration = time.perf_counter() - start
         latency = {d: float(cands.latency[i, j]) for j, d in enumerate(self.devices)}
-        violations = self._violations(cands, i)
-        frozen = self.study.finish(trial, accuracy, latency, violations, duration)
+        number = self.study.finish(trial, accuracy, latency, unset, duration, attrs)
         record = Evaluation(
             arch=arch,
             arch_hash=cands.hashes[i],
@@ -247,7 +266,7 @@ class Search:
             macs=attrs["macs"],
             params=attrs["params"],
             violations=violations,
-            trial_number=frozen.number,
+            trial_number=number,
             study_name=self.study.name,
             source=attrs["source"],
             round_no=attrs["round"],
@@ -256,7 +275,7 @@ class Search:
             predicted_accuracy=predicted.get("predicted_accuracy"),
             predicted_std=predicted.get("predicted_std"),
         )
-        self.records[frozen.number] = record
+        self.records[number] = record
         self.n_new += 1
         if self.on_evaluation is not None:
             self.on_evaluation(record)

@@ -36,6 +36,7 @@ that goes through ``ask()``: popping trials that someone else enqueued.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -49,7 +50,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.records import Evaluation
 from supernets.spaces import SearchSpace
 
-__all__ = ["SearchStudy", "fail_running_trials", "make_storage"]
+__all__ = ["OpenTrial", "SearchStudy", "fail_running_trials", "make_storage"]
 
 SPACE_ATTR = "hwnas:space"
 SPACE_CONFIG_ATTR = "hwnas:space_config"
@@ -140,6 +141,42 @@ def fail_running_trials(storage: str | optuna.storages.BaseStorage, study_name: 
     return len(running)
 
 
+class OpenTrial:
+    """A RUNNING trial opened by :meth:`SearchStudy.start`: its storage id and
+    params, its number and Optuna ``Trial`` read only when asked for (reading a
+    trial back costs several queries on an RDB storage; the usual evaluation
+    needs neither until it completes, and then only the number)."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        storage: optuna.storages.BaseStorage,
+        trial_id: int,
+        params: Mapping[str, Any],
+        trial: optuna.Trial | None = None,
+        number: int | None = None,
+    ) -> None:
+        self.study = study
+        self.storage = storage
+        self.trial_id = trial_id
+        self.params = dict(params)
+        self._trial = trial
+        self._number = trial.number if trial is not None else number
+
+    @property
+    def number(self) -> int:
+        if self._number is None:
+            self._number = self.storage.get_trial_number_from_id(self.trial_id)
+        return self._number
+
+    @property
+    def trial(self) -> optuna.Trial:
+        """Optuna's handle of the trial (for the less common changes)."""
+        if self._trial is None:
+            self._trial = optuna.Trial(self.study, self.trial_id)
+        return self._trial
+
+
 class SearchStudy:
     """An Optuna study holding the real evaluations of one search problem."""
 
@@ -150,13 +187,18 @@ class SearchStudy:
         *,
         storage: str | optuna.storages.BaseStorage | None = None,
         study_name: str | None = None,
+        exclusive: bool = False,
     ) -> None:
         self.space = space
         self.devices = list(devices)
         self._sampler = _ChosenParamsSampler()
-        #: In-memory studies live in this process only: nobody else can add trials.
-        self.is_shared = storage is not None and not isinstance(
-            storage, optuna.storages.InMemoryStorage
+        #: Whether others may add trials while this search runs: not to an
+        #: in-memory study (it lives in this process only), nor to one the
+        #: caller holds ``exclusive``ly (the service's job lease guarantees that).
+        self.is_shared = (
+            not exclusive
+            and storage is not None
+            and not isinstance(storage, optuna.storages.InMemoryStorage)
         )
         self.distributions: dict[str, BaseDistribution] = {
             name: CategoricalDistribution(values) for name, values in space.choices().items()
@@ -172,6 +214,9 @@ class SearchStudy:
         )
         self._check_or_tag()
         self._study_id = self._storage.get_study_id_from_name(self.name)
+        #: The number of the next trial, where only this search creates trials
+        #: and it has read them (see :meth:`trials`); None: ask the storage.
+        self._next_number: int | None = None
 
     @property
     def name(self) -> str:
@@ -200,7 +245,12 @@ class SearchStudy:
 
     # -- reading -------------------------------------------------------------------
     def trials(self) -> list[FrozenTrial]:
-        return self.study.get_trials(deepcopy=False)
+        trials = self.study.get_trials(deepcopy=False)
+        if not self.is_shared:
+            # Optuna numbers a study's trials 0, 1, 2... in creation order, and
+            # nobody else creates any here: the next number is known.
+            self._next_number = len(trials)
+        return trials
 
     def record_of(self, trial: FrozenTrial) -> Evaluation | None:
         """The evaluation record of a COMPLETE trial (``None`` if it is not one of ours
@@ -235,12 +285,15 @@ class SearchStudy:
             latency_std_ms=dict(attrs.get("latency_std_ms", {})),
         )
 
-    def pending_hashes(self, stale_after_s: float | None) -> set[str]:
+    def pending_hashes(
+        self, stale_after_s: float | None, trials: Sequence[FrozenTrial] | None = None
+    ) -> set[str]:
         """Architectures other workers are evaluating right now (RUNNING trials
-        younger than ``stale_after_s``; older ones are presumed dead)."""
+        younger than ``stale_after_s``; older ones are presumed dead). ``trials``:
+        the study's trials just read (else they are read here)."""
         now = time.time()
         out = set()
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        for trial in self._in_state(trials, TrialState.RUNNING):
             if _stale(trial, now, stale_after_s):
                 continue
             h = trial.user_attrs.get(TRIAL_ATTR, {}).get("arch_hash")
@@ -252,20 +305,34 @@ class SearchStudy:
             out.add(h)
         return out
 
-    def failed_hashes(self) -> set[str]:
-        failed = self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    def failed_hashes(self, trials: Sequence[FrozenTrial] | None = None) -> set[str]:
+        """Architectures whose evaluation raised (``trials`` as in :meth:`pending_hashes`)."""
         return {
             t.user_attrs[TRIAL_ATTR]["arch_hash"]
-            for t in failed
+            for t in self._in_state(trials, TrialState.FAIL)
             if "arch_hash" in t.user_attrs.get(TRIAL_ATTR, {})
         }
 
+    def _in_state(
+        self, trials: Sequence[FrozenTrial] | None, state: TrialState
+    ) -> list[FrozenTrial]:
+        if trials is None:
+            return self.study.get_trials(deepcopy=False, states=(state,))
+        return [t for t in trials if t.state == state]
+
     # -- writing -------------------------------------------------------------------
-    def start(self, arch: Any, attrs: Mapping[str, Any]) -> optuna.Trial:
+    def start(
+        self,
+        arch: Any,
+        attrs: Mapping[str, Any],
+        violations: Mapping[str, float] | None = None,
+    ) -> OpenTrial:
         """Open a RUNNING trial for ``arch`` (visible to other workers as pending).
 
-        The trial is created with its params and ``hwnas`` attr in one storage
-        transaction, so no other worker ever sees it half-written; Optuna
+        The trial is created with its params, ``hwnas`` attr and (given
+        ``violations``) its constraints in one storage transaction, so no other
+        worker ever sees it half-written and :meth:`finish` has little left to
+        write; Optuna
         serialises trial creation per study (it locks the study row), so trial
         numbers follow creation order. :meth:`earlier_claim` relies on both.
         Trials someone enqueued are still honoured: while any is waiting,
@@ -275,18 +342,29 @@ class SearchStudy:
             self._sampler.params = params
             trial = self.study.ask(self.distributions)
             trial.set_user_attr(TRIAL_ATTR, dict(attrs))
-            return trial
+            if trial.params == params:  # not a popped trial with its own params
+                for name, value in (violations or {}).items():
+                    trial.set_constraint(name, float(value))
+            trial_id = self._storage.get_trial_id_from_study_id_trial_number(
+                self._study_id, trial.number
+            )
+            return OpenTrial(self.study, self._storage, trial_id, trial.params, trial)
         template = optuna.trial.create_trial(
             state=TrialState.RUNNING,
             params=params,
             distributions=self.distributions,
             user_attrs={TRIAL_ATTR: dict(attrs)},
         )
+        for name, value in (violations or {}).items():
+            template.set_constraint(name, float(value))
         trial_id = self._storage.create_new_trial(self._study_id, template_trial=template)
-        return optuna.Trial(self.study, trial_id)
+        number = self._next_number
+        if number is not None:
+            self._next_number = number + 1
+        return OpenTrial(self.study, self._storage, trial_id, params, number=number)
 
     def earlier_claim(
-        self, trial: optuna.Trial, arch_hash: str, stale_after_s: float | None
+        self, trial: OpenTrial, arch_hash: str, stale_after_s: float | None
     ) -> int | None:
         """Number of an earlier live trial of the same architecture (COMPLETE, or
         RUNNING and younger than ``stale_after_s``), or None.
@@ -309,33 +387,50 @@ class SearchStudy:
                 return other.number
         return None
 
-    def withdraw(self, trial: optuna.Trial, duplicate_of: int) -> None:
+    def withdraw(self, trial: OpenTrial, duplicate_of: int) -> None:
         """Close a trial that lost its architecture to an earlier one (PRUNED: it
         counts as neither an evaluation nor a failure)."""
         self.annotate(trial, duplicate_of=duplicate_of)
-        self.study.tell(trial, state=TrialState.PRUNED)
+        self.study.tell(trial.trial, state=TrialState.PRUNED)
 
     @staticmethod
-    def annotate(trial: optuna.Trial, **extra: Any) -> None:
+    def annotate(trial: OpenTrial, **extra: Any) -> None:
         """Add keys to the trial's ``hwnas`` attr (rewritten whole: one write)."""
-        attrs = dict(trial.user_attrs.get(TRIAL_ATTR, {}))
+        attrs = dict(trial.trial.user_attrs.get(TRIAL_ATTR, {}))
         attrs.update(extra)
-        trial.set_user_attr(TRIAL_ATTR, attrs)
+        trial.trial.set_user_attr(TRIAL_ATTR, attrs)
 
     def finish(
         self,
-        trial: optuna.Trial,
+        trial: OpenTrial,
         accuracy: float,
         latency_ms: Mapping[str, float],
-        violations: Mapping[str, float],
+        violations: Mapping[str, float] | None = None,
         duration_s: float | None = None,
-    ) -> FrozenTrial:
+        attrs: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Complete ``trial``; returns its number. ``violations``: constraints
+        not given to :meth:`start`. ``attrs``: the trial's ``hwnas`` attr as
+        :meth:`start` wrote it (spares reading it back to add ``duration_s``).
+
+        Written through the storage directly: ``Study.tell`` would read the
+        whole trial back twice (a dozen queries on an RDB storage) for checks
+        that hold here (a RUNNING trial of ours, finite values) and for a
+        sampler hook the loop's own sampler does not use."""
         if duration_s is not None:  # the evaluation alone, not the trial's bookkeeping
-            self.annotate(trial, duration_s=duration_s)
-        for name, value in violations.items():
-            trial.set_constraint(name, float(value))
+            if attrs is None:
+                self.annotate(trial, duration_s=duration_s)
+            else:
+                attrs = {**attrs, "duration_s": duration_s}
+                self._storage.set_trial_user_attr(trial.trial_id, TRIAL_ATTR, attrs)
+        for name, value in (violations or {}).items():
+            trial.trial.set_constraint(name, float(value))
         values = [float(accuracy)] + [float(latency_ms[d]) for d in self.devices]
-        return self.study.tell(trial, values)
+        if not all(math.isfinite(v) for v in values):
+            self.study.tell(trial.trial, values)  # Optuna's own handling (it fails the trial)
+        else:
+            self._storage.set_trial_state_values(trial.trial_id, TrialState.COMPLETE, values)
+        return trial.number
 
     def latency_measurements(self) -> dict[str, dict[str, Any]]:
         """``{arch_hash: measurement}`` of every stored latency measurement."""
@@ -350,6 +445,6 @@ class SearchStudy:
         """Store one architecture's latency measurement (JSON-able)."""
         self.study.set_user_attr(LATENCY_ATTR_PREFIX + arch_hash, dict(measurement))
 
-    def fail(self, trial: optuna.Trial, error: BaseException) -> None:
+    def fail(self, trial: OpenTrial, error: BaseException) -> None:
         self.annotate(trial, error=f"{type(error).__name__}: {error}"[:2000])
-        self.study.tell(trial, state=TrialState.FAIL)
+        self.study.tell(trial.trial, state=TrialState.FAIL)

@@ -306,6 +306,10 @@ class Trial(TimestampMixin, Base):
     job: Mapped[SearchJob | None] = relationship(back_populates="trials")
 
 
+#: Columns the query indexes of ``trial_latencies`` carry after their keys.
+_COVERED = ("trial_id", "owner", "source", "own_std_ms", "arch_hash")
+
+
 class TrialLatency(Base):
     """One trial's latency on one device, as the best-subnet query reads it.
 
@@ -322,12 +326,24 @@ class TrialLatency(Base):
     __tablename__ = "trial_latencies"
     __table_args__ = (
         CheckConstraint(_in("source", SOURCES), name="source"),
+        # The two query indexes hold every column a candidate needs (covering:
+        # a query reads the index alone, never the table rows).
         # Best under a budget: highest accuracy first, latency filtered.
-        Index(None, "supernet_id", "device_name", "accuracy", "latency_ms"),
+        Index(
+            "ix_trial_latencies_best",
+            *("supernet_id", "device_name", "accuracy", "latency_ms", *_COVERED),
+        ),
         # Closest / Pareto front: by latency.
-        Index(None, "supernet_id", "device_name", "latency_ms", "accuracy"),
-        # "Latest evaluation of an architecture wins" and measurement updates.
-        Index(None, "supernet_id", "device_name", "arch_hash", "trial_id"),
+        Index(
+            "ix_trial_latencies_front",
+            *("supernet_id", "device_name", "latency_ms", "accuracy", *_COVERED),
+        ),
+        # "Latest evaluation of an architecture wins" (owner: the caller's
+        # latest) and measurement updates.
+        Index(
+            "ix_trial_latencies_latest",
+            *("supernet_id", "device_name", "arch_hash", "trial_id", "owner"),
+        ),
     )
 
     trial_id: Mapped[int] = mapped_column(
@@ -343,6 +359,11 @@ class TrialLatency(Base):
     #: exists only because the architecture was measured there).
     own_ms: Mapped[float | None] = mapped_column(Float)
     own_source: Mapped[str | None] = mapped_column(String(16))
+    #: Std of ``own_ms`` when that is a prediction the device's model gave a
+    #: std for (None otherwise). It applies while ``source`` is predicted: a
+    #: predicted latency meets a budget only at its one-sided upper bound
+    #: ``latency_ms + z * own_std_ms``; a measured one is exact.
+    own_std_ms: Mapped[float | None] = mapped_column(Float)
     #: True when the device was the trial's main device (``nas_trials.device_id``).
     is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
     #: The owner of the trial's job; None for trials outside any job.

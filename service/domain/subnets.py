@@ -16,11 +16,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, insert, or_, select
+from sqlalchemy import ColumnElement, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from service.db import (
     SOURCES,
@@ -39,16 +39,20 @@ ACCURACY_UNIT = "accuracy_unit"
 
 __all__ = [
     "ACCURACY_UNIT",
+    "CandidatePoint",
+    "JobTrials",
     "SubnetAnswer",
     "TrialIn",
     "best_answer",
     "best_under_budget",
     "bulk_record_trials",
+    "candidate_points",
     "get_trial",
     "index_trial",
     "list_trials",
     "measured_accuracies",
     "pareto_front",
+    "record_job_trials",
     "record_trial",
 ]
 
@@ -102,6 +106,24 @@ class TrialIn:
                 )
             if self.latency_source != "predicted":
                 raise ValueError("latency_std_ms belongs to a predicted latency only")
+        for name, entry in (self.latencies or {}).items():
+            _check_entry(name, entry)
+
+
+def _check_entry(device: str, entry: Any) -> None:
+    """One ``latencies`` entry: ``{"ms": > 0, "source": ..., "std_ms": >= 0}``."""
+    if not isinstance(entry, dict) or "ms" not in entry:
+        raise ValueError(f"latencies[{device!r}] must be an object with 'ms', got {entry!r}")
+    ms, std = entry["ms"], entry.get("std_ms")
+    if not isinstance(ms, int | float) or not math.isfinite(ms) or ms <= 0:
+        raise ValueError(f"latencies[{device!r}].ms must be positive and finite, got {ms!r}")
+    if entry.get("source", "predicted") not in SOURCES:
+        raise ValueError(
+            f"latencies[{device!r}].source must be one of {list(SOURCES)}, "
+            f"got {entry.get('source')!r}"
+        )
+    if std is not None and (not isinstance(std, int | float) or not math.isfinite(std) or std < 0):
+        raise ValueError(f"latencies[{device!r}].std_ms must be finite and >= 0, got {std!r}")
 
 
 def _trial_values(trial: TrialIn) -> dict[str, Any]:
@@ -179,15 +201,26 @@ def _latency_rows(
     """The ``trial_latencies`` rows of one trial (see ``TrialLatency``)."""
     if trial.accuracy is None or trial.accuracy_source != "measured" or trial.supernet_id is None:
         return []
-    own: dict[str, tuple[float | None, str | None, bool]] = {}
+    own: dict[str, tuple[float | None, str | None, float | None, bool]] = {}
     for name, entry in (trial.latencies or {}).items():
-        own[name] = (float(entry["ms"]), str(entry.get("source", "predicted")), False)
+        std = entry.get("std_ms")
+        own[name] = (
+            float(entry["ms"]),
+            str(entry.get("source", "predicted")),
+            None if std is None else float(std),
+            False,
+        )
     if primary_device is not None and trial.latency_ms is not None:
-        own[primary_device] = (float(trial.latency_ms), trial.latency_source or "predicted", True)
+        own[primary_device] = (
+            float(trial.latency_ms),
+            trial.latency_source or "predicted",
+            trial.latency_std_ms,
+            True,
+        )
     for name in measured:
-        own.setdefault(name, (None, None, False))
+        own.setdefault(name, (None, None, None, False))
     rows = []
-    for name, (own_ms, own_source, primary) in own.items():
+    for name, (own_ms, own_source, own_std, primary) in own.items():
         m = measured.get(name)
         rows.append(
             {
@@ -200,6 +233,8 @@ def _latency_rows(
                 "source": "measured" if m is not None else own_source,
                 "own_ms": own_ms,
                 "own_source": own_source,
+                # Only a prediction has a std (a measured latency is exact).
+                "own_std_ms": own_std if own_source == "predicted" else None,
                 "is_primary": primary,
                 "owner": owner,
             }
@@ -270,6 +305,75 @@ def bulk_record_trials(
             session.execute(insert(TrialLatency), rows)
         ids.extend(new_ids)
     return ids
+
+
+@dataclass(frozen=True)
+class JobTrials:
+    """What every trial of one search job shares, looked up once per job: what
+    :func:`record_job_trials` would otherwise read for each trial."""
+
+    job_id: int
+    owner: str
+    space_name: str
+    #: The job's main device (the trials' own latency columns).
+    device_name: str
+
+
+def record_job_trials(session: Session, job: JobTrials, trials: Sequence[TrialIn]) -> int:
+    """Store evaluations of ``job`` (a round's, or all of them when the job
+    reconciles with its study) in a few statements whatever their number:
+    architectures the job stored already are skipped, as :func:`record_trial`
+    would, and returns how many were new. Every trial must belong to ``job``."""
+    if any(t.job_id != job.job_id for t in trials):
+        raise ValueError(f"record_job_trials: every trial must belong to job {job.job_id}")
+    hashes = sorted({t.arch_hash for t in trials})
+    if not hashes:
+        return 0
+    stored = set(
+        session.scalars(
+            select(Trial.arch_hash).where(Trial.job_id == job.job_id, Trial.arch_hash.in_(hashes))
+        )
+    )
+    fresh: dict[str, TrialIn] = {}
+    for t in trials:
+        if t.arch_hash not in stored:
+            fresh.setdefault(t.arch_hash, t)
+    if not fresh:
+        return 0
+    measured: dict[str, dict[str, float]] = {}
+    for arch_hash, name, ms in session.execute(
+        select(LatencyMeasurement.arch_hash, Device.name, func.min(LatencyMeasurement.latency_ms))
+        .join(Device, Device.id == LatencyMeasurement.device_id)
+        .where(
+            LatencyMeasurement.space_name == job.space_name,
+            LatencyMeasurement.arch_hash.in_(list(fresh)),
+        )
+        .group_by(LatencyMeasurement.arch_hash, Device.name)
+    ):
+        measured.setdefault(arch_hash, {})[name] = float(ms)
+    part = list(fresh.values())
+    try:
+        with session.begin_nested():
+            ids = list(
+                session.scalars(
+                    insert(Trial).returning(Trial.id, sort_by_parameter_order=True),
+                    [_trial_values(t) for t in part],
+                )
+            )
+    except IntegrityError:
+        # Another worker stored some of them meanwhile (a lease taken over
+        # mid-round): one at a time, each idempotent.
+        for t in part:
+            record_trial(session, t)
+        return len(part)
+    rows: list[dict[str, Any]] = []
+    for t, trial_id in zip(part, ids, strict=True):
+        rows.extend(
+            _latency_rows(t, trial_id, job.device_name, job.owner, measured.get(t.arch_hash, {}))
+        )
+    if rows:
+        session.execute(insert(TrialLatency), rows)
+    return len(part)
 
 
 def visible_trials(scope: Scope | None) -> ColumnElement[bool] | None:
@@ -366,64 +470,6 @@ class SubnetAnswer:
         }
 
 
-def candidates(
-    session: Session, supernet: Supernet, device: Device, scope: Scope | None = None
-) -> list[SubnetAnswer]:
-    """Every architecture with a measured accuracy and a latency on ``device``,
-    one per architecture (the best-informed row), measured latencies first."""
-    measured_latency: dict[str, float] = {}
-    rows = session.execute(
-        select(LatencyMeasurement.arch_hash, LatencyMeasurement.latency_ms).where(
-            LatencyMeasurement.device_id == device.id,
-            LatencyMeasurement.space_name == supernet.space_name,
-        )
-    )
-    for arch_hash, ms in rows:
-        # Several measurements of one architecture: keep the smallest run-to-run
-        # noise-free estimate we have, the minimum of the stored medians.
-        measured_latency[arch_hash] = min(ms, measured_latency.get(arch_hash, math.inf))
-    query = select(Trial).where(
-        Trial.supernet_id == supernet.id,
-        Trial.accuracy.is_not(None),
-        Trial.accuracy_source == "measured",
-    )
-    visible = visible_trials(scope)
-    if visible is not None:
-        query = query.where(visible)
-    trials = session.scalars(query).all()
-    best: dict[str, SubnetAnswer] = {}
-    for t in trials:
-        std: float | None = None
-        if t.arch_hash in measured_latency:
-            ms, source = measured_latency[t.arch_hash], "measured"
-        elif t.device_id == device.id and t.latency_ms is not None:
-            ms, source = t.latency_ms, t.latency_source or "predicted"
-            std = t.latency_std_ms
-        elif device.name in t.latencies:
-            entry = t.latencies[device.name]
-            ms, source = float(entry["ms"]), str(entry.get("source", "predicted"))
-            std = None if entry.get("std_ms") is None else float(entry["std_ms"])
-        else:
-            continue
-        assert t.accuracy is not None
-        answer = SubnetAnswer(
-            t.id,
-            t.arch,
-            t.arch_hash,
-            t.accuracy,
-            "measured",
-            ms,
-            source,
-            t.job_id,
-            std if source == "predicted" else None,
-        )
-        current = best.get(t.arch_hash)
-        # The same arch evaluated by several jobs: keep the most recent evaluation.
-        if current is None or t.id > current.trial_id:
-            best[t.arch_hash] = answer
-    return list(best.values())
-
-
 def _records(pool: Sequence[SubnetAnswer], device: str) -> list[dict[str, Any]]:
     """Candidates as :mod:`nas.pareto` records (one device), in trial order, each
     carrying its answer so that the rule's choice maps back without a lookup."""
@@ -443,33 +489,48 @@ def _records(pool: Sequence[SubnetAnswer], device: str) -> list[dict[str, Any]]:
 
 #: Rows read per query while walking the Pareto front.
 FRONT_PAGE = 256
+#: How many of the nearest subnets an infeasible budget answers with
+#: (:func:`nas.pareto.closest`'s default).
+N_CLOSEST = 3
 
 
-def _visible_rows(table: Any, scope: Scope | None) -> ColumnElement[bool] | None:
+# The candidate rule, written once, in SQL: per architecture, its latest
+# visible trial with a latency on the device (a stored measurement already
+# folded in by ``trial_latencies``, see ``TrialLatency``). The std counts only
+# for a predicted latency (a measurement is exact). The covering indexes of
+# ``trial_latencies`` answer it without reading a table row. Plain SQL text
+# rather than expressions: building and compiling the expression tree cost
+# more than running the query on 100,000 trials.
+_POOL = """
+SELECT r.trial_id, r.arch_hash, r.accuracy, r.latency_ms, r.source,
+       CASE WHEN r.source = 'predicted' THEN r.own_std_ms END AS std_ms
+FROM trial_latencies r
+WHERE r.supernet_id = :supernet AND r.device_name = :device {visible_r}
+  AND NOT EXISTS (
+    SELECT 1 FROM trial_latencies n
+    WHERE n.supernet_id = r.supernet_id AND n.device_name = r.device_name
+      AND n.arch_hash = r.arch_hash AND n.trial_id > r.trial_id {visible_n})
+"""
+#: A scope that does not see everything sees its own trials and those outside any job.
+_VISIBLE = "AND ({t}.owner = :owner OR {t}.owner IS NULL)"
+#: :func:`nas.pareto.effective_latency`: what is checked against a budget.
+_EFFECTIVE = "CASE WHEN std_ms IS NULL THEN latency_ms ELSE latency_ms + :z * std_ms END"
+
+
+def _pool_sql(scope: Scope | None) -> str:
+    """The candidates (rule above) as a subquery ``c`` to select from."""
     if scope is None or scope.sees_all:
-        return None
-    return or_(table.owner == scope.owner, table.owner.is_(None))
+        visible_r = visible_n = ""
+    else:
+        visible_r, visible_n = _VISIBLE.format(t="r"), _VISIBLE.format(t="n")
+    return "(" + _POOL.format(visible_r=visible_r, visible_n=visible_n) + ") c"
 
 
-def _pool(supernet: Supernet, device: Device, scope: Scope | None) -> Select[Any]:
-    """The candidate rows in SQL: per architecture, its latest visible trial
-    with a latency on ``device`` (a stored measurement already folded in)."""
-    row = TrialLatency
-    newer = aliased(TrialLatency)
-    later = exists().where(
-        newer.supernet_id == row.supernet_id,
-        newer.device_name == row.device_name,
-        newer.arch_hash == row.arch_hash,
-        newer.trial_id > row.trial_id,
-    )
-    query = select(row.trial_id, row.arch_hash, row.accuracy, row.latency_ms, row.source).where(
-        row.supernet_id == supernet.id, row.device_name == device.name
-    )
-    visible = _visible_rows(row, scope)
-    if visible is not None:
-        query = query.where(visible)
-        later = later.where(_visible_rows(newer, scope))  # type: ignore[arg-type]
-    return cast("Select[Any]", query.where(~later))
+def _pool_params(supernet: Supernet, device: Device, scope: Scope | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"supernet": supernet.id, "device": device.name}
+    if scope is not None and not scope.sees_all:
+        params["owner"] = scope.owner
+    return params
 
 
 def _answers(session: Session, rows: Sequence[Any]) -> list[SubnetAnswer]:
@@ -494,6 +555,41 @@ def _answers(session: Session, rows: Sequence[Any]) -> list[SubnetAnswer]:
             float(r.latency_ms),
             r.source,
             extra[r.trial_id][1],
+            None if r.std_ms is None else float(r.std_ms),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class CandidatePoint:
+    """A candidate (the rule of ``_POOL``) without its architecture: one point
+    of a plot of the whole supernet on a device."""
+
+    trial_id: int
+    arch_hash: str
+    accuracy: float
+    latency_ms: float
+    latency_source: str
+    latency_std_ms: float | None
+
+
+def candidate_points(
+    session: Session, supernet: Supernet, device: Device, scope: Scope | None = None
+) -> list[CandidatePoint]:
+    """Every candidate on ``device`` (one per architecture), in trial order."""
+    rows = session.execute(
+        text(f"SELECT * FROM {_pool_sql(scope)} ORDER BY trial_id"),
+        _pool_params(supernet, device, scope),
+    )
+    return [
+        CandidatePoint(
+            int(r.trial_id),
+            r.arch_hash,
+            float(r.accuracy),
+            float(r.latency_ms),
+            r.source,
+            None if r.std_ms is None else float(r.std_ms),
         )
         for r in rows
     ]
@@ -511,72 +607,125 @@ def best_under_budget(
     """The most accurate stored subnet within ``budget_ms`` on ``device``.
 
     Returns ``(best, closest)``: ``best`` is None when nothing stored meets the
-    budget; ``closest`` then holds the stored subnets nearest to it. Both follow
-    :func:`nas.pareto.best_under_budget`, the one definition of this answer; this
-    function only gathers the candidates (stored measurements win over
-    predictions, the latest evaluation of an architecture wins). A predicted
-    latency stored with its std meets the budget only when its one-sided upper
-    bound does (P(latency <= budget) >= ``feasibility_confidence``, default
-    :data:`nas.constraints.DEFAULT_FEASIBILITY_CONFIDENCE`, the search's default).
+    budget; ``closest`` then holds the :data:`N_CLOSEST` stored subnets nearest
+    to it. This is :func:`nas.pareto.best` and :func:`nas.pareto.closest` (the
+    one definition of this answer, tie-breaks included) written as indexed SQL
+    over the candidates (``_POOL``); a property test holds the two equal. A
+    predicted latency stored with its std meets the budget only when its
+    one-sided upper bound does (P(latency <= budget) >= ``feasibility_confidence``,
+    default :data:`nas.constraints.DEFAULT_FEASIBILITY_CONFIDENCE`, the search's
+    default); a measured latency, or a predicted one without a std, exactly.
     """
-    from nas.constraints import DEFAULT_FEASIBILITY_CONFIDENCE, Constraints
-    from nas.pareto import best, closest
+    from nas.constraints import DEFAULT_FEASIBILITY_CONFIDENCE, confidence_z
 
     if not math.isfinite(budget_ms) or budget_ms <= 0:
         raise ValueError(f"budget_ms must be positive, got {budget_ms}")
-    records = _records(candidates(session, supernet, device, scope), device.name)
-    constraints = Constraints({device.name: budget_ms})
     if feasibility_confidence is None:
         feasibility_confidence = DEFAULT_FEASIBILITY_CONFIDENCE
-    kw: dict[str, Any] = {"device": device.name, "feasibility_confidence": feasibility_confidence}
-    found = best(records, constraints, **kw)
-    if found is not None:
-        return found["answer"], []
-    return None, [r["answer"] for r in closest(records, constraints, **kw)]
+    pool = _pool_sql(scope)
+    params = {
+        **_pool_params(supernet, device, scope),
+        # z >= 0: the bound is never below the reported latency.
+        "z": confidence_z(feasibility_confidence),
+        "budget": float(budget_ms),
+        "n": N_CLOSEST,
+    }
+    # The fastest candidates by reported latency: when even the fastest is
+    # over the budget nothing fits, and they bound the nearest ones below.
+    fastest = session.execute(
+        text(
+            f"SELECT latency_ms, {_EFFECTIVE} AS effective FROM {pool} ORDER BY latency_ms LIMIT :n"
+        ),
+        params,
+    ).all()
+    if not fastest:
+        return None, []
+    if float(fastest[0].latency_ms) <= budget_ms:
+        # Feasible: violation max(0, effective / budget - 1) is 0, i.e.
+        # effective <= budget. Walking the accuracy index from the top, the
+        # first feasible row is the answer. (No range on the reported latency
+        # here, although it would drop nothing feasible: it would lure
+        # SQLite's planner onto the latency index and a sort of every row.)
+        found = session.execute(
+            text(
+                f"SELECT * FROM {pool} WHERE {_EFFECTIVE} <= :budget "
+                "ORDER BY accuracy DESC, latency_ms, trial_id LIMIT 1"
+            ),
+            params,
+        ).all()
+        if found:
+            return _answers(session, found)[0], []
+    # Nothing fits: the nearest by violation (then accuracy, latency, trial
+    # order). The N fastest reported latencies bound the N smallest effective
+    # ones (effective >= reported), so only rows up to that bound are ranked;
+    # a relative slack keeps rows whose violation rounds equal to the bound's.
+    bound = max(float(r.effective) for r in fastest) * (1 + 1e-9)
+    near = session.execute(
+        text(
+            f"SELECT * FROM {pool} WHERE latency_ms <= :bound "
+            f"ORDER BY ({_EFFECTIVE}) / :budget - 1.0, accuracy DESC, latency_ms, trial_id "
+            "LIMIT :n"
+        ),
+        {**params, "bound": bound},
+    ).all()
+    return None, _answers(session, near)
 
 
 def pareto_front(
     session: Session, supernet: Supernet, device: Device, scope: Scope | None = None
 ) -> list[SubnetAnswer]:
     """Non-dominated subnets (higher accuracy, lower latency), fastest first, by
-    :func:`nas.pareto.pareto_front`. SQL walks the front point by point (each
-    the fastest candidate more accurate than the last, with every candidate
-    equal to it), and the rule decides among those."""
+    :func:`nas.pareto.pareto_front`. SQL reads the candidates in the rule's own
+    order (latency, then higher accuracy, then trial order), keeping only those
+    more accurate than the front so far; the rule then confirms the front
+    among them. At most ``FRONT_PAGE`` + 1 rows are held at a time."""
     from nas.pareto import pareto_front as rule
 
-    cand = _pool(supernet, device, scope).subquery()
-    points: list[tuple[float, float]] = []
-    latency, accuracy = -math.inf, -math.inf
+    pool = _pool_sql(scope)
+    remaining = f"SELECT * FROM {pool} WHERE latency_ms > :latency AND accuracy > :accuracy"
+    # Along the latency index: the next page of candidates more accurate than
+    # the front so far, past the last latency read (each entry read once).
+    by_latency = text(remaining + " ORDER BY latency_ms, accuracy DESC, trial_id LIMIT :page")
+    # Along the accuracy index: the candidates more accurate than the front so
+    # far, when there are few of them (typical once the fastest page is read:
+    # the scan along latency would then read every entry to find them).
+    by_accuracy = text(remaining + " ORDER BY accuracy DESC, latency_ms, trial_id LIMIT :more")
+    params = {**_pool_params(supernet, device, scope), "page": FRONT_PAGE, "more": FRONT_PAGE + 1}
+    rows: list[Any] = []
+    # Below every stored value (latencies are positive, accuracies percent).
+    latency, accuracy = -1.0, -1.0
+    tried_accuracy = False
     while True:
-        # Candidates more accurate than the front so far, in latency order (a
-        # range scan along the latency index), a page at a time: the walk
-        # below keeps those that raise the front, and the next page starts
-        # past the last latency seen, so each row is read at most once.
-        page = session.execute(
-            select(cand.c.latency_ms, cand.c.accuracy)
-            .where(cand.c.latency_ms > latency, cand.c.accuracy > accuracy)
-            .order_by(cand.c.latency_ms, cand.c.accuracy.desc())
-            .limit(FRONT_PAGE)
-        ).all()
-        for lat, acc in page:
-            if float(acc) > accuracy:  # the most accurate at its latency comes first
-                accuracy = float(acc)
-                points.append((float(lat), accuracy))
+        at = {**params, "latency": latency, "accuracy": accuracy}
+        if rows and not tried_accuracy:
+            tried_accuracy = True
+            rest = session.execute(by_accuracy, at).all()
+            if len(rest) <= FRONT_PAGE:  # all of them: finish in the rule's order
+                ordered = sorted(rest, key=lambda r: (r.latency_ms, -r.accuracy, r.trial_id))
+                accuracy = _extend_front(rows, ordered, accuracy)
+                break
+        page = session.execute(by_latency, at).all()
+        accuracy = _extend_front(rows, page, accuracy)
         if len(page) < FRONT_PAGE:
             break
+        # The rows of the page's last latency not read yet are no more accurate
+        # than the one read: none of them can join the front.
         latency = float(page[-1].latency_ms)
-    rows: list[Any] = []
-    for start in range(0, len(points), 100):
-        # Every candidate at a front point (equal latency and accuracy): which
-        # of them the front keeps is the rule's call.
-        at_point = [
-            (cand.c.latency_ms == lat) & (cand.c.accuracy == acc)
-            for lat, acc in points[start : start + 100]
-        ]
-        rows.extend(session.execute(select(cand).where(or_(*at_point))).all())
     rows.sort(key=lambda r: r.trial_id)
     records = _records(_answers(session, rows), device.name)
     return [r["answer"] for r in rule(records, device.name)]
+
+
+def _extend_front(front: list[Any], ordered: Sequence[Any], accuracy: float) -> float:
+    """Append to ``front`` the rows of ``ordered`` (by latency, then higher
+    accuracy, then trial) more accurate than every one before them; returns the
+    front's accuracy after them. The first row of a latency is its most
+    accurate, earliest trial: it joins when it beats every faster one."""
+    for r in ordered:
+        if float(r.accuracy) > accuracy:
+            accuracy = float(r.accuracy)
+            front.append(r)
+    return accuracy
 
 
 def best_answer(

@@ -11,11 +11,13 @@ answers (see ``service.domain.subnets``).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from service.db import Device, LatencyMeasurement, PredictorModel, Supernet
@@ -26,7 +28,10 @@ if TYPE_CHECKING:
     from nas.evaluators import TabularLatency
     from predictors.latency import DeviceLatencyPredictor
 
+_M = TypeVar("_M")
+
 __all__ = [
+    "ModelCache",
     "check_budget",
     "check_latency_available",
     "has_table_latency",
@@ -48,28 +53,61 @@ def _table_device(device: Device) -> str:
     return str(device.properties.get("table_device", device.name))
 
 
+class ModelCache:
+    """Latency models loaded once and reused (a worker keeps one across its
+    jobs): keyed by the stored model row, or the bundled table. Bounded: the
+    least recently used beyond ``max_models`` is dropped. Reusing the very
+    objects is also what lets nas reuse their featurised architectures."""
+
+    def __init__(self, max_models: int = 16) -> None:
+        if max_models < 1:
+            raise ValueError(f"max_models must be >= 1, got {max_models}")
+        self.max_models = max_models
+        self._models: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable, load: Callable[[], _M]) -> _M:
+        model = self._models.pop(key) if key in self._models else load()
+        self._models[key] = model
+        while len(self._models) > self.max_models:
+            self._models.popitem(last=False)
+        return cast("_M", model)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
 def latency_source(
-    session: Session, supernet: Supernet, device: Device
+    session: Session, supernet: Supernet, device: Device, cache: ModelCache | None = None
 ) -> TabularLatency | DeviceLatencyPredictor:
     """The latency model the search uses for ``device`` on ``supernet``'s space:
-    the bundled table where it covers the space, else the newest stored model."""
+    the bundled table where it covers the space, else the newest stored model
+    (taken from ``cache`` when it holds it)."""
+    if cache is None:  # (an empty cache is falsy: test for None)
+        cache = ModelCache(1)
     if has_table_latency(supernet.space_name, device):
         from nas.evaluators import TabularLatency
 
-        return TabularLatency(_table_device(device), supernet.space_name)
-    check_latency_available(session, supernet, device)
-    row = session.scalar(
-        select(PredictorModel)
-        .where(
-            PredictorModel.kind == "latency",
-            PredictorModel.scope == scope_of(device_id=device.id),
-            PredictorModel.space_name == supernet.space_name,
+        table, space_name = _table_device(device), supernet.space_name
+        return cache.get(
+            ("table", table, space_name, device.name), lambda: TabularLatency(table, space_name)
         )
-        .order_by(PredictorModel.version.desc())
-        .limit(1)
+    row = session.scalar(
+        _stored_models(supernet, device).order_by(PredictorModel.version.desc()).limit(1)
     )
-    assert row is not None and row.blob is not None
-    return _device_model(row.blob, device.name)
+    if row is None:
+        raise _no_latency_error(supernet, device)
+    blob = row.blob
+    assert blob is not None
+    return cache.get(("model", row.id, device.name), lambda: _device_model(blob, device.name))
+
+
+def _stored_models(supernet: Supernet, device: Device) -> Select[Any]:
+    """The stored latency models of ``device`` for ``supernet``'s space."""
+    return select(PredictorModel).where(
+        PredictorModel.kind == "latency",
+        PredictorModel.scope == scope_of(device_id=device.id),
+        PredictorModel.space_name == supernet.space_name,
+    )
 
 
 def _device_model(blob: bytes, device_name: str) -> DeviceLatencyPredictor:
@@ -86,19 +124,19 @@ def check_latency_available(session: Session, supernet: Supernet, device: Device
     if has_table_latency(supernet.space_name, device):
         return
     stored = session.scalar(
-        select(PredictorModel.id).where(
-            PredictorModel.kind == "latency",
-            PredictorModel.scope == scope_of(device_id=device.id),
-            PredictorModel.space_name == supernet.space_name,
-        )
+        _stored_models(supernet, device).with_only_columns(PredictorModel.id).limit(1)
     )
     if stored is None:
-        from service.orchestration.registration import registration_hint
+        raise _no_latency_error(supernet, device)
 
-        raise DomainError(
-            f"device {device.name!r} has no latency model for space {supernet.space_name!r}: "
-            + registration_hint(device, supernet.space_name)
-        )
+
+def _no_latency_error(supernet: Supernet, device: Device) -> DomainError:
+    from service.orchestration.registration import registration_hint
+
+    return DomainError(
+        f"device {device.name!r} has no latency model for space {supernet.space_name!r}: "
+        + registration_hint(device, supernet.space_name)
+    )
 
 
 #: Random subnets whose predicted latency bounds "the fastest predicted subnet"

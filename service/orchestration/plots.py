@@ -32,7 +32,7 @@ def pareto_png(
     the best subnet under it (nas's rule, as ``query best`` answers)."""
     from nas.plots import plot_pareto
 
-    points = subnets.candidates(session, supernet, device, scope)
+    points = subnets.candidate_points(session, supernet, device, scope)
     if not points:
         raise DomainError(
             f"no evaluated subnet of {supernet.name} has a latency on {device.name} yet"

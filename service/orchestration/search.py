@@ -19,16 +19,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from sqlalchemy.orm import Session
 
+from nas.candidates import FeatureCache
 from service.db import Device, SearchJob, Supernet
 from service.domain import devices, jobs, subnets, supernet_records
 from service.domain.errors import DomainError
 from service.domain.specs import SearchSpec, parse_spec
-from service.orchestration.device_latency import has_table_latency, latency_source
+from service.orchestration.device_latency import ModelCache, has_table_latency, latency_source
 from service.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -37,11 +39,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hwnas.worker")
 
-__all__ = ["JobAborted", "execute_search", "optuna_storage"]
+__all__ = ["JobAborted", "SearchCache", "execute_search", "optuna_storage"]
 
 
 class JobAborted(RuntimeError):
     """The job was cancelled or its lease was lost: stop without finishing it."""
+
+
+@dataclass
+class SearchCache:
+    """What a worker keeps from one search job to the next, bounded: the latency
+    models it loaded (:class:`ModelCache`) and nas's featurised architectures
+    for them (:class:`nas.candidates.FeatureCache`; on NB201, every job would
+    otherwise featurise all 15,625 cells again). Owned by the worker."""
+
+    models: ModelCache = field(default_factory=ModelCache)
+    features: FeatureCache = field(default_factory=FeatureCache)
 
 
 def optuna_storage(rt: Runtime) -> optuna.storages.RDBStorage:
@@ -162,19 +175,28 @@ def execute_search(
     *,
     should_stop: Callable[[], bool] = lambda: False,
     on_progress: Callable[[int], None] = lambda n: None,
+    cache: SearchCache | None = None,
 ) -> dict[str, Any]:
     """Run job ``job_id`` to its end; returns the JSON result stored on the job.
 
     ``should_stop`` is polled after every real evaluation; when it says so the
     run stops with :class:`JobAborted` (evaluations done so far are kept).
+    ``cache``: what the worker keeps between its jobs (none: nothing kept).
+
+    The job's trials are written a round at a time (a batch of evaluations in
+    a few statements); the study holds every evaluation the moment it ends, and
+    the reconciliation at the end (or when a resumed job ends) stores whatever
+    a lost worker had not written.
     """
     from nas import SearchSettings, run_search
     from nas.study import fail_running_trials
     from supernets import space_from_config
 
+    cache = cache if cache is not None else SearchCache()
     with rt.session() as s:
         job, spec, supernet, devs = _load(s, job_id)
-        models = {d.name: latency_source(s, supernet, d) for d in devs}
+        models = {d.name: latency_source(s, supernet, d, cache.models) for d in devs}
+        context = subnets.JobTrials(job.id, job.owner, supernet.space_name, devs[0].name)
         space = space_from_config(supernet.space_name, supernet.space_config)
         budgets = {spec.device: spec.latency_budget_ms, **spec.extra_budgets_ms}
         study_name = job.study_name or f"hwnas-job-{job.id}"
@@ -192,11 +214,19 @@ def execute_search(
     fail_running_trials(storage, study_name)
     count = 0
     tracker = _ProgressLog(job.id, spec.n_evaluations, spec.device)
+    unwritten: list[subnets.TrialIn] = []
+
+    def write() -> None:
+        if unwritten:
+            with rt.session() as s:
+                subnets.record_job_trials(s, context, unwritten)
+            unwritten.clear()
 
     def record(evaluation: Evaluation) -> None:
         nonlocal count
-        with rt.session() as s:
-            subnets.record_trial(s, _trial_in(job, supernet, devs[0], evaluation))
+        unwritten.append(_trial_in(job, supernet, devs[0], evaluation))
+        if len(unwritten) >= spec.batch_size:  # a round's worth
+            write()
         count += 1
         on_progress(count)
         tracker.log(count, evaluation)
@@ -221,14 +251,25 @@ def execute_search(
             should_stop=should_stop,
             measure_latency=measures or None,
             max_latency_measurements=spec.max_latency_measurements if measures else None,
+            # Only the worker holding the job's lease adds trials to its study.
+            exclusive_study=True,
+            feature_cache=cache.features,
         )
         if result.stop_reason == "stopped":
+            write()  # a cancelled job keeps what it evaluated
             raise JobAborted(f"search job {job_id} was cancelled or lost its lease")
-        # Reconcile: evaluations a previous (dead) worker stored in the study
-        # but not in our table.
-        with rt.session() as s:
-            for evaluation in result.evaluations:
-                subnets.record_trial(s, _trial_in(job, supernet, devs[0], evaluation))
+        # Reconcile: the last round, and evaluations a previous (dead) worker
+        # stored in the study but not in our table, in one go.
+        unwritten[:] = [_trial_in(job, supernet, devs[0], e) for e in result.evaluations]
+        write()
+    except Exception:
+        # The search failed: keep the evaluations it made (a resumed job would
+        # reconcile them from the study; a failed one would not).
+        try:
+            write()
+        except Exception:
+            log.warning("job %s: %d evaluation(s) not stored", job_id, len(unwritten))
+        raise
     finally:
         storage.engine.dispose()
     summary = result.to_dict(spec.device)

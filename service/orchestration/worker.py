@@ -32,7 +32,7 @@ from typing import Any
 
 from service.db.transient import is_transient, retrying
 from service.domain import jobs
-from service.orchestration.search import JobAborted, execute_search
+from service.orchestration.search import JobAborted, SearchCache, execute_search
 from service.runtime import Runtime
 
 __all__ = ["JobRunner", "Worker", "default_worker_id"]
@@ -41,12 +41,6 @@ log = logging.getLogger("hwnas.worker")
 
 #: Runs one job: (rt, job_id, should_stop, on_progress) -> result JSON.
 JobRunner = Callable[[Runtime, int, Callable[[], bool], Callable[[int], None]], dict[str, Any]]
-
-
-def _run_search_job(
-    rt: Runtime, job_id: int, should_stop: Callable[[], bool], on_progress: Callable[[int], None]
-) -> dict[str, Any]:
-    return execute_search(rt, job_id, should_stop=should_stop, on_progress=on_progress)
 
 
 def _host_name() -> str:
@@ -63,7 +57,10 @@ def default_worker_id() -> str:
 class Worker:
     rt: Runtime
     worker_id: str = field(default_factory=default_worker_id)
-    runner: JobRunner = _run_search_job
+    #: Runs a job; None: the search (with this worker's :attr:`cache`).
+    runner: JobRunner | None = None
+    #: Latency models and featurised architectures kept from job to job.
+    cache: SearchCache = field(default_factory=SearchCache)
     stop_event: threading.Event = field(default_factory=threading.Event)
     #: The machine this worker measures on (jobs bound to another host are not claimed).
     host: str = field(default_factory=lambda: _host_name())
@@ -135,10 +132,21 @@ class Worker:
         thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
         thread.start()
         log.info("worker %s runs job %s", self.worker_id, job_id)
+
+        def should_stop() -> bool:
+            return lost.is_set() or self.stop_event.is_set()
+
         try:
-            result = self.runner(
-                self.rt, job_id, lambda: lost.is_set() or self.stop_event.is_set(), on_progress
-            )
+            if self.runner is None:
+                result = execute_search(
+                    self.rt,
+                    job_id,
+                    should_stop=should_stop,
+                    on_progress=on_progress,
+                    cache=self.cache,
+                )
+            else:
+                result = self.runner(self.rt, job_id, should_stop, on_progress)
         except JobAborted:
             log.warning("job %s stopped: cancelled or lease lost", job_id)
             return

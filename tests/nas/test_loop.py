@@ -399,11 +399,13 @@ def test_a_lost_claim_is_withdrawn_unevaluated(
     stolen: list[Any] = []
     real_start = SearchStudy.start
 
-    def start_after_a_rival(self: SearchStudy, arch: Any, attrs: Mapping[str, Any]) -> Any:
+    def start_after_a_rival(
+        self: SearchStudy, arch: Any, attrs: Mapping[str, Any], *rest: Any
+    ) -> Any:
         if not stolen and self is not rival:
             stolen.append(arch)
-            real_start(rival, arch, attrs)
-        return real_start(self, arch, attrs)
+            real_start(rival, arch, attrs, *rest)
+        return real_start(self, arch, attrs, *rest)
 
     monkeypatch.setattr(SearchStudy, "start", start_after_a_rival)
     evaluate = Counting()

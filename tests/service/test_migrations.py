@@ -302,6 +302,85 @@ def test_trial_latencies_migration_fills_rows_from_stored_trials(db_url: str) ->
         engine.dispose()
 
 
+def test_trial_latency_std_migration_fills_the_std_of_predictions(db_url: str) -> None:
+    """0006 copies each predicted latency's std into the query index: the main
+    device's from ``nas_trials.latency_std_ms``, the others' from ``latencies``;
+    measured entries and entries without a std get none."""
+    from typing import cast
+
+    from sqlalchemy import Table, insert
+
+    from service.db import Device, Supernet, Trial, utcnow
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0005")
+        now = utcnow()
+        with engine.begin() as conn:
+            conn.execute(
+                insert(cast(Table, Supernet.__table__)),
+                {"name": "sn", "space_name": "nb201", "space_config": {}, "dataset": {},
+                 "status": "ready", "metrics": {}, "description": "", "owner": "local",
+                 "bundled": False, "created_at": now, "updated_at": now},
+            )  # fmt: skip
+            for name in ("d1", "d2", "d3", "d4"):
+                conn.execute(
+                    insert(cast(Table, Device.__table__)),
+                    {"name": name, "kind": "remote", "description": "", "batch_size": 1,
+                     "properties": {}, "owner": "local", "bundled": False,
+                     "created_at": now, "updated_at": now},
+                )  # fmt: skip
+            sn_id = conn.execute(text("SELECT id FROM supernets")).scalar()
+            d1 = conn.execute(text("SELECT id FROM devices WHERE name = 'd1'")).scalar()
+            latencies = {
+                "d2": {"ms": 7.0, "source": "predicted", "std_ms": 1.5},
+                "d3": {"ms": 2.0, "source": "measured"},
+                "d4": {"ms": 6.0, "source": "predicted"},
+            }
+            conn.execute(
+                insert(cast(Table, Trial.__table__)),
+                {"supernet_id": sn_id, "device_id": d1, "space_name": "nb201", "arch": {},
+                 "arch_hash": "a", "accuracy": 90.0, "accuracy_source": "measured",
+                 "latency_ms": 3.0, "latency_source": "predicted", "latency_std_ms": 0.5,
+                 "latencies": latencies, "details": {}, "created_at": now, "updated_at": now},
+            )  # fmt: skip
+            trial_id = conn.execute(text("SELECT id FROM nas_trials")).scalar()
+            # The index rows as the service wrote them before 0006 (d2 overridden
+            # by a stored measurement).
+            for device, ms, source, own_ms, own_source, primary in (
+                ("d1", 3.0, "predicted", 3.0, "predicted", True),
+                ("d2", 5.0, "measured", 7.0, "predicted", False),
+                ("d3", 2.0, "measured", 2.0, "measured", False),
+                ("d4", 6.0, "predicted", 6.0, "predicted", False),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO trial_latencies (trial_id, device_name, supernet_id,"
+                        " arch_hash, accuracy, latency_ms, source, own_ms, own_source,"
+                        " is_primary, owner) VALUES (:t, :d, :s, 'a', 90.0, :ms, :src, :own,"
+                        " :own_src, :p, NULL)"
+                    ),
+                    {"t": trial_id, "d": device, "s": sn_id, "ms": ms, "src": source,
+                     "own": own_ms, "own_src": own_source, "p": primary},
+                )  # fmt: skip
+        upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT device_name, own_std_ms FROM trial_latencies ORDER BY device_name")
+            ).all()
+            assert conn.execute(text("SELECT count(*) FROM nas_trials")).scalar() == 1
+        assert [tuple(r) for r in rows] == [("d1", 0.5), ("d2", 1.5), ("d3", None), ("d4", None)]
+        assert _diff(engine) == []
+        downgrade(engine, "0005")
+        assert "own_std_ms" not in {
+            c["name"] for c in inspect(engine).get_columns("trial_latencies")
+        }
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM trial_latencies")).scalar() == 4
+    finally:
+        engine.dispose()
+
+
 def _v1_payload(blob: bytes) -> bytes:
     """A device model as hwnas saved it before payload version 2."""
     import json

@@ -4,12 +4,15 @@ trial sets (stored measurements override predictions, latest evaluation wins).
 
 The service answers with indexed SQL over ``trial_latencies`` (kept in step
 with trials and measurements written in either order, and through bulk
-inserts); these tests hold that path to the reference."""
+inserts); these tests hold that path to the reference, on SQLite and on
+PostgreSQL (``HWNAS_TEST_POSTGRES_URL``)."""
 
 from __future__ import annotations
 
 import itertools
 import math
+import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +22,18 @@ from unittest.mock import patch
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from nas.pareto import best_under_budget as reference_best
 from nas.pareto import pareto_front as reference_front
+from service.db import upgrade
 from service.domain import devices, subnets, supernet_records
 from service.runtime import Runtime
 from service.settings import load_settings
 
 ARCHS = [f"a{i}" for i in range(6)]
+POSTGRES_ENV = "HWNAS_TEST_POSTGRES_URL"
 
 
 @dataclass(frozen=True)
@@ -56,11 +63,37 @@ trial_st = st.builds(
 measurement_st = st.tuples(st.sampled_from(ARCHS), st.sampled_from([0.5, 1.5, 2.5, 4.0]))
 
 
-@pytest.fixture(scope="module")
-def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    db = Path(tmp_path_factory.mktemp("queries")) / "hwnas.db"
-    with Runtime.open(load_settings(database_url=f"sqlite:///{db}")) as handle:
-        yield handle
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def rt(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Runtime]:
+    """The SQL of the answers on both backends (PostgreSQL in a scratch schema)."""
+    home = Path(tmp_path_factory.mktemp("queries"))
+    if request.param == "sqlite":
+        with Runtime.open(
+            load_settings(home=home, database_url=f"sqlite:///{home / 'h.db'}")
+        ) as rt_:
+            yield rt_
+        return
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL server to test against")
+    schema = f"hwnas_queries_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        settings = load_settings(home=home, database_url=url.render_as_string(hide_password=False))
+        with Runtime.open(settings, check_schema=False) as rt_:
+            upgrade(rt_.engine)
+            yield rt_
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 _names = itertools.count()
@@ -223,3 +256,61 @@ def test_service_answers_equal_nas_reference(
     assert [(c.arch_hash, c.latency_ms) for c in front] == [
         (r["arch"], r["latency_ms"][dev.name]) for r in cast(list[dict[str, Any]], want_front)
     ]
+
+
+def test_a_rounds_trials_are_stored_together_once_each(rt: Runtime) -> None:
+    """record_job_trials (the worker's per-round write): architectures the job
+    stored already, and repeats within the call, are skipped; the index rows
+    carry the job's owner, a stored measurement and the predicted std."""
+    from sqlalchemy import select
+
+    from service.db import TrialLatency
+    from service.domain import jobs
+
+    n = next(_names)
+    with rt.session() as s:
+        sn = supernet_records.register_supernet(
+            s, f"sn{n}", space_name="nb201", space_config={}, status="ready"
+        )
+        dev = devices.create_device(s, f"dev{n}", kind="remote")
+        devices.create_device(s, f"other{n}", kind="remote")
+        job = jobs.submit_job(s, {"supernet": sn.name, "device": dev.name}, owner="alice")
+
+        def trial(arch: str, ms: float) -> subnets.TrialIn:
+            return subnets.TrialIn(
+                space_name="nb201",
+                arch={"name": arch},
+                arch_hash=arch,
+                accuracy=70.0,
+                supernet_id=sn.id,
+                device_id=dev.id,
+                job_id=job.id,
+                latency_ms=ms,
+                latency_source="predicted",
+                latency_std_ms=0.5,
+                latencies={f"other{n}": {"ms": 2 * ms, "source": "predicted", "std_ms": 0.1}},
+            )
+
+        devices.add_measurements(
+            s,
+            dev,
+            [devices.MeasurementIn("nb201", {"name": "b"}, "b", latency_ms=1.5, method="test")],
+        )
+        context = subnets.JobTrials(job.id, "alice", "nb201", dev.name)
+        assert subnets.record_job_trials(s, context, [trial("a", 3.0)]) == 1
+        stored = [trial("a", 9.0), trial("b", 4.0), trial("b", 5.0), trial("c", 6.0)]
+        assert subnets.record_job_trials(s, context, stored) == 2
+        assert subnets.record_job_trials(s, context, stored) == 0
+        rows = {
+            (r.arch_hash, r.device_name): r
+            for r in s.scalars(select(TrialLatency).where(TrialLatency.supernet_id == sn.id))
+        }
+        with pytest.raises(ValueError, match="must belong to job"):
+            subnets.record_job_trials(s, context, [subnets.TrialIn("nb201", {}, "z", 50.0)])
+    assert sorted(rows) == [(h, d) for h in "abc" for d in (dev.name, f"other{n}")]
+    assert rows[("a", dev.name)].latency_ms == 3.0  # the first report stands
+    assert (rows[("b", dev.name)].latency_ms, rows[("b", dev.name)].source) == (1.5, "measured")
+    assert rows[("b", dev.name)].own_ms == 4.0  # the first of the repeats
+    assert rows[("c", dev.name)].own_std_ms == 0.5
+    assert rows[("c", f"other{n}")].own_std_ms == 0.1
+    assert {r.owner for r in rows.values()} == {"alice"}

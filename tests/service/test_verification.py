@@ -229,7 +229,7 @@ def test_submitted_measurements_rerank_the_answer(searched: Searched) -> None:
         )
         # The stored answers now use the measured latency of these subnets.
         sn = supernet_records.get_supernet(s, "nb201")
-        pool = {c.arch_hash: c for c in subnets.candidates(s, sn, device)}
+        pool = {c.arch_hash: c for c in subnets.candidate_points(s, sn, device)}
         for arch_hash, ms in true_ms.items():
             assert pool[arch_hash].latency_source == "measured"
             assert pool[arch_hash].latency_ms == ms
@@ -495,7 +495,7 @@ def test_a_predicted_latency_keeps_its_std_in_the_trial_row(sqlite_url: str) -> 
         assert (row.latency_ms, row.latency_source, row.latency_std_ms) == (4.0, "predicted", 0.5)
         assert row.latencies["extra"] == {"ms": 7.0, "source": "predicted", "std_ms": 1.5}
         assert row.latencies["table"] == {"ms": 2.0, "source": "measured"}
-        (on_extra,) = subnets.candidates(s, sn, extra)
+        (on_extra,) = subnets.candidate_points(s, sn, extra)
         assert on_extra.latency_std_ms == 1.5
         # 4.0 + z(0.9) * 0.5 = 4.64 ms: within 5 ms at 90%, not at 99% (5.16 ms).
         found, _ = subnets.best_under_budget(s, sn, main, 5.0)
