@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quickstart_runs import append_row, environment, read_rows, run_steps  # noqa: E402
+from quickstart_runs import append_row, environment, read_rows, run_steps
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STEM = "main_job_latency"

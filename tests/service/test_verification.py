@@ -453,7 +453,7 @@ def test_local_measure_divides_out_the_drift_since_registration(sqlite_url: str)
                         latency_ms=m.median_ms * factor,
                         method="torch-cpu",
                         is_reference=True,
-                    )  # fmt: skip
+                    )
                     for a, m in zip(refs, now, strict=True)
                 ]
 
