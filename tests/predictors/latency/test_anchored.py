@@ -15,7 +15,7 @@ from predictors.latency.anchored import (
     measure_anchored,
     noise_warnings,
 )
-from supernets import get_space
+from supernets import OFAMobileNetV3Space, get_space
 
 SPEC = DeviceSpec(backend="torch-cpu", threads=1, batch=1)
 
@@ -50,6 +50,7 @@ def test_drift_is_divided_out() -> None:
 
 def test_noise_is_named() -> None:
     space = get_space("ofa-mbv3-tiny")
+    assert isinstance(space, OFAMobileNetV3Space)
     (m,) = measure_archs(space, [space.min_arch()], SPEC, repeats=3, rounds=1)
     quiet = replace(m, median_ms=10.0, q25_ms=9.9, q75_ms=10.1)
     assert noise_warnings([quiet], [1.2, 1.21]) == []
