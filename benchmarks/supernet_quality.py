@@ -362,6 +362,28 @@ def summarise(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict
     }
 
 
+def in_progress(workdir: Path, missing: Sequence[str], args: argparse.Namespace) -> list[str]:
+    """How far each missing supernet's training got in ``workdir`` (a rerun
+    resumes there): finished phases and epochs of the current one."""
+    runs = {r.label: r for r in schedule_runs(args.ps_factor)}
+    out = []
+    for name in missing:
+        kind, seed, key = name.split(":", 2)
+        run_dir = workdir / f"seed{seed}" / key
+        if kind != "supernet" or not (run_dir / "manifest.json").is_file():
+            continue
+        manifest = read_manifest(run_dir)
+        epochs = sum(int(p["epochs"]) for p in manifest["schedule"])
+        done = sum(int(p["epochs"]) for p in manifest["schedule"][: manifest["phases_completed"]])
+        last = run_dir / "last.pt"
+        if last.is_file():
+            state = torch.load(last, map_location="cpu", weights_only=True)
+            done += int(state.get("epochs_done", 0))
+        total = args.epochs * runs[key].budget_factor
+        out.append(f"{name}: {done} of {epochs if epochs else total} epochs trained")
+    return out
+
+
 def _all_mean(result: dict[str, Any]) -> float:
     values = [*result["accuracy"].values(), *result["random_accuracy"]]
     return float(np.mean(values))
@@ -424,6 +446,15 @@ def markdown(summary: dict[str, Any], env: dict[str, Any]) -> str:
         + (f" ({', '.join(summary['units_missing'])})" if summary["units_missing"] else "")
         + ".",
         "",
+    ]
+    if summary.get("in_progress"):
+        lines += [
+            "Interrupted trainings (a rerun with the same `--workdir` resumes them): "
+            + "; ".join(summary["in_progress"])
+            + ".",
+            "",
+        ]
+    lines += [
         "## Inherited accuracy (%)",
         "",
         "| schedule | epochs | smallest | middle | largest | "
@@ -498,6 +529,7 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
 
 def write_report(rows_path: Path, stem: str, args: argparse.Namespace) -> str:
     summary = summarise(read_rows(rows_path, settings(args)), args)
+    summary["in_progress"] = in_progress(Path(args.workdir), summary["units_missing"], args)
     env = environment(args)
     text = markdown(summary, env)
     (RESULTS / f"{stem}.json").write_text(
