@@ -57,6 +57,10 @@ def one_run(seed: int) -> dict[str, Any]:
         "registration_warnings": out["device"].get("warnings", []),
         "registration_quality": out["device"].get("quality", {}),
         "kendall_tau": out["accuracy_predictor"]["metrics"]["metrics"]["kendall_tau"],
+        "accuracy_predictor": {
+            "n_train": out["accuracy_predictor"]["n_train"],
+            "metrics": out["accuracy_predictor"]["metrics"]["metrics"],
+        },
         "warned": any("WARNING" in line for line in lines),
         "environment_start": env_start,
         "environment_end": environment(),
