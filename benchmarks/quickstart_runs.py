@@ -86,5 +86,8 @@ def environment() -> dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "load_average": [round(v, 2) for v in os.getloadavg()],
+        # Evaluations run with torch's thread count (latency is measured with the
+        # device's own, 1); on an oversubscribed machine 1 avoids OpenMP spinning.
+        "torch_threads": torch.get_num_threads(),
         "nice": os.nice(0),
     }
