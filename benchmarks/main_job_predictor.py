@@ -55,8 +55,8 @@ def from_latency_rows(seed: int) -> dict[str, Any] | None:
     from service.orchestration.quickstart import QuickstartOptions
 
     row = read_rows(RESULTS / "main_job_latency.jsonl").get(seed)
-    if row is None:
-        return None
+    if row is None or row.get("kendall_tau") is None:
+        return None  # not run, or run without step 4
     fitted = row.get("accuracy_predictor") or {
         # Older rows kept only tau. A fresh home holds no measured subnet
         # before step 4, so it fitted on every subnet it sampled.
