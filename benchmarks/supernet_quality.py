@@ -1,23 +1,35 @@
-"""Supernet quality: inherited subnets vs the same subnets trained from scratch.
+"""Supernet quality on ``digits-hard``: the schedules side by side, inherited vs from scratch.
 
-On scikit-learn's digits (8x8, upsampled to the subnet's resolution) with the
-``ofa-mbv3-tiny`` space, for the smallest, a middle and the largest subnet:
+For each seed (which also seeds the task's train/holdout split), with the
+``ofa-mbv3-tiny`` space:
 
-* holdout accuracy with weights inherited from a supernet trained with
-  progressive shrinking, and from one trained with the DεpS-style schedule
-  (both BN-recalibrated on training images before measuring);
-* holdout accuracy of the same subnet trained alone from scratch for the same
-  number of epochs as the supernet's whole schedule (also BN-recalibrated);
-* training throughput (images/s) of each, on this machine's CPU.
+* one supernet per schedule configuration: ``deps-max-res``, ``deps`` and
+  OFA's ``progressive-shrinking`` at the same budget (``--epochs``), and
+  progressive shrinking again at ``--ps-factor`` times that budget, where its
+  six phases each get several epochs (at the equal budget its late phases,
+  the only ones that train small expand ratios, get one or two epochs);
+* inherited holdout accuracy (BN recalibrated) of the smallest, a middle and
+  the largest subnet, and of ``--random-subnets`` random subnets drawn once
+  per seed (the same ones for every schedule, so schedules compare paired);
+* the smallest, middle and largest subnet trained alone from scratch for
+  ``--epochs`` epochs (the equal-budget schedules' total), BN recalibrated.
 
-Target: every inherited subnet within 1 point of its from-scratch accuracy.
+Every (seed, supernet) and (seed, from-scratch subnet) is one unit of work.
+A finished unit appends one JSON line to the rows file; a rerun skips
+finished units and resumes an interrupted supernet training after its last
+finished epoch, so the benchmark runs across sittings. ``--shard I/N`` runs
+every N-th unit starting at I, so shards can run in parallel (or on other
+machines sharing the rows file). ``--report`` only rebuilds the tables.
 
-    python benchmarks/supernet_quality.py                 # full run (about an hour on 2 busy CPU cores)
-    python benchmarks/supernet_quality.py --epochs 6 --max-steps-per-epoch 2 --tag smoke
+    nice -n 15 python benchmarks/supernet_quality.py                 # all units (~2.5 CPU-hours)
+    nice -n 15 python benchmarks/supernet_quality.py --shard 0/2 &   # two halves in parallel
+    nice -n 15 python benchmarks/supernet_quality.py --shard 1/2 &
+    python benchmarks/supernet_quality.py --report
+    python benchmarks/supernet_quality.py --epochs 2 --max-steps-per-epoch 2 --seeds 0 \\
+        --random-subnets 2 --tag smoke                               # smoke run
 
-Writes ``benchmarks/results/supernet_quality[-TAG].json`` and ``.md``. With
-``--trajectory WORKDIR`` (the ``--workdir`` of a finished run) it only measures
-the three subnets on every phase checkpoint (``supernet_quality-trajectory.*``).
+Writes ``benchmarks/results/supernet_quality_hard[-TAG].{jsonl,json,md}``
+(rows, summary, table); supernet runs go under ``--workdir``.
 """
 
 from __future__ import annotations
@@ -25,21 +37,22 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
 import os
 import platform
 import sys
-import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from supernets import (
+    DatasetSpec,
     ImageDataset,
     OFAArch,
     OFAMobileNetV3Space,
@@ -57,17 +70,68 @@ from supernets import (
     train_supernet,
 )
 from supernets.evaluate import calibration_images
+from supernets.schedules import total_epochs
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCHEDULES = {"progressive-shrinking": "progressive shrinking (OFA)", "deps": "DεpS-style"}
+DATASET = "digits-hard"
+SPACE = "ofa-mbv3-tiny"
+FIXED = ("smallest", "middle", "largest")
+#: Two-sided 95 % Student t quantiles by degrees of freedom (n - 1).
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306}
 
 
-def subnets(space: OFAMobileNetV3Space) -> dict[str, OFAArch]:
-    n = space.n_slots
+@dataclass(frozen=True)
+class ScheduleRun:
+    """One supernet configuration of the benchmark."""
 
+    label: str
+    schedule: str
+    #: Multiple of ``--epochs`` this configuration trains for.
+    budget_factor: int = 1
+
+
+def schedule_runs(ps_factor: int) -> list[ScheduleRun]:
+    runs = [
+        ScheduleRun("deps-max-res", "deps-max-res"),
+        ScheduleRun("deps", "deps"),
+        ScheduleRun("progressive-shrinking", "progressive-shrinking"),
+    ]
+    if ps_factor > 1:
+        runs.append(
+            ScheduleRun(f"progressive-shrinking-x{ps_factor}", "progressive-shrinking", ps_factor)
+        )
+    return runs
+
+
+@dataclass(frozen=True)
+class Unit:
+    kind: str  # "supernet" | "scratch"
+    seed: int
+    key: str  # a ScheduleRun label, or a fixed subnet's label
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.seed}:{self.key}"
+
+
+def units(seeds: Sequence[int], runs: Sequence[ScheduleRun]) -> list[Unit]:
+    """All units in the order they run: the equal-budget supernets of every seed
+    first (what the default schedule is chosen from), then the from-scratch
+    subnets, then the larger budgets, so a short sitting answers the first
+    question completely before starting the next."""
+    equal = [r for r in runs if r.budget_factor == 1]
+    larger = sorted((r for r in runs if r.budget_factor > 1), key=lambda r: r.budget_factor)
+    out = [Unit("supernet", s, r.label) for s in seeds for r in equal]
+    out += [Unit("scratch", s, label) for s in seeds for label in FIXED]
+    out += [Unit("supernet", s, r.label) for r in larger for s in seeds]
+    return out
+
+
+def fixed_subnets(space: OFAMobileNetV3Space) -> dict[str, OFAArch]:
     def mid(values: tuple[int, ...]) -> int:
         return values[len(values) // 2]
 
+    n = space.n_slots
     middle = OFAArch(
         (mid(space.kernel_sizes),) * n,
         (mid(space.expand_ratios),) * n,
@@ -77,298 +141,441 @@ def subnets(space: OFAMobileNetV3Space) -> dict[str, OFAArch]:
     return {"smallest": space.min_arch(), "middle": middle, "largest": space.max_arch()}
 
 
-def _std_err_points(acc: float, n: int) -> float:
-    """Binomial standard error of an accuracy (percent) measured on ``n`` images, in points."""
-    p = acc / 100.0
-    return 100 * math.sqrt(max(p * (1 - p), 1e-12) / n)
+def random_subnets(space: OFAMobileNetV3Space, seed: int, n: int) -> list[OFAArch]:
+    rng = np.random.default_rng([seed, 7919])
+    return [space.sample(rng) for _ in range(n)]
 
 
-def _setup(args: argparse.Namespace) -> tuple[OFAMobileNetV3Space, ImageDataset, TrainConfig]:
-    torch.set_num_threads(args.threads)
-    space = get_space("ofa-mbv3-tiny")
+# -- running units -------------------------------------------------------------------
+
+
+def _space() -> OFAMobileNetV3Space:
+    space = get_space(SPACE)
     assert isinstance(space, OFAMobileNetV3Space)
-    config = TrainConfig(
+    return space
+
+
+def _dataset(seed: int) -> ImageDataset:
+    return load_dataset(DatasetSpec(kind=DATASET, seed=seed))
+
+
+def _config(args: argparse.Namespace, seed: int) -> TrainConfig:
+    return TrainConfig(
         batch_size=args.batch_size,
-        seed=args.seed,
+        seed=seed,
         num_threads=args.threads,
         eval_after_phase=False,
         max_steps_per_epoch=args.max_steps_per_epoch,
     )
-    return space, load_dataset("digits"), config
 
 
-def supernet_job(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """Train one supernet with schedule ``name``; inherited accuracy of each subnet."""
-    space, dataset, config = _setup(args)
-    schedule = get_schedule(name, space, epochs=args.epochs, lr=args.lr)
-    out = workdir / name
-    train_supernet(space, dataset, schedule, out, config=config, progress=_printer(name))
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What a row must have been measured with to be counted (checked on resume)."""
+    return {
+        "dataset": DATASET,
+        "space": SPACE,
+        "epochs": args.epochs,
+        "ps_factor": args.ps_factor,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "random_subnets": args.random_subnets,
+        "max_steps_per_epoch": args.max_steps_per_epoch,
+    }
+
+
+def run_supernet(unit: Unit, args: argparse.Namespace) -> dict[str, Any]:
+    run = next(r for r in schedule_runs(args.ps_factor) if r.label == unit.key)
+    space, dataset, config = _space(), _dataset(unit.seed), _config(args, unit.seed)
+    epochs = args.epochs * run.budget_factor
+    schedule = get_schedule(run.schedule, space, epochs=epochs, lr=args.lr)
+    out = Path(args.workdir) / f"seed{unit.seed}" / run.label
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    train_supernet(space, dataset, schedule, out, config=config, progress=_printer(unit))
     manifest = read_manifest(out)
     _, net, _ = load_supernet(out)
-    images = sum(p["steps"] * config.batch_size for p in manifest["phases"])
-    train_seconds = sum(p["seconds"] for p in manifest["phases"])
-    entry: dict[str, Any] = {
-        "phases": [
-            {k: p[k] for k in ("name", "seconds", "images_per_s", "subnet_images_per_s")}
-            | {"epochs": s.epochs, "subnets_per_step": s.subnets_per_step}
-            for p, s in zip(manifest["phases"], schedule, strict=True)
-        ],
-        "train_seconds": round(train_seconds, 1),
-        "images_per_s": round(images / train_seconds, 1),
-        "accuracy": {},
+    t1 = time.perf_counter()
+    accuracy = {
+        label: evaluate_subnet(net, arch, dataset, seed=unit.seed).accuracy
+        for label, arch in fixed_subnets(space).items()
     }
-    for label, arch in subnets(space).items():
-        ev = evaluate_subnet(net, arch, dataset, seed=args.seed)
-        entry["accuracy"][label] = ev.accuracy
-        print(f"[{name}] {label}: inherited accuracy {ev.accuracy:.2f}%", flush=True)
-    return entry
+    randoms = [
+        evaluate_subnet(net, arch, dataset, seed=unit.seed).accuracy
+        for arch in random_subnets(space, unit.seed, args.random_subnets)
+    ]
+    print(f"[{unit.name}] inherited {accuracy}, random mean {np.mean(randoms):.2f}%", flush=True)
+    return {
+        "schedule": run.schedule,
+        "epochs": total_epochs(schedule),
+        "phases": [
+            {"name": p.name, "epochs": p.epochs, "subnets_per_step": p.subnets_per_step}
+            | {k: m[k] for k in ("seconds", "images_per_s")}
+            for p, m in zip(schedule, manifest["phases"], strict=True)
+        ],
+        # Whole-run training time from the manifest (includes earlier sittings).
+        "train_seconds": round(sum(p["seconds"] for p in manifest["phases"]), 1),
+        "eval_seconds": round(time.perf_counter() - t1, 1),
+        "cpu_seconds_this_sitting": round(time.process_time() - cpu0, 1),
+        "wall_seconds_this_sitting": round(time.perf_counter() - t0, 1),
+        "accuracy": accuracy,
+        "random_accuracy": randoms,
+    }
 
 
-def scratch_job(label: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Train subnet ``label`` alone from scratch for the same number of epochs."""
-    space, dataset, config = _setup(args)
-    arch = subnets(space)[label]
-    torch.manual_seed(args.seed)
+def run_scratch(unit: Unit, args: argparse.Namespace) -> dict[str, Any]:
+    space, dataset, config = _space(), _dataset(unit.seed), _config(args, unit.seed)
+    arch = fixed_subnets(space)[unit.key]
+    torch.manual_seed(unit.seed)
     subnet = build_subnet(space, arch, dataset.n_classes)
-    warmup = round(args.epochs * 0.05, 2)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     train_subnet(
-        subnet, dataset, epochs=args.epochs, lr=args.lr, warmup_epochs=warmup, config=config
+        subnet,
+        dataset,
+        epochs=args.epochs,
+        lr=args.lr,
+        warmup_epochs=round(args.epochs * 0.05, 2),
+        config=config,
     )
     seconds = time.perf_counter() - t0
-    spe = config.steps_per_epoch(dataset.n_train)
     raw = evaluate_accuracy(subnet, dataset.holdout_x, dataset.holdout_y, arch.r)
-    recalibrate_bn(subnet, calibration_images(dataset, arch.r, seed=args.seed))
+    recalibrate_bn(subnet, calibration_images(dataset, arch.r, seed=unit.seed))
     acc = evaluate_accuracy(subnet, dataset.holdout_x, dataset.holdout_y, arch.r)
-    print(f"[scratch] {label}: accuracy {acc:.2f}% in {seconds:.0f}s", flush=True)
+    print(f"[{unit.name}] from scratch {acc:.2f}% in {seconds:.0f} s", flush=True)
     return {
+        "epochs": args.epochs,
         "accuracy": acc,
         "accuracy_without_recalibration": raw,
         "train_seconds": round(seconds, 1),
-        "images_per_s": round(args.epochs * spe * config.batch_size / seconds, 1),
+        "cpu_seconds_this_sitting": round(time.process_time() - cpu0, 1),
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    space, dataset, config = _setup(args)
-    archs = subnets(space)
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="supernet-quality-"))
-    result: dict[str, Any] = {
-        "dataset": dataset.summary(),
-        "space": {"name": space.name, "config": space.config()},
-        "epochs": args.epochs,
-        "lr": args.lr,
-        "seed": args.seed,
-        "train_config": config.to_dict(),
-        "subnets": {k: a.to_dict() for k, a in archs.items()},
-        "bn_calibration_images": min(2000, dataset.n_train),
-        "environment": {
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": args.threads,
-            "parallel_jobs": args.jobs,
-            "gpu": torch.cuda.is_available(),
-            "note": "CPU only: no GPU was available in this session. The machine was "
-            "shared with other jobs, so throughput numbers are lower bounds.",
-            "load_average_start": os.getloadavg(),
-        },
-    }
-    t0 = time.perf_counter()
-    # Independent trainings, costliest first; "spawn" because forking a process
-    # that already ran torch's OpenMP pool can deadlock.
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        supernet_futures = {n: pool.submit(supernet_job, n, args, workdir) for n in SCHEDULES}
-        scratch_futures = {
-            label: pool.submit(scratch_job, label, args) for label in reversed(list(archs))
-        }
-        result["schedules"] = {n: f.result() for n, f in supernet_futures.items()}
-        result["scratch"] = {label: scratch_futures[label].result() for label in archs}
-    result["wall_seconds"] = round(time.perf_counter() - t0, 1)
-
-    n_hold = dataset.n_holdout
-    for entry in result["schedules"].values():
-        entry["gap_points"] = {
-            label: round(entry["accuracy"][label] - result["scratch"][label]["accuracy"], 2)
-            for label in archs
-        }
-        entry["within_1_point"] = all(g >= -1.0 for g in entry["gap_points"].values())
-    result["holdout_std_err_points"] = {
-        label: round(_std_err_points(result["scratch"][label]["accuracy"], n_hold), 2)
-        for label in archs
-    }
-    result["environment"]["load_average_end"] = os.getloadavg()
-    return result
-
-
-def _printer(name: str) -> Any:
+def _printer(unit: Unit) -> Any:
     def show(event: Any) -> None:
         if event.kind == "phase_end":
             m = event.metrics
             print(
-                f"[{name}] phase {event.phase_index + 1}/{event.n_phases} {event.phase}: "
-                f"{m['seconds']:.0f}s, {m['images_per_s']} img/s, loss {m['final_loss']:.3f}",
+                f"[{unit.name}] phase {event.phase_index + 1}/{event.n_phases} {event.phase}: "
+                f"{m['seconds']:.0f} s, {m['images_per_s']} img/s, loss {m['final_loss']:.3f}",
                 flush=True,
             )
 
     return show
 
 
-def markdown(result: dict[str, Any]) -> str:
-    labels = list(result["subnets"])
-    scratch = result["scratch"]
-    env = result["environment"]
-    lines = [
-        "# Supernet quality: inherited vs from-scratch subnets",
-        "",
-        f"Dataset: scikit-learn digits ({result['dataset']['n_train']} training / "
-        f"{result['dataset']['n_holdout']} holdout images, 10 classes), upsampled to the "
-        f"subnet's resolution. Space `{result['space']['name']}`. Budget: {result['epochs']} "
-        f"epochs for each supernet schedule and for each from-scratch subnet; batch "
-        f"{result['train_config']['batch_size']}, peak LR {result['lr']}, SGD Nesterov. "
-        f"Accuracy on the holdout split after BN recalibration on "
-        f"{result['bn_calibration_images']} training images.",
-        "",
-        "| subnet | arch | from scratch | "
-        + " | ".join(f"{SCHEDULES[s]} (gap)" for s in result["schedules"])
-        + " |",
-        "|---|---|---|" + "---|" * len(result["schedules"]),
-    ]
-    for label in labels:
-        a = result["subnets"][label]
-        desc = f"k{a['ks'][0]} e{a['e'][0]} d{a['d'][0]} r{a['r']}"
-        cells = [
-            f"{e['accuracy'][label]:.2f}% ({e['gap_points'][label]:+.2f})"
-            for e in result["schedules"].values()
-        ]
-        lines.append(
-            f"| {label} | {desc} | {scratch[label]['accuracy']:.2f}% | " + " | ".join(cells) + " |"
-        )
-    se = ", ".join(f"{k} ±{v}" for k, v in result["holdout_std_err_points"].items())
-    lines += [
-        "",
-        f"Gap = inherited minus from-scratch, in points. One holdout image is "
-        f"{100 / result['dataset']['n_holdout']:.2f} points; binomial standard error of the "
-        f"from-scratch accuracies: {se} points.",
-        "",
-        "Target (every inherited subnet within 1 point of its from-scratch accuracy): "
-        + ", ".join(
-            f"{SCHEDULES[s]} **{'met' if e['within_1_point'] else 'not met'}**"
-            for s, e in result["schedules"].items()
-        )
-        + ".",
-        "",
-        "## Training cost and throughput (CPU)",
-        "",
-        f"{env['note']} torch {env['torch']}, {env['cpu_count']} CPU cores, "
-        f"{env['torch_threads']} torch thread(s) per training, {env['parallel_jobs']} trainings "
-        f"in parallel ({result['wall_seconds'] / 60:.0f} min wall time in all); load average at start "
-        f"{env['load_average_start'][0]:.1f}, at end {env['load_average_end'][0]:.1f}.",
-        "",
-        "| what | training time | images/s |",
-        "|---|---|---|",
-    ]
-    for s, e in result["schedules"].items():
-        lines.append(
-            f"| supernet, {SCHEDULES[s]} ({result['epochs']} epochs, one supernet) | "
-            f"{e['train_seconds']:.0f} s | {e['images_per_s']:.0f} |"
-        )
-    total_scratch = sum(v["train_seconds"] for v in scratch.values())
-    for label in labels:
-        lines.append(
-            f"| {label} subnet alone ({result['epochs']} epochs) | "
-            f"{scratch[label]['train_seconds']:.0f} s | {scratch[label]['images_per_s']:.0f} |"
-        )
-    lines += [
-        f"| the three subnets alone, together | {total_scratch:.0f} s | |",
-        "",
-        "Images/s counts each training image once per step, although a supernet step "
-        "trains several subnets on it (and runs the teacher). Per phase:",
-        "",
-        "| schedule | phase | epochs | subnets/step | time | images/s | subnet-images/s |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for s, e in result["schedules"].items():
-        for p in e["phases"]:
-            lines.append(
-                f"| {SCHEDULES[s]} | {p['name']} | {p['epochs']} | {p['subnets_per_step']} | "
-                f"{p['seconds']:.0f} s | {p['images_per_s']:.0f} | {p['subnet_images_per_s']:.0f} |"
-            )
-    return "\n".join(lines) + "\n"
+# -- rows ------------------------------------------------------------------------------
 
 
-def trajectory(workdir: Path, seed: int = 0) -> dict[str, Any]:
-    """Inherited accuracy of the three subnets after every phase of each run in
-    ``workdir`` (from the per-phase checkpoints): where a schedule gains or loses."""
-    dataset = load_dataset("digits")
-    out: dict[str, Any] = {}
-    for name in SCHEDULES:
-        manifest = read_manifest(workdir / name)
-        rows = []
-        for phase in manifest["phases"]:
-            space, net, _ = load_supernet(workdir / name / phase["checkpoint"])
-            assert isinstance(space, OFAMobileNetV3Space)
-            acc = {
-                label: evaluate_subnet(net, arch, dataset, seed=seed).accuracy
-                for label, arch in subnets(space).items()
-            }
-            rows.append({"phase": phase["name"], "accuracy": acc})
-        out[name] = rows
+def read_rows(path: Path, wanted: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Finished rows measured with ``wanted`` settings, by unit name (last one wins)."""
+    rows: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return rows
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row["settings"] == wanted:
+            rows[row["unit"]] = row
+    return rows
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    # One write of one line in append mode: shards appending to the same file
+    # do not interleave their lines.
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard must look like I/N, got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+    return i, n
+
+
+# -- summary ---------------------------------------------------------------------------
+
+
+def mean_ci(values: Iterable[float]) -> dict[str, Any]:
+    """Mean and the half-width of its 95 % t interval over seeds (None below 2 values)."""
+    v = [float(x) for x in values]
+    if not v:
+        return {"n": 0, "mean": None, "ci95": None}
+    mean = sum(v) / len(v)
+    if len(v) < 2:
+        return {"n": 1, "mean": round(mean, 2), "ci95": None}
+    sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
+    t = _T95.get(len(v) - 1, 1.96)
+    return {"n": len(v), "mean": round(mean, 2), "ci95": round(t * sd / math.sqrt(len(v)), 2)}
+
+
+def summarise(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    runs = schedule_runs(args.ps_factor)
+    all_units = units(args.seeds, runs)
+    done = {u.name: rows[u.name] for u in all_units if u.name in rows}
+    scratch = {
+        label: {
+            r["seed"]: r["result"]["accuracy"]
+            for r in done.values()
+            if r["kind"] == "scratch" and r["key"] == label
+        }
+        for label in FIXED
+    }
+    schedules: dict[str, Any] = {}
+    for run in runs:
+        per_seed = {
+            r["seed"]: r["result"]
+            for r in done.values()
+            if r["kind"] == "supernet" and r["key"] == run.label
+        }
+        entry: dict[str, Any] = {
+            "schedule": run.schedule,
+            "epochs": args.epochs * run.budget_factor,
+            "seeds": sorted(per_seed),
+            "train_seconds": mean_ci(v["train_seconds"] for v in per_seed.values()),
+        }
+        for label in FIXED:
+            entry[label] = mean_ci(v["accuracy"][label] for v in per_seed.values())
+            gaps = [
+                v["accuracy"][label] - scratch[label][s]
+                for s, v in per_seed.items()
+                if s in scratch[label]
+            ]
+            entry[f"{label}_gap"] = mean_ci(gaps)
+        entry["random_mean"] = mean_ci(np.mean(v["random_accuracy"]) for v in per_seed.values())
+        entry["all_mean"] = mean_ci(_all_mean(v) for v in per_seed.values())
+        schedules[run.label] = entry
+    return {
+        "settings": settings(args),
+        "seeds": list(args.seeds),
+        "units_done": sorted(done),
+        "units_missing": [u.name for u in all_units if u.name not in done],
+        "cpu_seconds_recorded": round(
+            sum(r["result"].get("cpu_seconds_this_sitting", 0.0) for r in done.values()), 1
+        ),
+        "scratch": {label: mean_ci(scratch[label].values()) for label in FIXED},
+        "schedules": schedules,
+        "choice": choose(done, runs),
+    }
+
+
+def in_progress(workdir: Path, missing: Sequence[str], args: argparse.Namespace) -> list[str]:
+    """How far each missing supernet's training got in ``workdir`` (a rerun
+    resumes there): finished phases and epochs of the current one."""
+    runs = {r.label: r for r in schedule_runs(args.ps_factor)}
+    out = []
+    for name in missing:
+        kind, seed, key = name.split(":", 2)
+        run_dir = workdir / f"seed{seed}" / key
+        if kind != "supernet" or not (run_dir / "manifest.json").is_file():
+            continue
+        manifest = read_manifest(run_dir)
+        epochs = sum(int(p["epochs"]) for p in manifest["schedule"])
+        done = sum(int(p["epochs"]) for p in manifest["schedule"][: manifest["phases_completed"]])
+        last = run_dir / "last.pt"
+        if last.is_file():
+            state = torch.load(last, map_location="cpu", weights_only=True)
+            done += int(state.get("epochs_done", 0))
+        total = args.epochs * runs[key].budget_factor
+        out.append(f"{name}: {done} of {epochs if epochs else total} epochs trained")
     return out
 
 
-def trajectory_markdown(data: dict[str, Any]) -> str:
+def _all_mean(result: dict[str, Any]) -> float:
+    values = [*result["accuracy"].values(), *result["random_accuracy"]]
+    return float(np.mean(values))
+
+
+def choose(done: dict[str, dict[str, Any]], runs: Sequence[ScheduleRun]) -> dict[str, Any]:
+    """The best equal-budget schedule by mean inherited accuracy over all measured
+    subnets, and whether its lead over each rival holds in every seed where both
+    ran, with a paired 95 % interval above zero."""
+    by_run: dict[str, dict[int, float]] = {}
+    for run in runs:
+        if run.budget_factor != 1:
+            continue
+        by_run[run.label] = {
+            r["seed"]: _all_mean(r["result"])
+            for r in done.values()
+            if r["kind"] == "supernet" and r["key"] == run.label
+        }
+    scored = {k: float(np.mean(list(v.values()))) for k, v in by_run.items() if v}
+    if not scored:
+        return {"best": None, "supported": False, "leads": {}}
+    best = max(scored, key=lambda k: scored[k])
+    leads: dict[str, Any] = {}
+    supported = len(scored) == len(by_run)
+    for rival in by_run:
+        if rival == best:
+            continue
+        seeds = sorted(set(by_run[best]) & set(by_run[rival]))
+        diffs = [by_run[best][s] - by_run[rival][s] for s in seeds]
+        lead = mean_ci(diffs)
+        lead["every_seed"] = bool(diffs) and all(d > 0 for d in diffs)
+        leads[rival] = lead
+        holds = lead["every_seed"] and lead["ci95"] is not None and lead["mean"] - lead["ci95"] > 0
+        supported = supported and bool(holds)
+    return {"best": best, "supported": supported, "leads": leads}
+
+
+def _cell(stat: dict[str, Any], signed: bool = False) -> str:
+    if stat["mean"] is None:
+        return "—"
+    fmt = "+.2f" if signed else ".2f"
+    ci = f" ± {stat['ci95']:.2f}" if stat["ci95"] is not None else ""
+    return f"{stat['mean']:{fmt}}{ci} (n={stat['n']})"
+
+
+def markdown(summary: dict[str, Any], env: dict[str, Any]) -> str:
+    s = summary["settings"]
     lines = [
-        "# Supernet quality: inherited accuracy after each phase",
+        "# Supernet quality on digits-hard: schedules side by side, inherited vs from scratch",
         "",
-        "Holdout accuracy (BN recalibrated) of the benchmark's three subnets, measured on "
-        "each phase's checkpoint of the runs in `supernet_quality.json`.",
+        f"Task `{s['dataset']}` (the split is seeded by the seed), space `{s['space']}`, "
+        f"batch {s['batch_size']}, peak LR {s['lr']}, SGD Nesterov. Equal budget: "
+        f"{s['epochs']} epochs per supernet and per from-scratch subnet; progressive "
+        f"shrinking also at {s['ps_factor']}x. Accuracy on the holdout split after BN "
+        "recalibration on 2,000 training images. Cells: mean over seeds ± the half-width "
+        "of its 95 % t interval (n = seeds measured).",
         "",
-        "| schedule | after phase | smallest | middle | largest |",
-        "|---|---|---|---|---|",
+        f"Seeds {summary['seeds']}: {len(summary['units_done'])} units done, "
+        f"{len(summary['units_missing'])} missing"
+        + (f" ({', '.join(summary['units_missing'])})" if summary["units_missing"] else "")
+        + ".",
+        "",
     ]
-    for name, rows in data.items():
-        for row in rows:
-            acc = row["accuracy"]
-            lines.append(
-                f"| {SCHEDULES[name]} | {row['phase']} | "
-                + " | ".join(f"{acc[k]:.2f}%" for k in ("smallest", "middle", "largest"))
-                + " |"
+    if summary.get("in_progress"):
+        lines += [
+            "Interrupted trainings (a rerun with the same `--workdir` resumes them): "
+            + "; ".join(summary["in_progress"])
+            + ".",
+            "",
+        ]
+    lines += [
+        "## Inherited accuracy (%)",
+        "",
+        "| schedule | epochs | smallest | middle | largest | "
+        f"{s['random_subnets']} random subnets | all measured |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, e in summary["schedules"].items():
+        lines.append(
+            f"| {label} | {e['epochs']} | {_cell(e['smallest'])} | {_cell(e['middle'])} | "
+            f"{_cell(e['largest'])} | {_cell(e['random_mean'])} | {_cell(e['all_mean'])} |"
+        )
+    sc = summary["scratch"]
+    lines += [
+        f"| from scratch (each subnet alone) | {s['epochs']} | {_cell(sc['smallest'])} | "
+        f"{_cell(sc['middle'])} | {_cell(sc['largest'])} | | |",
+        "",
+        "## Inherited minus from scratch (points, paired by seed)",
+        "",
+        "| schedule | smallest | middle | largest |",
+        "|---|---|---|---|",
+    ]
+    for label, e in summary["schedules"].items():
+        lines.append(
+            f"| {label} | {_cell(e['smallest_gap'], True)} | {_cell(e['middle_gap'], True)} | "
+            f"{_cell(e['largest_gap'], True)} |"
+        )
+    ch = summary["choice"]
+    lines += ["", "## Default schedule", ""]
+    if ch["best"] is None:
+        lines.append("No equal-budget supernet measured yet.")
+    else:
+        leads = ", ".join(f"over {k}: {_cell(v, True)}" for k, v in ch["leads"].items())
+        lines.append(
+            f"Best at the equal budget by mean inherited accuracy over all measured subnets: "
+            f"**{ch['best']}** ({leads} points). "
+            + (
+                "Its lead holds in every seed with a paired 95 % interval above zero."
+                if ch["supported"]
+                else "Not supported as a choice yet: a lead is missing, not positive in every "
+                "seed, or its 95 % interval reaches zero."
             )
+        )
+    lines += [
+        "",
+        "## Cost",
+        "",
+        "| schedule | training time per supernet (s) |",
+        "|---|---|",
+    ]
+    for label, e in summary["schedules"].items():
+        lines.append(f"| {label} | {_cell(e['train_seconds'])} |")
+    lines += [
+        "",
+        f"CPU time recorded by the finished units: {summary['cpu_seconds_recorded'] / 3600:.2f} h "
+        f"(python {env['python']}, torch {env['torch']}, {env['cpu_count']} cores, "
+        f"{env['threads']} thread per unit; load average when this table was written "
+        f"{env['load_average'][0]:.1f}).",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--epochs", type=int, default=24)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--max-steps-per-epoch", type=int, default=None, help="smoke runs only")
-    p.add_argument("--workdir", default=None, help="where supernet runs go (default: a temp dir)")
-    p.add_argument("--tag", default="", help="suffix of the results files")
-    p.add_argument("--jobs", type=int, default=3, help="trainings run in parallel processes")
-    p.add_argument(
-        "--trajectory",
-        metavar="WORKDIR",
-        default=None,
-        help="only evaluate every phase checkpoint of the runs in WORKDIR (no training)",
+def environment(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "cpu_count": os.cpu_count(),
+        "threads": args.threads,
+        "gpu": torch.cuda.is_available(),
+        "load_average": list(os.getloadavg()),
+    }
+
+
+def write_report(rows_path: Path, stem: str, args: argparse.Namespace) -> str:
+    summary = summarise(read_rows(rows_path, settings(args)), args)
+    summary["in_progress"] = in_progress(Path(args.workdir), summary["units_missing"], args)
+    env = environment(args)
+    text = markdown(summary, env)
+    (RESULTS / f"{stem}.json").write_text(
+        json.dumps(summary | {"environment": env}, indent=2) + "\n"
     )
-    args = p.parse_args()
+    (RESULTS / f"{stem}.md").write_text(text)
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=10, help="the equal budget (default 10)")
+    p.add_argument(
+        "--ps-factor", type=int, default=3, help="progressive shrinking's larger budget (x)"
+    )
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--random-subnets", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per unit")
+    p.add_argument("--max-steps-per-epoch", type=int, default=None, help="smoke runs only")
+    p.add_argument("--shard", type=parse_shard, default=(0, 1), help="I/N: every N-th unit from I")
+    p.add_argument("--workdir", default="runs/supernet_quality", help="supernet run directories")
+    p.add_argument("--tag", default="", help="suffix of the results files")
+    p.add_argument("--report", action="store_true", help="only rebuild the tables from the rows")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    if args.trajectory:
-        torch.set_num_threads(args.threads)
-        data = trajectory(Path(args.trajectory), args.seed)
-        (RESULTS / "supernet_quality-trajectory.json").write_text(json.dumps(data, indent=2) + "\n")
-        (RESULTS / "supernet_quality-trajectory.md").write_text(trajectory_markdown(data))
-        print(trajectory_markdown(data))
-        return
-    result = run(args)
-    stem = "supernet_quality" + (f"-{args.tag}" if args.tag else "")
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown(result))
-    print(markdown(result))
+    stem = "supernet_quality_hard" + (f"-{args.tag}" if args.tag else "")
+    rows_path = RESULTS / f"{stem}.jsonl"
+    if not args.report:
+        wanted = settings(args)
+        todo = units(args.seeds, schedule_runs(args.ps_factor))
+        index, count = args.shard
+        for unit in todo[index::count]:
+            if unit.name in read_rows(rows_path, wanted):
+                continue
+            print(f"[{unit.name}] start (load {os.getloadavg()[0]:.1f})", flush=True)
+            runner = run_supernet if unit.kind == "supernet" else run_scratch
+            result = runner(unit, args)
+            append_row(
+                rows_path,
+                {"unit": unit.name, "kind": unit.kind, "seed": unit.seed, "key": unit.key}
+                | {"settings": wanted, "result": result, "load_average": os.getloadavg()},
+            )
+    print(write_report(rows_path, stem, args))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from supernets.schedules import DEFAULT_SCHEDULE
+
 if TYPE_CHECKING:
     from supernets.data import ImageDataset
     from supernets.schedules import Phase
@@ -42,7 +44,7 @@ class TrainRequest:
     #: ``digits`` | ``digits-hard`` | ``folder:PATH`` | ``npz:PATH`` (see :mod:`supernets.data`).
     dataset: str = "digits"
     #: A built-in schedule's name, or a JSON file holding a list of phases.
-    schedule: str = "progressive-shrinking"
+    schedule: str = DEFAULT_SCHEDULE
     #: Total epochs and peak learning rate of a built-in schedule (its defaults if None).
     epochs: int | None = None
     lr: float | None = None

@@ -18,6 +18,7 @@ A trainer reads nothing but the phase fields, so new schedules need no code.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -25,13 +26,17 @@ from typing import Any
 from supernets.spaces import OFAMobileNetV3Space, SearchSpace
 
 __all__ = [
+    "DEFAULT_SCHEDULE",
+    "DEFAULT_SCHEDULE_WHY",
     "Phase",
+    "ScheduleInfo",
     "available_schedules",
     "deps_max_res_schedule",
     "deps_schedule",
     "get_schedule",
     "progressive_shrinking",
     "schedule_from_dicts",
+    "schedule_info",
     "schedule_to_dicts",
     "total_epochs",
 ]
@@ -304,26 +309,73 @@ def deps_max_res_schedule(space: SearchSpace[Any], **kwargs: Any) -> list[Phase]
 
 ScheduleBuilder = Callable[..., list[Phase]]
 
-_SCHEDULES: dict[str, ScheduleBuilder] = {
-    "progressive-shrinking": progressive_shrinking,
-    "deps": deps_schedule,
-    "deps-max-res": deps_max_res_schedule,
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """What a user choosing a built-in schedule needs to know (``--help``)."""
+
+    name: str
+    summary: str
+    #: The fewest total epochs the builder accepts (one per phase).
+    min_epochs: int
+    #: The builder's own defaults, used when a request leaves them unset.
+    default_epochs: int
+    default_lr: float
+
+
+_SCHEDULES: dict[str, tuple[ScheduleBuilder, str, int]] = {
+    "progressive-shrinking": (
+        progressive_shrinking,
+        "OFA: full, then elastic kernel, depth, expand (6 phases, distilled)",
+        6,
+    ),
+    "deps": (deps_schedule, "full network for half the epochs, then sandwich sampling", 2),
+    "deps-max-res": (
+        deps_max_res_schedule,
+        "deps whose full-network phase sees only the largest resolution",
+        2,
+    ),
 }
+
+#: The schedule a request without one trains, and why (``--help`` says it).
+#: Chosen by the supernet benchmark (``benchmarks/supernet_quality.py``).
+DEFAULT_SCHEDULE = "progressive-shrinking"
+DEFAULT_SCHEDULE_WHY = "kept from OFA while the supernet benchmark's comparison is incomplete"
 
 
 def available_schedules() -> list[str]:
     return sorted(_SCHEDULES)
 
 
-def get_schedule(name: str, space: SearchSpace[Any], **kwargs: Any) -> list[Phase]:
-    """Build a registered schedule for ``space``; ``kwargs`` (``epochs``, ``lr``,
-    ...) go to its builder."""
+def _builder_defaults(builder: ScheduleBuilder) -> dict[str, Any]:
+    # deps-max-res forwards its keyword arguments to deps: read the target's.
+    target = deps_schedule if builder is deps_max_res_schedule else builder
+    params = inspect.signature(target).parameters
+    return {k: params[k].default for k in ("epochs", "lr")}
+
+
+def schedule_info(name: str) -> ScheduleInfo:
+    """Summary, minimum epochs and default epochs/LR of a built-in schedule."""
     try:
-        builder = _SCHEDULES[name]
+        builder, summary, min_epochs = _SCHEDULES[name]
     except KeyError:
         raise ValueError(
             f"unknown schedule {name!r}; known schedules: {', '.join(available_schedules())}"
         ) from None
-    schedule = builder(space, **kwargs)
+    defaults = _builder_defaults(builder)
+    return ScheduleInfo(name, summary, min_epochs, int(defaults["epochs"]), float(defaults["lr"]))
+
+
+def get_schedule(name: str, space: SearchSpace[Any], **kwargs: Any) -> list[Phase]:
+    """Build a registered schedule for ``space``; ``kwargs`` (``epochs``, ``lr``,
+    ...) go to its builder."""
+    info = schedule_info(name)
+    epochs = kwargs.get("epochs", info.default_epochs)
+    if epochs < info.min_epochs:
+        raise ValueError(
+            f"schedule {name!r} needs at least {info.min_epochs} epochs "
+            f"(one per phase), got {epochs}"
+        )
+    schedule = _SCHEDULES[name][0](space, **kwargs)
     validate_schedule(schedule, _ofa_space(space))
     return schedule

@@ -144,6 +144,9 @@ def measure_cmd(
                 f"on {int(q['n_extra'])} extra measured subnets: Spearman {q['spearman_rho']:.3f}, "
                 f"within ±10%: {q.get('within_10pct', float('nan')):.0%}"
             )
+        lines += [
+            f"WARNING: this machine is too noisy to measure latency: {w}" for w in reg.warnings
+        ]
         emit(ctx, reg.to_dict(), lines)
 
 

@@ -12,6 +12,28 @@ from service.cli.export import subnet_cmd as export_subnet_cmd
 from service.cli.output import Column, emit_record, emit_table
 from service.domain import supernet_records
 from service.domain.views import SupernetOut
+from supernets.schedules import (
+    DEFAULT_SCHEDULE,
+    DEFAULT_SCHEDULE_WHY,
+    available_schedules,
+    schedule_info,
+)
+
+
+def _schedule_help() -> str:
+    lines = []
+    for name in available_schedules():
+        info = schedule_info(name)
+        default = f" (the default: {DEFAULT_SCHEDULE_WHY})"
+        lines.append(
+            f"{name}{default if name == DEFAULT_SCHEDULE else ''}: {info.summary}; "
+            f"at least {info.min_epochs} epochs, default {info.default_epochs} epochs, "
+            f"LR {info.default_lr}."
+        )
+    return " ".join(lines) + " Or a JSON file holding a list of phases."
+
+
+_SCHEDULE_HELP = _schedule_help()
 
 app = typer.Typer(
     help=(
@@ -93,26 +115,39 @@ def train_cmd(
         "--dataset",
         help="digits | digits-hard | folder:PATH (class per sub-directory) | npz:PATH.",
     ),
-    schedule: str = typer.Option(
-        "progressive-shrinking", "--schedule", help="progressive-shrinking | deps."
+    schedule: str = typer.Option(DEFAULT_SCHEDULE, "--schedule", help=_SCHEDULE_HELP),
+    epochs: int | None = typer.Option(
+        None,
+        "--epochs",
+        help="Total epochs over all phases, at least the schedule's minimum (above). "
+        "(default: the schedule's, listed under --schedule)",
     ),
-    epochs: int | None = typer.Option(None, "--epochs", help="Total epochs over all phases."),
-    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
+    lr: float | None = typer.Option(
+        None,
+        "--lr",
+        help="Peak learning rate. (default: the schedule's, listed under --schedule)",
+    ),
     batch_size: int = typer.Option(64, "--batch-size", help="Global batch size."),
     seed: int = typer.Option(0, "--seed", help="Seed of data split, sampling and init."),
     max_steps: int | None = typer.Option(
-        None, "--max-steps-per-epoch", help="Cap steps (smoke runs)."
+        None,
+        "--max-steps-per-epoch",
+        help="Cap steps (smoke runs). (default: none, a full pass over the data)",
     ),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads per process."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="CPU threads per process. (default: torch's, all cores)"
+    ),
     nproc: int = typer.Option(1, "--nproc", help="Processes (torchrun + DDP; gloo on CPU)."),
     amp: bool = typer.Option(
-        False, "--amp", help="Mixed precision (float16 autocast + grad scaling); CUDA only."
+        False,
+        "--amp",
+        help="Mixed precision (float16 autocast + grad scaling); CUDA only. (default: off)",
     ),
     out: Path | None = typer.Option(
         None, "--out", help="Run directory (default <home>/supernets/NAME)."
     ),
 ) -> None:
-    """Train a once-for-all supernet with progressive shrinking and register it.
+    """Train a once-for-all supernet with a phase schedule and register it.
     Interrupted? Run the same command again: it resumes after the last finished epoch."""
     from tqdm import tqdm
 

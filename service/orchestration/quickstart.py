@@ -41,7 +41,7 @@ from service.orchestration.search import execute_search
 from service.orchestration.worker import Worker
 from service.runtime import Runtime
 
-__all__ = ["QuickstartOptions", "Step", "run_quickstart", "steps"]
+__all__ = ["QuickstartOptions", "Step", "latency_agreement", "run_quickstart", "steps"]
 
 Report = Callable[[str], None]
 
@@ -318,6 +318,8 @@ def _device_step(rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], repo
     report(
         f"device {reg.device}: latency model v{reg.version} adapted from 10 real measurements{quality}"
     )
+    for warning in reg.warnings:
+        report(f"  WARNING: this machine is too noisy to measure latency: {warning}")
 
 
 def _predictor_step(
@@ -388,10 +390,42 @@ def _supernet_search(
     out["search"] = {"budget_ms": budget, "result": result}
     reused = " (stored from an earlier run)" if result.get("reused") else ""
     report(f"search under {budget} ms on {device}: {result['message']}{reused}")
-    for check in result.get("verified_latency", []):
+    checks = result.get("verified_latency", [])
+    for check in checks:
         predicted = check.get("predicted_ms")
         said = "not predicted" if predicted is None else f"predicted {predicted:.3f} ms"
-        report(f"  checked for real: {said}, measured {check['measured_ms']:.3f} ms")
+        drift = check.get("drift")
+        how = (
+            ""
+            if drift is None
+            else f" (raw {check['raw_ms']:.3f} ms; reference anchors ran x{drift:.2f} "
+            "their registered latency, divided out)"
+        )
+        report(f"  checked for real: {said}, measured {check['measured_ms']:.3f} ms{how}")
+        for warning in check.get("warnings", []):
+            report(f"  WARNING: this machine is too noisy to measure latency: {warning}")
+    agreement = latency_agreement(checks)
+    if agreement is not None:
+        out["search"]["latency_error"] = agreement
+        report(
+            f"  predicted vs measured latency: median error {100 * agreement['median']:.1f}% "
+            f"over {agreement['n']} checked subnet(s)"
+        )
+
+
+def latency_agreement(checks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Median and each |predicted - measured| / measured of the subnets checked
+    for real that had a prediction (None when none had)."""
+    import numpy as np
+
+    errors = [
+        abs(c["predicted_ms"] - c["measured_ms"]) / c["measured_ms"]
+        for c in checks
+        if c.get("predicted_ms") is not None and c.get("measured_ms")
+    ]
+    if not errors:
+        return None
+    return {"n": len(errors), "median": float(np.median(errors)), "errors": errors}
 
 
 def _export_step(rt: Runtime, opts: QuickstartOptions, out: dict[str, Any], report: Report) -> None:

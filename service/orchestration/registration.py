@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.db import Device, PredictorModel
+from service.db import Device, LatencyMeasurement, PredictorModel
 from service.domain import devices, predictor_records
 from service.domain.devices import MeasurementIn
 from service.domain.errors import ConflictError, DomainError
@@ -46,11 +46,13 @@ __all__ = [
     "device_spec",
     "is_local",
     "local_device_name",
+    "measure_here",
     "measure_local",
     "parse_latency_file",
     "readapt_stored",
     "reference_package",
     "reference_zip",
+    "registration_anchors",
     "registration_hint",
     "round_package",
     "round_zip",
@@ -84,6 +86,9 @@ class Registered:
     n_measurements: int
     uncertainty: float | None = None
     active: dict[str, Any] = field(default_factory=dict)
+    #: Why the measurements taken here should not be trusted (empty: the
+    #: machine was quiet enough; :func:`predictors.latency.anchored.noise_warnings`).
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -93,6 +98,7 @@ class Registered:
             "quality": self.quality,
             "n_measurements": self.n_measurements,
             "uncertainty": self.uncertainty,
+            "warnings": list(self.warnings),
         }
         if self.active:
             out["active"] = self.active
@@ -291,6 +297,7 @@ def measure_local(
     import numpy as np
 
     from predictors.latency import DeviceSpec, measure_archs, reference_archs
+    from predictors.latency.anchored import noise_warnings
     from predictors.latency.measure import host_name
 
     space = space_with_predictor(space_name)
@@ -351,7 +358,44 @@ def measure_local(
         measure=measure_one, max_extra=max_extra,
     )  # fmt: skip
     on_progress(total, total, f"latency model v{registered.version} stored")
-    return registered
+    warnings = noise_warnings(measured, [])
+    if warnings:
+        _warn(f"device {device_name}: this machine is too noisy to measure latency", warnings)
+    return replace(registered, warnings=tuple(warnings))
+
+
+def _warn(what: str, reasons: Sequence[str]) -> None:
+    import logging
+
+    logging.getLogger("hwnas.latency").warning(
+        "%s: %s; latencies measured now may be off, measure again when it is quieter",
+        what,
+        "; ".join(reasons),
+    )
+
+
+def registration_anchors(
+    session: Any, device: Device, space_name: str, n: int = 3
+) -> list[tuple[dict[str, Any], float]]:
+    """``n`` reference measurements of ``device``'s latest registration for
+    ``space_name``, spread over their latency range: the anchors a later
+    measurement on this machine is interleaved with, so that the machine's
+    drift since registration cancels out (:mod:`predictors.latency.anchored`)."""
+    from predictors.latency.anchored import choose_anchors
+
+    rows = session.scalars(
+        select(LatencyMeasurement)
+        .where(
+            LatencyMeasurement.device_id == device.id,
+            LatencyMeasurement.space_name == space_name,
+            LatencyMeasurement.is_reference.is_(True),
+        )
+        .order_by(LatencyMeasurement.id.desc())
+    ).all()
+    latest: dict[str, tuple[dict[str, Any], float]] = {}
+    for row in rows:  # newest first: a re-registration's references win
+        latest.setdefault(row.arch_hash, (dict(row.arch), float(row.latency_ms)))
+    return choose_anchors(list(latest.values()), n)
 
 
 def reference_package(
@@ -636,36 +680,63 @@ def verify_latency(
 ) -> list[dict[str, Any]]:
     """Measure ``archs`` for real on ``device_name`` if it is this machine, and
     store the measurements (they then take precedence over predictions in every
-    answer). Returns ``[{arch_hash, measured_ms}]``; empty for other devices."""
-    from predictors.latency import measure_archs
-
+    answer). Each is interleaved with the device's registration anchors and
+    stored at the registration's conditions (:func:`measure_here`). Returns
+    :func:`measure_here`'s records; empty for other devices."""
     with rt.session() as s:
         device = devices.get_device(s, device_name)
         if not is_local(device) or not archs:
             return []
         spec = device_spec(device)
+        anchors = registration_anchors(s, device, space.name)
     archs = [space.validate(a) for a in archs]
-    measured = measure_archs(space, archs, spec, repeats=repeats)
-    out = []
+    rows, out = measure_here(space, archs, spec, anchors, repeats=repeats)
     with rt.session() as s:
-        device = devices.get_device(s, device_name)
-        rows = []
-        for arch, m in zip(archs, measured, strict=True):
-            arch_hash = space.arch_hash(arch)
-            rows.append(
-                MeasurementIn(
-                    space_name=space.name,
-                    arch=arch.to_dict(),
-                    arch_hash=arch_hash,
-                    latency_ms=m.median_ms,
-                    method=spec.backend,
-                    spread_ms=m.iqr_ms,
-                    details=m.to_dict(samples=False),
-                )
-            )
-            out.append({"arch_hash": arch_hash, "measured_ms": m.median_ms})
-        devices.add_measurements(s, device, rows)
+        devices.add_measurements(s, devices.get_device(s, device_name), rows)
     return out
+
+
+def measure_here(
+    space: Any,
+    archs: Sequence[Any],
+    spec: DeviceSpec,
+    anchors: Sequence[tuple[dict[str, Any], float]],
+    *,
+    repeats: int = 30,
+    details: dict[str, Any] | None = None,
+) -> tuple[list[MeasurementIn], list[dict[str, Any]]]:
+    """Measure ``archs`` on this machine interleaved with ``anchors``: the rows
+    to store (latency at the registration's conditions, the raw one and the
+    drift in ``details``) and per arch ``{arch_hash, measured_ms, raw_ms,
+    drift, warnings}``. A noisy machine is logged as a warning too."""
+    from predictors.latency.anchored import measure_anchored
+
+    measured = measure_anchored(space, archs, anchors, spec, repeats=repeats)
+    rows, out = [], []
+    for arch, m in zip(archs, measured, strict=True):
+        arch_hash = space.arch_hash(arch)
+        info = m.to_dict()
+        rows.append(
+            MeasurementIn(
+                space_name=space.name,
+                arch=arch.to_dict(),
+                arch_hash=arch_hash,
+                latency_ms=m.latency_ms,
+                method=spec.backend,
+                spread_ms=m.measurement.iqr_ms / m.drift,
+                details={
+                    **m.measurement.to_dict(samples=False),
+                    **info,
+                    "anchors": len(anchors),
+                    **(details or {}),
+                },
+            )
+        )
+        out.append({"arch_hash": arch_hash, "measured_ms": m.latency_ms, **info})
+    reasons = sorted({w for m in measured for w in m.warnings})
+    if reasons:
+        _warn(f"{spec.name}: this machine is too noisy to measure latency", reasons)
+    return rows, out
 
 
 def submit_latency_file(rt: Runtime, device_name: str, space_name: str, text: str) -> Registered:

@@ -200,7 +200,7 @@ def execute_search(
         space = space_from_config(supernet.space_name, supernet.space_config)
         budgets = {spec.device: spec.latency_budget_ms, **spec.extra_budgets_ms}
         study_name = job.study_name or f"hwnas-job-{job.id}"
-        measures = _measures(rt, job.id, space, supernet, devs, models, budgets)
+        measures = _measures(rt, s, job.id, space, supernet, devs, models, budgets)
         s.expunge_all()
     if supernet.checkpoint_path is not None and not supernet.dataset:
         return _proxy_answer(rt, space, supernet, spec, models)
@@ -282,6 +282,7 @@ def execute_search(
 
 def _measures(
     rt: Runtime,
+    session: Session,
     job_id: int,
     space: SearchSpace[Any],
     supernet: Supernet,
@@ -291,7 +292,7 @@ def _measures(
 ) -> dict[str, Callable[[Any], float]]:
     """The true latency measurement of each device with a budget that this worker
     can measure: a bundled table, or this machine (with its stored DeviceSpec)."""
-    from service.orchestration.registration import device_spec, is_local
+    from service.orchestration.registration import device_spec, is_local, registration_anchors
     from service.orchestration.verification import LocalMeasure, TableMeasure
 
     out: dict[str, Callable[[Any], float]] = {}
@@ -301,7 +302,8 @@ def _measures(
         if has_table_latency(supernet.space_name, d):
             out[d.name] = TableMeasure(models[d.name])
         elif is_local(d):
-            out[d.name] = LocalMeasure(rt, d.name, space, device_spec(d), job_id)
+            anchors = registration_anchors(session, d, space.name)
+            out[d.name] = LocalMeasure(rt, d.name, space, device_spec(d), job_id, anchors=anchors)
     return out
 
 

@@ -76,8 +76,12 @@ class TableMeasure:
 @dataclass
 class LocalMeasure:
     """A real measurement on this machine with the device's stored
-    :class:`predictors.latency.DeviceSpec`; each one is stored as the device's
-    latency measurement (provenance "measured") as soon as it is taken."""
+    :class:`predictors.latency.DeviceSpec`, interleaved with ``anchors`` (the
+    device's registration measurements, ``registration_anchors``) so that the
+    machine's drift since registration cancels out: the latency returned and
+    stored (provenance "measured") is the one at the registration's
+    conditions, what the device's latency model predicts; the raw one and the
+    drift go with it. Each is stored as soon as it is taken."""
 
     rt: Runtime
     device_name: str
@@ -85,37 +89,27 @@ class LocalMeasure:
     spec: DeviceSpec
     job_id: int
     repeats: int = 30
-    #: ``{arch_hash, measured_ms}`` of every measurement taken, in order.
+    anchors: list[tuple[dict[str, Any], float]] = field(default_factory=list)
+    #: ``{arch_hash, measured_ms, raw_ms, drift, anchor_ratios, warnings}`` of
+    #: every measurement taken, in order.
     taken: list[dict[str, Any]] = field(default_factory=list)
 
     def __call__(self, arch: Any) -> float:
-        from predictors.latency import measure_archs
+        from service.orchestration.registration import measure_here
 
         arch = self.space.validate(arch)
-        m = measure_archs(self.space, [arch], self.spec, repeats=self.repeats)[0]
-        arch_hash = self.space.arch_hash(arch)
+        rows, out = measure_here(
+            self.space,
+            [arch],
+            self.spec,
+            self.anchors,
+            repeats=self.repeats,
+            details={"provenance": "measured", "job_id": self.job_id},
+        )
         with self.rt.session() as s:
-            devices.add_measurements(
-                s,
-                devices.get_device(s, self.device_name),
-                [
-                    MeasurementIn(
-                        space_name=self.space.name,
-                        arch=arch.to_dict(),
-                        arch_hash=arch_hash,
-                        latency_ms=m.median_ms,
-                        method=self.spec.backend,
-                        spread_ms=m.iqr_ms,
-                        details={
-                            **m.to_dict(samples=False),
-                            "provenance": "measured",
-                            "job_id": self.job_id,
-                        },
-                    )
-                ],
-            )
-        self.taken.append({"arch_hash": arch_hash, "measured_ms": m.median_ms})
-        return m.median_ms
+            devices.add_measurements(s, devices.get_device(s, self.device_name), rows)
+        self.taken.append(out[0])
+        return float(out[0]["measured_ms"])
 
 
 def spec_constraints(spec: SearchSpec) -> Constraints:

@@ -98,6 +98,26 @@ def test_tables_for_people(tmp_path: Path) -> None:
     assert "phone" in out and "my phone" in out
 
 
+def test_supernet_train_help_states_every_default_and_minimum() -> None:
+    from supernets.schedules import DEFAULT_SCHEDULE, available_schedules, schedule_info
+
+    result = runner.invoke(app, ["supernet", "train", "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    for name in available_schedules():
+        info = schedule_info(name)
+        assert f"{name}" in text
+        assert f"at least {info.min_epochs} epochs, default {info.default_epochs} epochs" in text
+    assert f"{DEFAULT_SCHEDULE} (the default:" in text
+    assert f"[default: {DEFAULT_SCHEDULE}]" in text
+    # Every option says its default, shown by typer or stated in its help.
+    for option in ("--epochs", "--lr", "--max-steps-per-epoch", "--threads", "--amp", "--out"):
+        line = next(ln for ln in result.stdout.splitlines() if f" {option} " in ln)
+        start = result.stdout.index(line)
+        block = result.stdout[start : start + 600]
+        assert "default" in block, option
+
+
 def test_version_and_completion() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("hwnas ")

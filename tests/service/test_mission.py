@@ -79,6 +79,15 @@ def test_every_step_reports_real_work(mission) -> None:
     assert result["verified_latency"] and all(
         v["measured_ms"] > 0 for v in result["verified_latency"]
     )
+    # Each interleaved with three of the registration's references, whose drift
+    # since registration is divided out; the step reports the agreement.
+    for v in result["verified_latency"]:
+        assert len(v["anchor_ratios"]) == 3
+        assert v["measured_ms"] == pytest.approx(v["raw_ms"] / v["drift"])
+    predicted = [v for v in result["verified_latency"] if v["predicted_ms"] is not None]
+    if predicted:
+        assert out["search"]["latency_error"]["n"] == len(predicted)
+        assert any("median error" in line for line in lines)
 
 
 def test_exported_subnet_runs_the_same_in_onnxruntime_and_torchscript(mission) -> None:

@@ -415,11 +415,67 @@ def test_local_measure_is_a_real_stored_measurement(sqlite_url: str) -> None:
         measure = LocalMeasure(rt, "here", space, spec, job_id=7, repeats=3)
         arch = space.sample(np.random.default_rng(0))
         ms = measure(arch)
-        assert ms > 0 and measure.taken == [{"arch_hash": space.arch_hash(arch), "measured_ms": ms}]
+        (taken,) = measure.taken
+        assert ms > 0 and taken["arch_hash"] == space.arch_hash(arch) and taken["measured_ms"] == ms
+        assert taken["drift"] == 1.0 and taken["raw_ms"] == ms  # no anchors given
         with rt.session() as s:
             (row,) = devices.list_measurements(s, devices.get_device(s, "here"))
             assert row.latency_ms == ms and row.method == "torch-cpu"
             assert row.details["provenance"] == "measured" and row.details["job_id"] == 7
+
+
+def test_local_measure_divides_out_the_drift_since_registration(sqlite_url: str) -> None:
+    """Registered on a machine ten times as fast as now: the anchors, measured
+    in between, scale the stored latency back to the registration's conditions
+    (a factor of ten stays far outside this shared machine's load swings)."""
+    from predictors.latency import measure_archs
+    from predictors.latency.measure import host_name
+    from service.domain.devices import MeasurementIn
+    from service.orchestration.registration import registration_anchors
+
+    space = get_space("ofa-mbv3-tiny")
+    spec_dict = {"backend": "torch-cpu", "threads": 1, "batch": 1}
+    refs = reference_archs(space)
+    with Runtime.open(load_settings(database_url=sqlite_url)) as rt:
+        with rt.session() as s:
+            device = devices.create_device(
+                s, "here", kind="local-cpu", host=host_name(), backend="torch-cpu", threads=1,
+                properties={"device_spec": spec_dict},
+            )  # fmt: skip
+            spec = device_spec(device)
+            now = measure_archs(space, refs, spec, repeats=5, rounds=1)
+
+            def stored(factor: float) -> list[MeasurementIn]:
+                return [
+                    MeasurementIn(
+                        space_name=space.name,
+                        arch=a,
+                        arch_hash=space.arch_hash(space.validate(a)),
+                        latency_ms=m.median_ms * factor,
+                        method="torch-cpu",
+                        is_reference=True,
+                    )
+                    for a, m in zip(refs, now, strict=True)
+                ]
+
+            devices.add_measurements(s, device, stored(5.0))  # an older registration
+            devices.add_measurements(s, device, stored(0.1))  # the latest one
+            anchors = registration_anchors(s, device, space.name)
+        # The latest registration's, spread from the fastest to the slowest reference.
+        assert len(anchors) == 3
+        latest = sorted(m.median_ms * 0.1 for m in now)
+        middle = latest[round((len(latest) - 1) / 2)]
+        assert [ms for _, ms in anchors] == [latest[0], middle, latest[-1]]
+        measure = LocalMeasure(rt, "here", space, spec, job_id=7, repeats=9, anchors=anchors)
+        ms = measure(space.sample(np.random.default_rng(1)))
+        (taken,) = measure.taken
+        assert 4.0 < taken["drift"] < 25.0 and len(taken["anchor_ratios"]) == 3
+        assert ms == pytest.approx(taken["raw_ms"] / taken["drift"])
+        with rt.session() as s:
+            rows = devices.list_measurements(s, devices.get_device(s, "here"))
+            row = rows[-1]
+            assert row.latency_ms == pytest.approx(ms) and row.details["raw_ms"] == taken["raw_ms"]
+            assert row.details["drift"] == taken["drift"] and row.details["anchors"] == 3
 
 
 @pytest.mark.postgres

@@ -7,13 +7,16 @@ import itertools
 import pytest
 
 from supernets import get_space
+from supernets.launch import TrainRequest
 from supernets.schedules import (
+    DEFAULT_SCHEDULE,
     Phase,
     available_schedules,
     deps_schedule,
     get_schedule,
     progressive_shrinking,
     schedule_from_dicts,
+    schedule_info,
     schedule_to_dicts,
     total_epochs,
 )
@@ -87,6 +90,22 @@ def test_schedule_round_trip_and_registry(tiny_space: OFAMobileNetV3Space) -> No
         progressive_shrinking(tiny_space, epochs=5)
     with pytest.raises(ValueError, match="OFA-MobileNetV3"):
         get_schedule("deps", get_space("nb201"))
+
+
+def test_each_schedule_states_its_minimum_and_defaults(tiny_space: OFAMobileNetV3Space) -> None:
+    for name in available_schedules():
+        info = schedule_info(name)
+        # The stated minimum is the builder's real one: it builds, one less is refused.
+        phases = get_schedule(name, tiny_space, epochs=info.min_epochs)
+        assert total_epochs(phases) == info.min_epochs == len(phases)
+        with pytest.raises(ValueError, match=f"at least {info.min_epochs} epochs"):
+            get_schedule(name, tiny_space, epochs=info.min_epochs - 1)
+        # The stated defaults are what a request without epochs/lr gets.
+        default = get_schedule(name, tiny_space)
+        assert total_epochs(default) == info.default_epochs
+        assert max(p.lr for p in default) == pytest.approx(info.default_lr)
+    assert DEFAULT_SCHEDULE in available_schedules()
+    assert TrainRequest().schedule == DEFAULT_SCHEDULE
 
 
 def test_phase_validation(tiny_space: OFAMobileNetV3Space) -> None:
