@@ -96,7 +96,7 @@ def test_remote_active_round_end_to_end(tmp_path: Path) -> None:
     def cli(*args: str) -> dict:
         result = runner.invoke(app, [*base, "--json", *args])
         assert result.exit_code == 0, result.output
-        return json.loads(result.output)
+        return json.loads(result.stdout)
 
     cli("device", "add", "edge-box")
     early = runner.invoke(
