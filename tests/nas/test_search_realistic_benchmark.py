@@ -3,6 +3,7 @@ meta-test device, and every method of a task gets the same latency information."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -72,3 +73,75 @@ def test_every_method_gets_the_same_latency_information(
     lines = runs.read_text().splitlines()
     assert len(lines) == 3  # tasks 1 and 3 of 4: task 1 was already done
     assert "| exact | fpga |" in (tmp_path / "search_realistic_report.md").read_text()
+
+
+def test_tasks_are_seed_major(bench: Any) -> None:
+    devices = ("fpga", "raspi4")
+    ts = bench.tasks("report", ["exact"], devices, ["ours", "tpe"], {"exact": 3})
+    assert len(ts) == 3 * len(devices) * len(bench.QUANTILES) * 2
+    first_seed = ts[: len(devices) * len(bench.QUANTILES) * 2]
+    # A run stopped after one seed's worth of tasks has covered every device,
+    # budget and method once.
+    assert {t[5] for t in first_seed} == {0}
+    assert {(t[2], t[3], t[4]) for t in first_seed} == {
+        (d, q, m) for d in devices for q in bench.QUANTILES for m in ("ours", "tpe")
+    }
+
+
+def test_stale_runs_are_left_out_and_rerun(bench: Any, tmp_path: Any) -> None:
+    info = bench.latency_info("report", "exact", "fpga")
+    assert info is bench.latency_info("report", "exact", "fpga")  # computed once
+    assert (
+        info.fingerprint == bench.LatencyInfo("exact", bench.problem("report", "fpga")).fingerprint
+    )
+    runs = tmp_path / "runs.jsonl"
+    args = ["--mode", "exact", "--devices", "fpga", "--methods", "random", "--seeds", "1"]
+    assert bench.main([*args, "--runs", str(runs), "--max-tasks", "1"]) == 0
+    row = json.loads(runs.read_text())
+    fresh, stale = bench.current(bench.load_runs(runs), "report")
+    assert list(fresh) == [bench.task_key(("report", "exact", "fpga", 10, "random", 0))]
+    assert not stale
+    # The same task run under another latency model: compared with nothing,
+    # reported as left out, and run again on resume.
+    runs.write_text(json.dumps({**row, "latency_info": "exact:fpga:000000000000"}) + "\n")
+    fresh, stale = bench.current(bench.load_runs(runs), "report")
+    assert not fresh and len(stale) == 1
+    bench.main([*args, "--runs", str(runs), "--summary-only"])
+    report = (tmp_path / "search_realistic_report.md").read_text()
+    assert "1 stored runs are left out" in report and "| exact | fpga |" not in report
+    assert bench.main([*args, "--runs", str(runs), "--max-tasks", "1"]) == 0
+    lines = runs.read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[1])["latency_info"] == info.fingerprint
+    fresh, stale = bench.current(bench.load_runs(runs), "report")
+    assert len(fresh) == 1 and not stale
+    assert "left out" not in (tmp_path / "search_realistic_report.md").read_text()
+
+
+@pytest.mark.slow
+def test_optuna_baselines_see_only_the_shared_latency_information(
+    bench: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench, "BASELINE_MAX_EVALS", 15)
+    p = bench.problem("report", "fpga")
+    info = bench.latency_info("report", "realistic", "fpga")
+    budget = p.budget(10)
+    _, index_of = bench.optuna_space(p)
+    assert len(index_of) == len(p.acc)
+    for sampler in ("tpe", "nsga2"):
+        study, order = bench.optuna_search(p, info, budget, 0, sampler)
+        trials = study.get_trials(deepcopy=False)
+        assert len(trials) <= bench.PROPOSAL_FACTOR * bench.BASELINE_MAX_EVALS
+        cells = [index_of[tuple(t.params[k] for k in p.space.choices())] for t in trials]
+        evaluated = []
+        for t, i in zip(trials, cells, strict=True):
+            # The constraint is the shared model's prediction (the one the loop
+            # is given), never the device's true latency.
+            assert t.constraints == {"latency": pytest.approx(info.predicted[i] - budget)}
+            if info.predicted[i] > budget:
+                assert t.value == 0.0  # no evaluation: a placeholder, not the accuracy
+            else:
+                assert t.value == pytest.approx(p.acc[i])
+                if i not in evaluated:
+                    evaluated.append(i)
+        assert order == evaluated and len(order) == bench.BASELINE_MAX_EVALS
+        assert len(trials) > len(order)  # at p10 some proposals were free and infeasible
