@@ -477,19 +477,100 @@ def _limit(mode: str, method: str) -> int:
     return min(BASELINE_MAX_EVALS, max(CHECKPOINTS))
 
 
-def summarise(rows: list[dict[str, Any]], n_stale: int = 0) -> str:
+def _reach(r: dict[str, Any]) -> float:
+    """Evaluations at which a run first gave a verified answer within
+    ``TOLERANCE`` of the oracle (inf: never, by its last checkpoint)."""
+    hit = [
+        int(n)
+        for n, a in r["answers"].items()
+        if a is not None and not a["over"] and a["acc"] >= r["oracle"] - TOLERANCE
+    ]
+    return min(hit) if hit else math.inf
+
+
+def _regret(r: dict[str, Any]) -> float:
+    """Regret at 100 evaluations; no verified answer counts as the oracle."""
+    a = r["answers"].get("100")
+    return r["oracle"] - a["acc"] if a is not None and not a["over"] else r["oracle"]
+
+
+def _over(r: dict[str, Any]) -> bool:
+    a = r["answers"].get("100")
+    return a is not None and bool(a["over"])
+
+
+def _evals(med: float, mode: str, method: str) -> str:
+    return f">{_limit(mode, method)}" if math.isinf(med) else f"{med:g}"
+
+
+def _ratio(base: float, ours: float, mode: str, base_method: str) -> str:
+    """How many times fewer evaluations ``ours`` needed than a baseline, from
+    two medians either of which may be censored (inf: bounded by the method's
+    last checkpoint)."""
+    if math.isinf(base) and math.isinf(ours):
+        return "?"
+    if math.isinf(ours):
+        return f"<{base / _limit(mode, 'ours'):.2g}"
+    if math.isinf(base):
+        return f">{_limit(mode, base_method) / ours:.2g}"
+    return f"{base / ours:.2g}"
+
+
+def _table(rows: list[dict[str, Any]], with_info: bool = False) -> list[str]:
+    head = "| mode | device | q | method | runs | misses | evals to target | regret@100 |"
+    lines = [
+        head + (" latency info |" if with_info else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if with_info else ""),
+    ]
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        key = (r["mode"], r["device"], r["q"], r["method"])
+        groups.setdefault(key + ((r["latency_info"],) if with_info else ()), []).append(r)
+    for key, rs in sorted(groups.items()):
+        mode, dev, q, method = key[:4]
+        med = float(np.median([_reach(r) for r in rs]))
+        reg = float(np.median([_regret(r) for r in rs]))
+        lines.append(
+            f"| {mode} | {dev} | p{q} | {method} | {len(rs)} | {sum(map(_over, rs))} | "
+            f"{_evals(med, mode, method)} | {reg:.2f} |" + (f" {key[4]} |" if with_info else "")
+        )
+    return lines
+
+
+def _targets(rows: list[dict[str, Any]]) -> list[str]:
+    """``ours`` against each baseline on the seeds both have run (paired, and
+    under the same latency information)."""
+    by: dict[tuple[Any, ...], dict[str, dict[int, dict[str, Any]]]] = {}
+    for r in rows:
+        key = (r["mode"], r["device"], r["q"], r["latency_info"])
+        by.setdefault(key, {}).setdefault(r["method"], {})[r["seed"]] = r
+    lines = [
+        "| mode | device | q | baseline | paired seeds | ours | baseline | times fewer "
+        "| ours misses | ours regret@100 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (mode, dev, q, _), methods in sorted(by.items()):
+        ours = methods.get("ours", {})
+        for base in METHODS[1:]:
+            seeds = sorted(set(ours) & set(methods.get(base, {})))
+            if not seeds:
+                continue
+            o = [ours[s] for s in seeds]
+            b = [methods[base][s] for s in seeds]
+            mo = float(np.median([_reach(r) for r in o]))
+            mb = float(np.median([_reach(r) for r in b]))
+            lines.append(
+                f"| {mode} | {dev} | p{q} | {base} | {len(seeds)} | {_evals(mo, mode, 'ours')} "
+                f"| {_evals(mb, mode, base)} | {_ratio(mb, mo, mode, base)} | {sum(map(_over, o))} "
+                f"| {float(np.median([_regret(r) for r in o])):.2f} |"
+            )
+    return lines
+
+
+def summarise(rows: list[dict[str, Any]], stale: Sequence[dict[str, Any]] = ()) -> str:
     lines = [
         "# Search with fair baselines (benchmarks/search_realistic.py)",
         "",
-        *(
-            [
-                f"{n_stale} stored runs are left out: their latency information differs "
-                "from what the code gives now (they rerun when their tasks come up).",
-                "",
-            ]
-            if n_stale
-            else []
-        ),
         "Per mode, device and budget percentile: runs, answers over the true budget",
         "(misses), median evaluations to a verified answer within "
         f"{TOLERANCE} points of the oracle (checkpoints {list(CHECKPOINTS)}; '>N' when",
@@ -497,36 +578,29 @@ def summarise(rows: list[dict[str, Any]], n_stale: int = 0) -> str:
         f"`ours` runs one search per checkpoint up to {OURS_MAX_EVALS}), median regret",
         "at 100 evaluations (a run without an answer counts as regret = oracle).",
         "",
-        "| mode | device | q | method | runs | misses | evals to target | regret@100 |",
-        "|---|---|---|---|---|---|---|---|",
+        *_table(rows),
+        "",
+        "## ours against each baseline, on the seeds both have run",
+        "",
+        "Medians over the paired seeds; 'times fewer' is the baseline's median over",
+        "ours ('>' / '<' when one median is censored at its last checkpoint, '?'",
+        "when both are).",
+        "",
+        *_targets(rows),
     ]
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["mode"], r["device"], r["q"], r["method"]), []).append(r)
-    for (mode, dev, q, method), rs in sorted(groups.items()):
-        misses = sum(
-            1 for r in rs for a in [r["answers"].get("100")] if a is not None and a["over"]
-        )
-        reach = []
-        for r in rs:
-            hit = [
-                int(n)
-                for n, a in r["answers"].items()
-                if a is not None and not a["over"] and a["acc"] >= r["oracle"] - TOLERANCE
-            ]
-            reach.append(min(hit) if hit else math.inf)
-        med = float(np.median(reach))
-        evals = f">{_limit(mode, method)}" if math.isinf(med) else f"{med:g}"
-        regrets = []
-        for r in rs:
-            a = r["answers"].get("100")
-            ok = a is not None and not a["over"]
-            regrets.append(r["oracle"] - a["acc"] if ok else r["oracle"])
-        reg = _median(regrets)
-        lines.append(
-            f"| {mode} | {dev} | p{q} | {method} | {len(rs)} | {misses} | {evals} | "
-            f"{'' if reg is None else f'{reg:.2f}'} |"
-        )
+    if stale:
+        lines += [
+            "",
+            f"## {len(stale)} stale runs (not comparable with the tables above)",
+            "",
+            "Made under latency information that differs from what the code gives now",
+            "(the latency model or a table changed since); compare them only with runs",
+            "of the same latency information. They rerun when their tasks come up.",
+            "",
+            *_table(list(stale), with_info=True),
+            "",
+            *_targets(list(stale)),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -567,7 +641,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             done[task_key(t)] = row
             stale.pop(task_key(t), None)
             print(f"{task_key(t)}: {row['seconds']} s", flush=True)
-    text = summarise(list(done.values()), len(stale))
+    text = summarise(list(done.values()), list(stale.values()))
     (args.runs.parent / f"search_realistic_{args.role}.md").write_text(text)
     print(text)
     return 0
