@@ -524,8 +524,8 @@ def _table(rows: list[dict[str, Any]], with_info: bool = False) -> list[str]:
     ]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in rows:
-        key = (r["mode"], r["device"], r["q"], r["method"])
-        groups.setdefault(key + ((r["latency_info"],) if with_info else ()), []).append(r)
+        cell = (r["mode"], r["device"], r["q"], r["method"])
+        groups.setdefault(cell + ((r["latency_info"],) if with_info else ()), []).append(r)
     for key, rs in sorted(groups.items()):
         mode, dev, q, method = key[:4]
         med = float(np.median([_reach(r) for r in rs]))
