@@ -297,6 +297,7 @@ def optuna_search(
     (every proposal is one of its trials) and the distinct cells it evaluated,
     in order."""
     import optuna
+    from optuna.study._tell import _tell_with_warning
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = (
@@ -324,9 +325,11 @@ def optuna_search(
             # Infeasible by the shared latency information: no evaluation, and
             # the accuracy stays unknown (a placeholder value; infeasible trials
             # are ranked by their violation, not their value).
-            study.tell(trial, 0.0)
+            _tell_with_warning(study, trial, 0.0)
             continue
-        study.tell(trial, float(p.acc[i]))  # a repeat is answered from a cache
+        # Finished as Study.optimize finishes a trial: Study.tell would also
+        # deep-copy the finished trial to return it, unused here.
+        _tell_with_warning(study, trial, float(p.acc[i]))  # a repeat: from a cache
         if i not in seen:
             seen.add(i)
             order.append(i)
