@@ -39,7 +39,8 @@ per task: an interrupted run resumes) and can be split across sittings with
 covers every device, budget and method for its first seeds. Each row records
 the fingerprint of the latency information it ran under; a row whose
 fingerprint is not what the code gives now (the latency model or a table
-changed) is stale: the report tables it apart and a resumed run redoes it.
+changed) is stale: it stays in the file as a record, the report tables it
+apart, and a resumed run redoes its task.
 
 Cost. The Optuna baselines cost O(proposals^2): every ask and tell is
 O(trials) inside Optuna, and every free infeasible proposal is a trial. Under
@@ -460,40 +461,42 @@ def tasks(
     ]
 
 
+def load_rows(path: Path) -> list[dict[str, Any]]:
+    """Every stored run, in the order written."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _row_key(r: Mapping[str, Any]) -> str:
+    return task_key((r["role"], r["mode"], r["device"], r["q"], r["method"], r["seed"]))
+
+
 def load_runs(path: Path) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                out[
-                    task_key((r["role"], r["mode"], r["device"], r["q"], r["method"], r["seed"]))
-                ] = r
-    return out
+    """The last stored run of each task."""
+    return {_row_key(r): r for r in load_rows(path)}
 
 
 def current(
-    rows: Mapping[str, dict[str, Any]], role: str
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    rows: Sequence[dict[str, Any]], role: str
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """``role``'s stored runs split into those made with the latency information
-    the code gives now and the stale ones (the latency model or a table changed
-    since they ran: they are compared with nothing and rerun when their task
-    comes up)."""
+    the code gives now (the last one per task) and the stale ones (the latency
+    model or a table changed since they ran). Stale runs stay in the file as a
+    record, are compared only with each other, and their tasks run again."""
     fresh: dict[str, dict[str, Any]] = {}
-    stale: dict[str, dict[str, Any]] = {}
-    for k, r in rows.items():
+    stale: list[dict[str, Any]] = []
+    for r in rows:
         if r["role"] != role:
             continue
-        now = latency_info(role, r["mode"], r["device"]).fingerprint
-        (fresh if r["latency_info"] == now else stale)[k] = r
+        if r["latency_info"] == latency_info(role, r["mode"], r["device"]).fingerprint:
+            fresh[_row_key(r)] = r
+        else:
+            stale.append(r)
     return fresh, stale
 
 
 # -- summary ------------------------------------------------------------------------------
-def _median(values: list[float]) -> float | None:
-    return float(np.median(values)) if values else None
-
-
 def _limit(mode: str, method: str) -> int:
     """The last checkpoint a method answers at (later ones are unanswered)."""
     if method == "ours":
@@ -619,7 +622,7 @@ def summarise(rows: list[dict[str, Any]], stale: Sequence[dict[str, Any]] = ()) 
             "",
             "Made under latency information that differs from what the code gives now",
             "(the latency model or a table changed since); compare them only with runs",
-            "of the same latency information. They rerun when their tasks come up.",
+            "of the same latency information. Kept as a record; their tasks run again.",
             "",
             *_table(list(stale), with_info=True),
             "",
@@ -651,7 +654,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 <= shard_i < shard_n:
         ap.error(f"--shard must be i/n with 0 <= i < n, got {args.shard}")
     args.runs.parent.mkdir(parents=True, exist_ok=True)
-    done, stale = current(load_runs(args.runs), args.role)
+    done, stale = current(load_rows(args.runs), args.role)
     todo = [
         t
         for k, t in enumerate(tasks(args.role, args.mode, devices, args.methods, seeds))
@@ -663,9 +666,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with args.runs.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             done[task_key(t)] = row
-            stale.pop(task_key(t), None)
             print(f"{task_key(t)}: {row['seconds']} s", flush=True)
-    text = summarise(list(done.values()), list(stale.values()))
+    text = summarise(list(done.values()), stale)
     (args.runs.parent / f"search_realistic_{args.role}.md").write_text(text)
     print(text)
     return 0
