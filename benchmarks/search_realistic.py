@@ -437,6 +437,44 @@ def run_task(role: str, mode: str, device: str, q: int, method: str, seed: int) 
     }
 
 
+# -- diagnosis: what each feasibility rule leaves reachable ------------------------------
+def reachable_gaps(role: str, device: str, confidence: float) -> dict[int, tuple[float, float]]:
+    """Realistic mode, per budget percentile: the oracle minus the best truly
+    feasible accuracy among the cells the adapted model calls feasible, by
+    its point prediction and by the chance constraint (upper bound at
+    ``confidence``). A search restricted to the latter cannot do better."""
+    from nas.constraints import confidence_z
+
+    p = problem(role, device)
+    model = latency_info(role, "realistic", device).model
+    mean, std = model.predict_with_uncertainty(p.space.encode_many(p.space.all_archs()))
+    upper = np.asarray(mean) + confidence_z(confidence) * np.asarray(std)
+    out = {}
+    for q in QUANTILES:
+        budget = p.budget(q)
+        fits = p.lat <= budget
+        gaps = []
+        for rule in (np.asarray(mean) <= budget, upper <= budget):
+            ok = rule & fits
+            gaps.append(p.oracle(budget) - (float(p.acc[ok].max()) if ok.any() else 0.0))
+        out[q] = (gaps[0], gaps[1])
+    return out
+
+
+def reachable_table(role: str, devices: Sequence[str], confidence: float) -> str:
+    lines = [
+        f"Oracle minus the best reachable accuracy: point prediction / upper bound at {confidence}",
+        "",
+        "| device | " + " | ".join(f"p{q}" for q in QUANTILES) + " |",
+        "|---|" + "---|" * len(QUANTILES),
+    ]
+    for d in devices:
+        gaps = reachable_gaps(role, d, confidence)
+        cells = [f"{a:.2f} / {b:.2f}" for a, b in (gaps[q] for q in QUANTILES)]
+        lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 # -- tasks, cache, shards -------------------------------------------------------------
 def task_key(t: Sequence[Any]) -> str:
     return "/".join(str(x) for x in t)
@@ -644,11 +682,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-tasks", type=int, default=None, help="stop after this many new tasks")
     ap.add_argument("--runs", type=Path, default=RUNS)
     ap.add_argument("--summary-only", action="store_true")
+    ap.add_argument(
+        "--reachable",
+        type=float,
+        metavar="CONFIDENCE",
+        default=None,
+        help="print, per device and budget, what the point and chance-constrained "
+        "feasibility rules leave reachable in realistic mode, and exit",
+    )
     args = ap.parse_args(argv)
     devices = tuple(args.devices or role_devices(args.role))
     for d in devices:
         if d not in role_devices(args.role):
             ap.error(f"role {args.role!r} may not run on device {d!r}")
+    if args.reachable is not None:
+        print(reachable_table(args.role, devices, args.reachable))
+        return 0
     seeds = {"exact": args.seeds or 20, "realistic": args.seeds or 10}
     shard_i, shard_n = (int(x) for x in args.shard.split("/"))
     if not 0 <= shard_i < shard_n:

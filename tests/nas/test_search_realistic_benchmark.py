@@ -148,3 +148,12 @@ def test_optuna_baselines_see_only_the_shared_latency_information(
                     evaluated.append(i)
         assert order == evaluated and len(order) == bench.BASELINE_MAX_EVALS
         assert len(trials) > len(order)  # at p10 some proposals were free and infeasible
+
+
+def test_reachable_gaps_compare_the_feasibility_rules(bench: Any) -> None:
+    gaps = bench.reachable_gaps("report", "gold_6226", 0.9)
+    assert set(gaps) == set(bench.QUANTILES)
+    for point, chance in gaps.values():
+        assert 0.0 <= point <= chance  # the upper bound only removes cells
+    # At confidence 0.5 the upper bound is the point prediction.
+    assert all(a == b for a, b in bench.reachable_gaps("report", "gold_6226", 0.5).values())
