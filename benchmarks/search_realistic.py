@@ -35,15 +35,37 @@ Roles (the protocol; ``tests/nas/test_search_realistic_benchmark.py`` guards it)
 
 Runs are cached in ``benchmarks/results/search_realistic_runs.jsonl`` (one line
 per task: an interrupted run resumes) and can be split across sittings with
-``--shard i/n`` and ``--max-tasks``. Cost per task on the shared 2-core VM
-(load 8, nice 15): ``ours`` 9-45 s in realistic mode at p10, ``random`` well
-under a second, ``tpe`` 4-8 minutes and ``nsga2`` about 7 minutes at p10
-(Optuna asks in O(trials), and at p10 TPE made 5,283 proposals for 400
-evaluations), so the Optuna baselines are best run in their own shards
-(``--methods tpe nsga2``). Usage::
+``--shard i/n`` and ``--max-tasks``; tasks run seed by seed, so a partial run
+covers every device, budget and method for its first seeds. Each row records
+the fingerprint of the latency information it ran under; a row whose
+fingerprint is not what the code gives now (the latency model or a table
+changed) is stale: it stays in the file as a record, the report tables it
+apart, and a resumed run redoes its task.
 
+Cost. The Optuna baselines cost O(proposals^2): every ask and tell is
+O(trials) inside Optuna, and every free infeasible proposal is a trial. Under
+cProfile, TPE on raspi4 p10 (realistic mode; 4,497 proposals for 400
+evaluations) spent 99% of its time in ``TPESampler.sample_relative`` (45%
+splitting the trials, mostly rebuilding each trial's constraint values; 37%
+building the Parzen estimators) and under 1% in this wrapper; NSGA-II (exact
+mode, raspi4 p10, 200 evaluations, 2,149 proposals) 85% in ``Study.ask``
+(``get_trial_generation`` alone 39%) and 10% in finishing trials. Exact and
+realistic mode run the same code; only the predicted latencies differ. In
+the one realistic p10 run so far, NSGA-II reached the cap of 50x the budget
+(20,000 proposals) before its 400th distinct evaluation. The wrapper keeps its own share small (it
+asks with fixed distributions, maps parameters to cells through a table
+built once, finishes trials without ``Study.tell``'s deep copy of each, and
+builds a device's latency information once per process), which leaves the
+answers unchanged; the sampler's own cost is what remains. Wall time per
+task on the shared 2-core VM at load 15-19 (each process got about 7% of a
+core): ``ours`` 100-150 s in realistic mode, ``random`` under a second,
+``tpe`` 2-4 minutes at p25-p75 and far longer at p10. Run the Optuna
+baselines in their own shards (``--methods tpe``, ``--shard i/3`` balances
+the budgets). Usage::
+
+    nice python benchmarks/search_realistic.py --mode realistic --seeds 10 --methods ours random
+    nice python benchmarks/search_realistic.py --mode realistic --seeds 10 --methods tpe --shard 0/3
     nice python benchmarks/search_realistic.py --mode exact --seeds 20 --shard 0/4
-    nice python benchmarks/search_realistic.py --mode realistic --seeds 10 --max-tasks 20
     python benchmarks/search_realistic.py --summary-only
 """
 
@@ -226,6 +248,14 @@ class LatencyInfo:
         return Measurer(self, self.cap)
 
 
+@cache
+def latency_info(role: str, mode: str, device: str) -> LatencyInfo:
+    """A task's latency information. It depends on role, mode and device only
+    (adapting the model involves no seed), so every method and seed run by one
+    process shares it: the model is adapted and all cells predicted once."""
+    return LatencyInfo(mode, problem(role, device))
+
+
 class _TableModel:
     """The exact table as a latency model (measured numbers)."""
 
@@ -266,10 +296,30 @@ def run_random(p: Problem, info: LatencyInfo, budget: float, seed: int) -> tuple
     return {n: _verified(p, info, order[:n], budget) for n in CHECKPOINTS}, len(order)
 
 
-def run_optuna(
+@cache
+def optuna_space(p: Problem) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
+    """The Optuna baselines' search space, built once per problem: one
+    categorical distribution per choice (the trial is asked with all of them
+    at once) and a map from a trial's parameter values to the official index."""
+    from optuna.distributions import CategoricalDistribution
+
+    choices = p.space.choices()
+    distributions = {k: CategoricalDistribution(v) for k, v in choices.items()}
+    index_of = {}
+    for i, arch in enumerate(p.space.all_archs()):
+        params = p.space.to_params(arch)
+        index_of[tuple(params[k] for k in choices)] = i
+    return distributions, index_of
+
+
+def optuna_search(
     p: Problem, info: LatencyInfo, budget: float, seed: int, sampler_name: str
-) -> tuple[Answers, int]:
+) -> tuple[Any, list[int]]:
+    """A TPE / NSGA-II search under the shared latency information: the study
+    (every proposal is one of its trials) and the distinct cells it evaluated,
+    in order."""
     import optuna
+    from optuna.study._tell import _tell_with_warning
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = (
@@ -277,28 +327,42 @@ def run_optuna(
         if sampler_name == "tpe"
         else optuna.samplers.NSGAIISampler(seed=seed)
     )
+    # In-memory storage (no URL): the study lives only as long as the task.
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    choices = p.space.choices()
+    distributions, index_of = optuna_space(p)
+    predicted = info.predicted
     order: list[int] = []
     seen: set[int] = set()
     proposals = 0
     while len(order) < BASELINE_MAX_EVALS and proposals < PROPOSAL_FACTOR * BASELINE_MAX_EVALS:
         proposals += 1
-        trial = study.ask()
-        arch = p.space.from_params({k: trial.suggest_categorical(k, v) for k, v in choices.items()})
-        i = p.space.index(arch)
-        predicted = float(info.predicted[i])
-        trial.set_constraint("latency", predicted - budget)
-        if predicted > budget:
+        # Asking with the fixed distributions samples exactly what one
+        # suggest_categorical per choice would, in one call.
+        trial = study.ask(distributions)
+        params = trial.params
+        i = index_of[tuple(params[k] for k in distributions)]
+        violation = float(predicted[i]) - budget
+        trial.set_constraint("latency", violation)
+        if violation > 0:
             # Infeasible by the shared latency information: no evaluation, and
             # the accuracy stays unknown (a placeholder value; infeasible trials
             # are ranked by their violation, not their value).
-            study.tell(trial, 0.0)
+            _tell_with_warning(study, trial, 0.0)
             continue
-        study.tell(trial, float(p.acc[i]))  # a repeat is answered from a cache
+        # Finished as Study.optimize finishes a trial: Study.tell would also
+        # deep-copy the finished trial to return it, unused here.
+        _tell_with_warning(study, trial, float(p.acc[i]))  # a repeat: from a cache
         if i not in seen:
             seen.add(i)
             order.append(i)
+    return study, order
+
+
+def run_optuna(
+    p: Problem, info: LatencyInfo, budget: float, seed: int, sampler_name: str
+) -> tuple[Answers, int]:
+    study, order = optuna_search(p, info, budget, seed, sampler_name)
+    proposals = len(study.get_trials(deepcopy=False))
     return {n: _verified(p, info, order[:n], budget) for n in CHECKPOINTS}, proposals
 
 
@@ -344,7 +408,7 @@ METHOD_FNS: Mapping[str, Callable[[Problem, LatencyInfo, float, int], tuple[Answ
 def run_task(role: str, mode: str, device: str, q: int, method: str, seed: int) -> dict[str, Any]:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     p = problem(role, device)
-    info = LatencyInfo(mode, p)
+    info = latency_info(role, mode, device)
     budget, t0 = p.budget(q), time.perf_counter()
     answers, cost = METHOD_FNS[method](p, info, budget, seed)
     oracle = p.oracle(budget)
@@ -373,6 +437,44 @@ def run_task(role: str, mode: str, device: str, q: int, method: str, seed: int) 
     }
 
 
+# -- diagnosis: what each feasibility rule leaves reachable ------------------------------
+def reachable_gaps(role: str, device: str, confidence: float) -> dict[int, tuple[float, float]]:
+    """Realistic mode, per budget percentile: the oracle minus the best truly
+    feasible accuracy among the cells the adapted model calls feasible, by
+    its point prediction and by the chance constraint (upper bound at
+    ``confidence``). A search restricted to the latter cannot do better."""
+    from nas.constraints import confidence_z
+
+    p = problem(role, device)
+    model = latency_info(role, "realistic", device).model
+    mean, std = model.predict_with_uncertainty(p.space.encode_many(p.space.all_archs()))
+    upper = np.asarray(mean) + confidence_z(confidence) * np.asarray(std)
+    out = {}
+    for q in QUANTILES:
+        budget = p.budget(q)
+        fits = p.lat <= budget
+        gaps = []
+        for rule in (np.asarray(mean) <= budget, upper <= budget):
+            ok = rule & fits
+            gaps.append(p.oracle(budget) - (float(p.acc[ok].max()) if ok.any() else 0.0))
+        out[q] = (gaps[0], gaps[1])
+    return out
+
+
+def reachable_table(role: str, devices: Sequence[str], confidence: float) -> str:
+    lines = [
+        f"Oracle minus the best reachable accuracy: point prediction / upper bound at {confidence}",
+        "",
+        "| device | " + " | ".join(f"p{q}" for q in QUANTILES) + " |",
+        "|---|" + "---|" * len(QUANTILES),
+    ]
+    for d in devices:
+        gaps = reachable_gaps(role, d, confidence)
+        cells = [f"{a:.2f} / {b:.2f}" for a, b in (gaps[q] for q in QUANTILES)]
+        lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 # -- tasks, cache, shards -------------------------------------------------------------
 def task_key(t: Sequence[Any]) -> str:
     return "/".join(str(x) for x in t)
@@ -385,33 +487,54 @@ def tasks(
     methods: Sequence[str],
     seeds: Mapping[str, int],
 ) -> list[tuple[Any, ...]]:
+    # Seed-major: a run stopped part-way has covered every device, budget and
+    # method for its first seeds, not every seed of its first devices.
     return [
         (role, mode, dev, q, m, s)
         for mode in modes
+        for s in range(seeds[mode])
         for dev in devices
         for q in QUANTILES
         for m in methods
-        for s in range(seeds[mode])
     ]
 
 
+def load_rows(path: Path) -> list[dict[str, Any]]:
+    """Every stored run, in the order written."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _row_key(r: Mapping[str, Any]) -> str:
+    return task_key((r["role"], r["mode"], r["device"], r["q"], r["method"], r["seed"]))
+
+
 def load_runs(path: Path) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                out[
-                    task_key((r["role"], r["mode"], r["device"], r["q"], r["method"], r["seed"]))
-                ] = r
-    return out
+    """The last stored run of each task."""
+    return {_row_key(r): r for r in load_rows(path)}
+
+
+def current(
+    rows: Sequence[dict[str, Any]], role: str
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """``role``'s stored runs split into those made with the latency information
+    the code gives now (the last one per task) and the stale ones (the latency
+    model or a table changed since they ran). Stale runs stay in the file as a
+    record, are compared only with each other, and their tasks run again."""
+    fresh: dict[str, dict[str, Any]] = {}
+    stale: list[dict[str, Any]] = []
+    for r in rows:
+        if r["role"] != role:
+            continue
+        if r["latency_info"] == latency_info(role, r["mode"], r["device"]).fingerprint:
+            fresh[_row_key(r)] = r
+        else:
+            stale.append(r)
+    return fresh, stale
 
 
 # -- summary ------------------------------------------------------------------------------
-def _median(values: list[float]) -> float | None:
-    return float(np.median(values)) if values else None
-
-
 def _limit(mode: str, method: str) -> int:
     """The last checkpoint a method answers at (later ones are unanswered)."""
     if method == "ours":
@@ -419,7 +542,97 @@ def _limit(mode: str, method: str) -> int:
     return min(BASELINE_MAX_EVALS, max(CHECKPOINTS))
 
 
-def summarise(rows: list[dict[str, Any]]) -> str:
+def _reach(r: dict[str, Any]) -> float:
+    """Evaluations at which a run first gave a verified answer within
+    ``TOLERANCE`` of the oracle (inf: never, by its last checkpoint)."""
+    hit = [
+        int(n)
+        for n, a in r["answers"].items()
+        if a is not None and not a["over"] and a["acc"] >= r["oracle"] - TOLERANCE
+    ]
+    return min(hit) if hit else math.inf
+
+
+def _regret(r: dict[str, Any]) -> float:
+    """Regret at 100 evaluations; no verified answer counts as the oracle."""
+    a = r["answers"].get("100")
+    return r["oracle"] - a["acc"] if a is not None and not a["over"] else r["oracle"]
+
+
+def _over(r: dict[str, Any]) -> bool:
+    a = r["answers"].get("100")
+    return a is not None and bool(a["over"])
+
+
+def _evals(med: float, mode: str, method: str) -> str:
+    return f">{_limit(mode, method)}" if math.isinf(med) else f"{med:g}"
+
+
+def _ratio(base: float, ours: float, mode: str, base_method: str) -> str:
+    """How many times fewer evaluations ``ours`` needed than a baseline, from
+    two medians either of which may be censored (inf: bounded by the method's
+    last checkpoint)."""
+    if math.isinf(base) and math.isinf(ours):
+        return "?"
+    if math.isinf(ours):
+        return f"<{base / _limit(mode, 'ours'):.2g}"
+    if math.isinf(base):
+        return f">{_limit(mode, base_method) / ours:.2g}"
+    return f"{base / ours:.2g}"
+
+
+def _table(rows: list[dict[str, Any]], with_info: bool = False) -> list[str]:
+    head = "| mode | device | q | method | runs | misses | evals to target | regret@100 |"
+    lines = [
+        head + (" latency info |" if with_info else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if with_info else ""),
+    ]
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        cell = (r["mode"], r["device"], r["q"], r["method"])
+        groups.setdefault(cell + ((r["latency_info"],) if with_info else ()), []).append(r)
+    for key, rs in sorted(groups.items()):
+        mode, dev, q, method = key[:4]
+        med = float(np.median([_reach(r) for r in rs]))
+        reg = float(np.median([_regret(r) for r in rs]))
+        lines.append(
+            f"| {mode} | {dev} | p{q} | {method} | {len(rs)} | {sum(map(_over, rs))} | "
+            f"{_evals(med, mode, method)} | {reg:.2f} |" + (f" {key[4]} |" if with_info else "")
+        )
+    return lines
+
+
+def _targets(rows: list[dict[str, Any]]) -> list[str]:
+    """``ours`` against each baseline on the seeds both have run (paired, and
+    under the same latency information)."""
+    by: dict[tuple[Any, ...], dict[str, dict[int, dict[str, Any]]]] = {}
+    for r in rows:
+        key = (r["mode"], r["device"], r["q"], r["latency_info"])
+        by.setdefault(key, {}).setdefault(r["method"], {})[r["seed"]] = r
+    lines = [
+        "| mode | device | q | baseline | paired seeds | ours | baseline | times fewer "
+        "| ours misses | ours regret@100 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (mode, dev, q, _), methods in sorted(by.items()):
+        ours = methods.get("ours", {})
+        for base in METHODS[1:]:
+            seeds = sorted(set(ours) & set(methods.get(base, {})))
+            if not seeds:
+                continue
+            o = [ours[s] for s in seeds]
+            b = [methods[base][s] for s in seeds]
+            mo = float(np.median([_reach(r) for r in o]))
+            mb = float(np.median([_reach(r) for r in b]))
+            lines.append(
+                f"| {mode} | {dev} | p{q} | {base} | {len(seeds)} | {_evals(mo, mode, 'ours')} "
+                f"| {_evals(mb, mode, base)} | {_ratio(mb, mo, mode, base)} | {sum(map(_over, o))} "
+                f"| {float(np.median([_regret(r) for r in o])):.2f} |"
+            )
+    return lines
+
+
+def summarise(rows: list[dict[str, Any]], stale: Sequence[dict[str, Any]] = ()) -> str:
     lines = [
         "# Search with fair baselines (benchmarks/search_realistic.py)",
         "",
@@ -430,36 +643,29 @@ def summarise(rows: list[dict[str, Any]]) -> str:
         f"`ours` runs one search per checkpoint up to {OURS_MAX_EVALS}), median regret",
         "at 100 evaluations (a run without an answer counts as regret = oracle).",
         "",
-        "| mode | device | q | method | runs | misses | evals to target | regret@100 |",
-        "|---|---|---|---|---|---|---|---|",
+        *_table(rows),
+        "",
+        "## ours against each baseline, on the seeds both have run",
+        "",
+        "Medians over the paired seeds; 'times fewer' is the baseline's median over",
+        "ours ('>' / '<' when one median is censored at its last checkpoint, '?'",
+        "when both are).",
+        "",
+        *_targets(rows),
     ]
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["mode"], r["device"], r["q"], r["method"]), []).append(r)
-    for (mode, dev, q, method), rs in sorted(groups.items()):
-        misses = sum(
-            1 for r in rs for a in [r["answers"].get("100")] if a is not None and a["over"]
-        )
-        reach = []
-        for r in rs:
-            hit = [
-                int(n)
-                for n, a in r["answers"].items()
-                if a is not None and not a["over"] and a["acc"] >= r["oracle"] - TOLERANCE
-            ]
-            reach.append(min(hit) if hit else math.inf)
-        med = float(np.median(reach))
-        evals = f">{_limit(mode, method)}" if math.isinf(med) else f"{med:g}"
-        regrets = []
-        for r in rs:
-            a = r["answers"].get("100")
-            ok = a is not None and not a["over"]
-            regrets.append(r["oracle"] - a["acc"] if ok else r["oracle"])
-        reg = _median(regrets)
-        lines.append(
-            f"| {mode} | {dev} | p{q} | {method} | {len(rs)} | {misses} | {evals} | "
-            f"{'' if reg is None else f'{reg:.2f}'} |"
-        )
+    if stale:
+        lines += [
+            "",
+            f"## {len(stale)} stale runs (not comparable with the tables above)",
+            "",
+            "Made under latency information that differs from what the code gives now",
+            "(the latency model or a table changed since); compare them only with runs",
+            "of the same latency information. Kept as a record; their tasks run again.",
+            "",
+            *_table(list(stale), with_info=True),
+            "",
+            *_targets(list(stale)),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -476,17 +682,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-tasks", type=int, default=None, help="stop after this many new tasks")
     ap.add_argument("--runs", type=Path, default=RUNS)
     ap.add_argument("--summary-only", action="store_true")
+    ap.add_argument(
+        "--reachable",
+        type=float,
+        metavar="CONFIDENCE",
+        default=None,
+        help="print, per device and budget, what the point and chance-constrained "
+        "feasibility rules leave reachable in realistic mode, and exit",
+    )
     args = ap.parse_args(argv)
     devices = tuple(args.devices or role_devices(args.role))
     for d in devices:
         if d not in role_devices(args.role):
             ap.error(f"role {args.role!r} may not run on device {d!r}")
+    if args.reachable is not None:
+        print(reachable_table(args.role, devices, args.reachable))
+        return 0
     seeds = {"exact": args.seeds or 20, "realistic": args.seeds or 10}
     shard_i, shard_n = (int(x) for x in args.shard.split("/"))
     if not 0 <= shard_i < shard_n:
         ap.error(f"--shard must be i/n with 0 <= i < n, got {args.shard}")
     args.runs.parent.mkdir(parents=True, exist_ok=True)
-    done = load_runs(args.runs)
+    done, stale = current(load_rows(args.runs), args.role)
     todo = [
         t
         for k, t in enumerate(tasks(args.role, args.mode, devices, args.methods, seeds))
@@ -499,8 +716,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f.write(json.dumps(row) + "\n")
             done[task_key(t)] = row
             print(f"{task_key(t)}: {row['seconds']} s", flush=True)
-    rows = [r for r in done.values() if r["role"] == args.role]
-    text = summarise(rows)
+    text = summarise(list(done.values()), stale)
     (args.runs.parent / f"search_realistic_{args.role}.md").write_text(text)
     print(text)
     return 0

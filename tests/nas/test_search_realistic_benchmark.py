@@ -3,6 +3,7 @@ meta-test device, and every method of a task gets the same latency information."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -72,3 +73,87 @@ def test_every_method_gets_the_same_latency_information(
     lines = runs.read_text().splitlines()
     assert len(lines) == 3  # tasks 1 and 3 of 4: task 1 was already done
     assert "| exact | fpga |" in (tmp_path / "search_realistic_report.md").read_text()
+
+
+def test_tasks_are_seed_major(bench: Any) -> None:
+    devices = ("fpga", "raspi4")
+    ts = bench.tasks("report", ["exact"], devices, ["ours", "tpe"], {"exact": 3})
+    assert len(ts) == 3 * len(devices) * len(bench.QUANTILES) * 2
+    first_seed = ts[: len(devices) * len(bench.QUANTILES) * 2]
+    # A run stopped after one seed's worth of tasks has covered every device,
+    # budget and method once.
+    assert {t[5] for t in first_seed} == {0}
+    assert {(t[2], t[3], t[4]) for t in first_seed} == {
+        (d, q, m) for d in devices for q in bench.QUANTILES for m in ("ours", "tpe")
+    }
+
+
+def test_stale_runs_are_left_out_and_rerun(bench: Any, tmp_path: Any) -> None:
+    info = bench.latency_info("report", "exact", "fpga")
+    assert info is bench.latency_info("report", "exact", "fpga")  # computed once
+    fresh_info = bench.LatencyInfo("exact", bench.problem("report", "fpga"))
+    assert info.fingerprint == fresh_info.fingerprint
+    runs = tmp_path / "runs.jsonl"
+    args = ["--mode", "exact", "--devices", "fpga", "--methods", "random", "--seeds", "1"]
+    assert bench.main([*args, "--runs", str(runs), "--max-tasks", "1"]) == 0
+    row = json.loads(runs.read_text())
+    fresh, stale = bench.current(bench.load_rows(runs), "report")
+    assert list(fresh) == [bench.task_key(("report", "exact", "fpga", 10, "random", 0))]
+    assert not stale
+    # The same task run under another latency model: compared with nothing,
+    # tabled apart, and run again on resume; the stale row stays as a record.
+    old = {**row, "latency_info": "exact:fpga:000000000000"}
+    runs.write_text(json.dumps(old) + "\n")
+    fresh, stale = bench.current(bench.load_rows(runs), "report")
+    assert not fresh and stale == [old]
+    bench.main([*args, "--runs", str(runs), "--summary-only"])
+    report = (tmp_path / "search_realistic_report.md").read_text()
+    fresh_part, _, stale_part = report.partition("1 stale runs")
+    assert "| exact | fpga |" not in fresh_part and "| exact | fpga |" in stale_part
+    assert bench.main([*args, "--runs", str(runs), "--max-tasks", "1"]) == 0
+    lines = runs.read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[1])["latency_info"] == info.fingerprint
+    fresh, stale = bench.current(bench.load_rows(runs), "report")
+    assert list(fresh.values()) == [json.loads(lines[1])] and stale == [old]
+    report = (tmp_path / "search_realistic_report.md").read_text()
+    fresh_part, _, stale_part = report.partition("1 stale runs")
+    assert "| exact | fpga | p10 | random | 1 |" in fresh_part and stale_part
+
+
+@pytest.mark.slow
+def test_optuna_baselines_see_only_the_shared_latency_information(
+    bench: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench, "BASELINE_MAX_EVALS", 15)
+    p = bench.problem("report", "fpga")
+    info = bench.latency_info("report", "realistic", "fpga")
+    budget = p.budget(10)
+    _, index_of = bench.optuna_space(p)
+    assert len(index_of) == len(p.acc)
+    for sampler in ("tpe", "nsga2"):
+        study, order = bench.optuna_search(p, info, budget, 0, sampler)
+        trials = study.get_trials(deepcopy=False)
+        assert len(trials) <= bench.PROPOSAL_FACTOR * bench.BASELINE_MAX_EVALS
+        cells = [index_of[tuple(t.params[k] for k in p.space.choices())] for t in trials]
+        evaluated = []
+        for t, i in zip(trials, cells, strict=True):
+            # The constraint is the shared model's prediction (the one the loop
+            # is given), never the device's true latency.
+            assert t.constraints == {"latency": pytest.approx(info.predicted[i] - budget)}
+            if info.predicted[i] > budget:
+                assert t.value == 0.0  # no evaluation: a placeholder, not the accuracy
+            else:
+                assert t.value == pytest.approx(p.acc[i])
+                if i not in evaluated:
+                    evaluated.append(i)
+        assert order == evaluated and len(order) == bench.BASELINE_MAX_EVALS
+        assert len(trials) > len(order)  # at p10 some proposals were free and infeasible
+
+
+def test_reachable_gaps_compare_the_feasibility_rules(bench: Any) -> None:
+    gaps = bench.reachable_gaps("report", "gold_6226", 0.9)
+    assert set(gaps) == set(bench.QUANTILES)
+    for point, chance in gaps.values():
+        assert 0.0 <= point <= chance  # the upper bound only removes cells
+    # At confidence 0.5 the upper bound is the point prediction.
+    assert all(a == b for a, b in bench.reachable_gaps("report", "gold_6226", 0.5).values())
