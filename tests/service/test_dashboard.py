@@ -394,9 +394,13 @@ def test_latency_fit_pairs_each_measurement_with_the_searchs_prediction(sqlite_u
         4.0 + 0.5 * i for i in range(PHONE_EXTRA)
     ]
     assert np.allclose([p["predicted_ms"] for p in points], expected)
-    # A device without a latency model gets the command that gives it one.
+    # A device without a latency model gets the commands that give it one: it
+    # is measured elsewhere, so the reference package and submit, not measure.
     assert none.status_code == 422
-    assert "hwnas device measure" in none.json()["error"]["message"]
+    message = none.json()["error"]["message"]
+    assert "hwnas device references unmeasured" in message
+    assert "hwnas device submit unmeasured" in message
+    assert "hwnas device measure" not in message
 
 
 @pytest.mark.slow
