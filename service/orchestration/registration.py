@@ -500,6 +500,7 @@ def reference_zip(
         cache / f"{space.name}-b{batch}-{_digest(key)}.zip",
         lambda files: export_reference_onnx(space, files, batch=batch, on_progress=on_progress),
         on_progress,
+        "reference package",
     )
 
 
@@ -510,15 +511,18 @@ def _digest(key: Any) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _zip_once(target: Path, build: Callable[[Path], object], on_progress: ProgressCallback) -> Path:
+def _zip_once(
+    target: Path, build: Callable[[Path], object], on_progress: ProgressCallback, label: str
+) -> Path:
     """``target``, a zip of the files ``build(folder)`` writes, built only when
-    it is not there yet (its name carries the content key)."""
+    it is not there yet (its name carries the content key); ``label`` names
+    the package in the progress line."""
     import os
     import tempfile
     import zipfile
 
     if target.is_file():
-        on_progress(1, 1, f"package cached at {target}")
+        on_progress(1, 1, f"{label} cached at {target}")
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -914,6 +918,7 @@ def round_zip(
             rt, device_name, space.name, files, round_no, count=count, batch=batch
         ),
         ignore_progress,
+        f"active round {round_no} package",
     )
 
 
