@@ -215,15 +215,7 @@ def _store(
             for arch, ms, details in group
         ]
         devices.add_measurements(s, device, rows)
-        stored = predictor_records.store_predictor(
-            s,
-            kind="latency",
-            space_name=space.name,
-            blob=adaptation.model.to_bytes(),
-            metrics={**adaptation.quality, "outliers": list(adaptation.outliers)},
-            n_train=adaptation.model.n_measurements,
-            device_id=device.id,
-        )
+        stored = _store_adaptation(s, device, space, adaptation)
         return Registered(
             device.name,
             space.name,
@@ -509,6 +501,22 @@ def _digest(key: Any) -> str:
     import hashlib
 
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _store_adaptation(
+    session: Session, device: Device, space: Any, adaptation: DeviceAdaptation
+) -> PredictorModel:
+    """Store an adapted latency model as the device's next version, with its
+    quality figures and the measurements it treated as outliers."""
+    return predictor_records.store_predictor(
+        session,
+        kind="latency",
+        space_name=space.name,
+        blob=adaptation.model.to_bytes(),
+        metrics={**adaptation.quality, "outliers": list(adaptation.outliers)},
+        n_train=adaptation.model.n_measurements,
+        device_id=device.id,
+    )
 
 
 def _zip_once(
@@ -958,15 +966,7 @@ def submit_measurements(
                                         is_reference=False))  # fmt: skip
         devices.add_measurements(s, device, rows)
         adaptation = readapt_stored(s, device, space)
-        stored = predictor_records.store_predictor(
-            s,
-            kind="latency",
-            space_name=space.name,
-            blob=adaptation.model.to_bytes(),
-            metrics={**adaptation.quality, "outliers": list(adaptation.outliers)},
-            n_train=adaptation.model.n_measurements,
-            device_id=device.id,
-        )
+        stored = _store_adaptation(s, device, space, adaptation)
         n_stored = len(devices.list_measurements(s, device, space_name=space.name))
         return Registered(
             device.name,
