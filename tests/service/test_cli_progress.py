@@ -99,4 +99,5 @@ def test_export_reports_its_stages_and_keeps_json(tmp_path: Path) -> None:
     # loading the supernet and data, recalibrating BN, writing the state_dict
     lines = _progress_lines(result.stderr, "exporting")
     assert lines[0] == (0, 3) and lines[-1] == (3, 3)
-    assert "recalibrating BN on 50 images" in result.stderr
+    # (the middle stage's line appears only when it comes 5 s after the first:
+    # off a terminal, lines are throttled; test_export checks every stage)
