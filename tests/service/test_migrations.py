@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import optuna
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -241,6 +244,39 @@ def test_migrations_keep_every_dependent_row(db_url: str) -> None:
         engine.dispose()
 
 
+def _insert_supernet(conn: Any, now: Any) -> None:
+    """A bare supernet row ``sn`` of the nb201 space, as a migration test stores it."""
+    from typing import cast
+
+    from sqlalchemy import Table, insert
+
+    from service.db import Supernet
+
+    conn.execute(
+        insert(cast(Table, Supernet.__table__)),
+        {"name": "sn", "space_name": "nb201", "space_config": {}, "dataset": {},
+         "status": "ready", "metrics": {}, "description": "", "owner": "local",
+         "bundled": False, "created_at": now, "updated_at": now},
+    )  # fmt: skip
+
+
+def _insert_devices(conn: Any, names: Sequence[str], now: Any) -> None:
+    """Bare remote device rows, one per name, owned by ``local``."""
+    from typing import cast
+
+    from sqlalchemy import Table, insert
+
+    from service.db import Device
+
+    for name in names:
+        conn.execute(
+            insert(cast(Table, Device.__table__)),
+            {"name": name, "kind": "remote", "description": "", "batch_size": 1,
+             "properties": {}, "owner": "local", "bundled": False,
+             "created_at": now, "updated_at": now},
+        )  # fmt: skip
+
+
 def test_trial_latencies_migration_fills_rows_from_stored_trials(db_url: str) -> None:
     """0003 derives one row per (trial, device latency) from the trials stored
     before it: own latency, extra devices' entries, measurements winning."""
@@ -248,26 +284,15 @@ def test_trial_latencies_migration_fills_rows_from_stored_trials(db_url: str) ->
 
     from sqlalchemy import Table, insert
 
-    from service.db import Device, LatencyMeasurement, Supernet, Trial, utcnow
+    from service.db import LatencyMeasurement, Trial, utcnow
 
     engine = make_engine(db_url)
     try:
         upgrade(engine, "0002")
         now = utcnow()
         with engine.begin() as conn:
-            conn.execute(
-                insert(cast(Table, Supernet.__table__)),
-                {"name": "sn", "space_name": "nb201", "space_config": {}, "dataset": {},
-                 "status": "ready", "metrics": {}, "description": "", "owner": "local",
-                 "bundled": False, "created_at": now, "updated_at": now},
-            )  # fmt: skip
-            for name in ("d1", "d2"):
-                conn.execute(
-                    insert(cast(Table, Device.__table__)),
-                    {"name": name, "kind": "remote", "description": "", "batch_size": 1,
-                     "properties": {}, "owner": "local", "bundled": False,
-                     "created_at": now, "updated_at": now},
-                )  # fmt: skip
+            _insert_supernet(conn, now)
+            _insert_devices(conn, ("d1", "d2"), now)
             sn_id = conn.execute(text("SELECT id FROM supernets")).scalar()
             d1 = conn.execute(text("SELECT id FROM devices WHERE name = 'd1'")).scalar()
             d2 = conn.execute(text("SELECT id FROM devices WHERE name = 'd2'")).scalar()
@@ -310,26 +335,15 @@ def test_trial_latency_std_migration_fills_the_std_of_predictions(db_url: str) -
 
     from sqlalchemy import Table, insert
 
-    from service.db import Device, Supernet, Trial, utcnow
+    from service.db import Trial, utcnow
 
     engine = make_engine(db_url)
     try:
         upgrade(engine, "0005")
         now = utcnow()
         with engine.begin() as conn:
-            conn.execute(
-                insert(cast(Table, Supernet.__table__)),
-                {"name": "sn", "space_name": "nb201", "space_config": {}, "dataset": {},
-                 "status": "ready", "metrics": {}, "description": "", "owner": "local",
-                 "bundled": False, "created_at": now, "updated_at": now},
-            )  # fmt: skip
-            for name in ("d1", "d2", "d3", "d4"):
-                conn.execute(
-                    insert(cast(Table, Device.__table__)),
-                    {"name": name, "kind": "remote", "description": "", "batch_size": 1,
-                     "properties": {}, "owner": "local", "bundled": False,
-                     "created_at": now, "updated_at": now},
-                )  # fmt: skip
+            _insert_supernet(conn, now)
+            _insert_devices(conn, ("d1", "d2", "d3", "d4"), now)
             sn_id = conn.execute(text("SELECT id FROM supernets")).scalar()
             d1 = conn.execute(text("SELECT id FROM devices WHERE name = 'd1'")).scalar()
             latencies = {
@@ -403,7 +417,7 @@ def test_readapt_migration_gives_old_device_models_uncertainty(db_url: str) -> N
     from sqlalchemy import Table, insert
 
     from predictors.latency import DeviceLatencyPredictor, adapt_device, reference_archs
-    from service.db import Device, LatencyMeasurement, PredictorModel, utcnow
+    from service.db import LatencyMeasurement, PredictorModel, utcnow
     from supernets import tables
     from supernets.spaces import NB201Space
 
@@ -420,13 +434,7 @@ def test_readapt_migration_gives_old_device_models_uncertainty(db_url: str) -> N
         upgrade(engine, "0005")
         now = utcnow()
         with engine.begin() as conn:
-            for name in ("old", "new", "empty"):
-                conn.execute(
-                    insert(cast(Table, Device.__table__)),
-                    {"name": name, "kind": "remote", "description": "", "batch_size": 1,
-                     "properties": {}, "owner": "local", "bundled": False,
-                     "created_at": now, "updated_at": now},
-                )  # fmt: skip
+            _insert_devices(conn, ("old", "new", "empty"), now)
             ids: dict[str, int] = {
                 str(n): int(i) for n, i in conn.execute(text("SELECT name, id FROM devices"))
             }
