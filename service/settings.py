@@ -75,11 +75,24 @@ class Settings(BaseSettings):
         default=3, ge=1, description="Times a job is tried before it fails."
     )
     torch_threads: int | None = Field(default=None, ge=1, description="torch intra-op threads.")
+    package_cache_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Where built reference and active-round packages (ONNX files, named by their "
+            "content: architectures, batch, exporter, torch) are kept; homes on one machine "
+            "may share one. Default: <home>/artifacts/references."
+        ),
+    )
 
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("package_cache_dir", mode="after")
+    @classmethod
+    def _expand_cache(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
 
     @property
     def resolved_database_url(self) -> str:
@@ -95,6 +108,11 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.home / "artifacts"
+
+    @property
+    def packages_dir(self) -> Path:
+        """Built reference and round packages (see ``package_cache_dir``)."""
+        return self.package_cache_dir or self.artifacts_dir / "references"
 
     @classmethod
     def settings_customise_sources(

@@ -18,13 +18,23 @@ POSTGRES_ENV = "HWNAS_TEST_POSTGRES_URL"
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+@pytest.fixture(scope="session")
+def package_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One package cache for the whole run: reference packages are named by
+    their content (architectures, batch, exporter, torch), so every test home
+    may share them, as homes on one machine may; each costs seconds of export
+    per model, and a test that is about building one uses its own directory."""
+    return tmp_path_factory.mktemp("packages")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, package_cache: Path) -> None:
     """No test may read the developer's ~/.hwnas or HWNAS_* variables."""
     for key in list(os.environ):
         if key.startswith("HWNAS_") and key != POSTGRES_ENV:
             monkeypatch.delenv(key)
     monkeypatch.setenv("HWNAS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HWNAS_PACKAGE_CACHE_DIR", str(package_cache))
 
 
 @pytest.fixture

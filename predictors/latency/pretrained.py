@@ -11,6 +11,10 @@ devices over every architecture of the table:
   blocks; the table's resolutions binned onto the preset's by relative
   position), so that a CPU-sized space starts from the GPU devices' knowledge
   of which blocks cost what. The prior is looser here -- adaptation does more.
+* ``ofa-mbv3-w1.2``: the same subnets in the width-1.2 space (imported OFA
+  w1.2 supernets). The tables time width-1.0 networks, so this prior knows
+  which blocks cost more than others, not how much wider networks cost: a
+  device's own w1.2 measurements set that when it registers.
 
 Each file's ``metadata`` records the space (name and config), the reference
 architectures' configs (what a new device measures) and the source devices.
@@ -42,7 +46,7 @@ __all__ = [
     "to_space_arch",
 ]
 
-PRETRAINED_SPACES: tuple[str, ...] = ("nb201", "ofa-mbv3", "ofa-mbv3-tiny")
+PRETRAINED_SPACES: tuple[str, ...] = ("nb201", "ofa-mbv3", "ofa-mbv3-tiny", "ofa-mbv3-w1.2")
 
 
 def pretrained_spaces() -> list[str]:

@@ -169,8 +169,8 @@ def references_cmd(
 ) -> None:
     """Write the reference subnets to measure on a remote device (ONNX + measure.py),
     or with --round K the K-th batch of active registration. The reference
-    package is built once per space, batch and reference set, then copied from
-    the cache under <home>/artifacts/references."""
+    package (and each round's) is built once per content, then copied from the
+    package cache (<home>/artifacts/references unless package_cache_dir is set)."""
     from service.orchestration.registration import reference_package, round_package
 
     with open_runtime(ctx) as rt:

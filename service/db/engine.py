@@ -10,7 +10,11 @@ the busy timeout work. Transactions that only read (sessions bound to
 :func:`read_only`'s engine) start with a plain deferred ``BEGIN``: under WAL
 they see a consistent snapshot and never wait for, nor hold up, a writer.
 Server databases get ``pool_pre_ping`` because idle PostgreSQL connections are
-dropped by servers and proxies.
+dropped by servers and proxies, and no parallel query plans: every statement
+hwnas runs is a short, index-bounded read or write, and PostgreSQL's row
+estimates for a latency range within one supernet and device are far off, so
+it would start parallel workers (about 10 ms) for a plan that reads 3 rows,
+or JIT-compile one (about 18 ms) for a walk that reads a few hundred.
 """
 
 from __future__ import annotations
@@ -42,7 +46,21 @@ def make_engine(url: str, *, busy_timeout_s: float = 30.0, pool_size: int = 5) -
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, busy_timeout_s)
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+    return _server_engine(url, pool_size)
+
+
+def _server_engine(url: str, pool_size: int) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            with dbapi_conn.cursor() as cursor:
+                cursor.execute("SET max_parallel_workers_per_gather = 0")
+                cursor.execute("SET jit = off")
+            dbapi_conn.commit()
+
+    return engine
 
 
 def _sqlite_engine(url: str, database: str | None, busy_timeout_s: float) -> Engine:

@@ -492,6 +492,10 @@ FRONT_PAGE = 256
 #: How many of the nearest subnets an infeasible budget answers with
 #: (:func:`nas.pareto.closest`'s default).
 N_CLOSEST = 3
+#: Best under a budget reads this many of the fastest candidates first; when
+#: they include every candidate within the budget it ranks those directly
+#: (a tight budget would otherwise walk nearly every row by accuracy).
+RANGE_PROBE = 64
 
 
 # The candidate rule, written once, in SQL: per architecture, its latest
@@ -631,27 +635,44 @@ def best_under_budget(
         "n": N_CLOSEST,
     }
     # The fastest candidates by reported latency: when even the fastest is
-    # over the budget nothing fits, and they bound the nearest ones below.
+    # over the budget nothing fits; the first N bound the nearest ones below.
+    probe = max(N_CLOSEST, RANGE_PROBE)
     fastest = session.execute(
         text(
-            f"SELECT latency_ms, {_EFFECTIVE} AS effective FROM {pool} ORDER BY latency_ms LIMIT :n"
+            f"SELECT latency_ms, {_EFFECTIVE} AS effective FROM {pool} "
+            "ORDER BY latency_ms LIMIT :probe"
         ),
-        params,
+        {**params, "probe": probe},
     ).all()
     if not fastest:
         return None, []
+
+    def within(limit: float) -> str:
+        """The candidates with latency_ms <= ``limit`` (bound as :limit): when
+        the probe read them all, as that short, ordered range of the latency
+        index (a LIMIT the planner cannot misjudge: PostgreSQL, misestimating
+        a 3-row range, hashed every row of the supernet and device instead)."""
+        if len(fastest) < probe or float(fastest[-1].latency_ms) > limit:
+            return (
+                f"(SELECT * FROM {pool} WHERE latency_ms <= :limit "
+                "ORDER BY latency_ms LIMIT :probe) p"
+            )
+        return f"(SELECT * FROM {pool} WHERE latency_ms <= :limit) p"
+
     if float(fastest[0].latency_ms) <= budget_ms:
         # Feasible: violation max(0, effective / budget - 1) is 0, i.e.
-        # effective <= budget. Walking the accuracy index from the top, the
+        # effective <= budget (so latency_ms <= budget too). Few rows that
+        # fast: rank them. Many: walk the accuracy index from the top; the
         # first feasible row is the answer. (No range on the reported latency
-        # here, although it would drop nothing feasible: it would lure
+        # in the walk, although it would drop nothing feasible: it would lure
         # SQLite's planner onto the latency index and a sort of every row.)
+        few = len(fastest) < probe or float(fastest[-1].latency_ms) > budget_ms
         found = session.execute(
             text(
-                f"SELECT * FROM {pool} WHERE {_EFFECTIVE} <= :budget "
+                f"SELECT * FROM {within(budget_ms) if few else pool} WHERE {_EFFECTIVE} <= :budget "
                 "ORDER BY accuracy DESC, latency_ms, trial_id LIMIT 1"
             ),
-            params,
+            {**params, "limit": float(budget_ms), "probe": probe},
         ).all()
         if found:
             return _answers(session, found)[0], []
@@ -659,14 +680,14 @@ def best_under_budget(
     # order). The N fastest reported latencies bound the N smallest effective
     # ones (effective >= reported), so only rows up to that bound are ranked;
     # a relative slack keeps rows whose violation rounds equal to the bound's.
-    bound = max(float(r.effective) for r in fastest) * (1 + 1e-9)
+    bound = max(float(r.effective) for r in fastest[:N_CLOSEST]) * (1 + 1e-9)
     near = session.execute(
         text(
-            f"SELECT * FROM {pool} WHERE latency_ms <= :bound "
+            f"SELECT * FROM {within(bound)} "
             f"ORDER BY ({_EFFECTIVE}) / :budget - 1.0, accuracy DESC, latency_ms, trial_id "
             "LIMIT :n"
         ),
-        {**params, "bound": bound},
+        {**params, "limit": bound, "probe": probe},
     ).all()
     return None, _answers(session, near)
 

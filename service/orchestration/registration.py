@@ -466,8 +466,8 @@ def reference_zip(
     on_progress: ProgressCallback = ignore_progress,
 ) -> Path:
     """The reference package for ``device_name`` as a zip file, built once per
-    (space, batch, reference set, exporter) and kept under
-    ``<home>/artifacts/references``: building it exports one ONNX file per
+    (space, batch, reference set, exporter) and kept in the package cache
+    (``Settings.packages_dir``): building it exports one ONNX file per
     reference (:func:`predictors.latency.export_reference_onnx`, the exporter
     of deployed subnets, seconds of CPU each), and its content does not depend
     on the device beyond the batch size. ``on_progress`` hears one unit per
@@ -487,9 +487,8 @@ def reference_zip(
         "exporter": ONNX_EXPORTER,
         "torch": str(torch.__version__),
     }
-    cache = rt.settings.artifacts_dir / "references"
     return _zip_once(
-        cache / f"{space.name}-b{batch}-{_digest(key)}.zip",
+        rt.settings.packages_dir / f"{space.name}-b{batch}-{_digest(key)}.zip",
         lambda files: export_reference_onnx(space, files, batch=batch, on_progress=on_progress),
         on_progress,
         "reference package",
@@ -876,18 +875,17 @@ def round_package(
     ``count`` subnets its model, re-adapted from the measurements stored before
     that round, is least sure of (:func:`predictors.latency.propose_measurements`,
     a batch that does not ask twice for the same information), as ONNX files
-    with the standalone ``measure.py``. Deterministic: the same stored
+    with the standalone ``measure.py``: the files of :func:`round_zip` (built
+    once, then copied from its cache). Deterministic: the same stored
     measurements give the same round. Round K needs rounds 1..K-1 submitted."""
-    from predictors.latency import export_round_onnx
+    import zipfile
 
-    space = space_with_predictor(space_name)
-    archs, info = _plan_round(rt, device_name, space, round_no, count, batch)
-    paths = export_round_onnx(
-        space, archs, out_dir, round_no=round_no, batch=info["batch"],
-        manifest={"device": device_name, "uncertainty_before": info["uncertainty"]},
-        on_progress=on_progress,
-    )  # fmt: skip
-    return {**info, "out_dir": str(out_dir), "files": [p.name for p in paths]}
+    package, info = _round_zip(rt, device_name, space_name, round_no, count, batch, on_progress)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(package) as zf:
+        zf.extractall(out_dir)
+        files = sorted(n for n in zf.namelist() if n.endswith(".onnx"))
+    return {**info, "out_dir": str(out_dir), "files": files}
 
 
 def round_zip(
@@ -898,14 +896,28 @@ def round_zip(
     *,
     count: int = 5,
     batch: int | None = None,
+    on_progress: ProgressCallback = ignore_progress,
 ) -> Path:
-    """:func:`round_package` as a zip file, kept under
-    ``<home>/artifacts/references/rounds`` by its content (device, round,
-    architectures, batch): asked again before anything new is stored, it is
-    served without exporting again (the key also names the exporter and torch,
-    as the reference package's does)."""
+    """:func:`round_package` as a zip file, kept in the package cache
+    (``Settings.packages_dir``, ``rounds/``) by its content (device, round,
+    architectures, batch, uncertainty): asked again before anything new is
+    stored, it is served without exporting again (the key also names the
+    exporter and torch, as the reference package's does)."""
+    return _round_zip(rt, device_name, space_name, round_no, count, batch, on_progress)[0]
+
+
+def _round_zip(
+    rt: Runtime,
+    device_name: str,
+    space_name: str,
+    round_no: int,
+    count: int,
+    batch: int | None,
+    on_progress: ProgressCallback,
+) -> tuple[Path, dict[str, Any]]:
     import torch
 
+    from predictors.latency import export_round_onnx
     from supernets.export import ONNX_EXPORTER
 
     space = space_with_predictor(space_name)
@@ -916,18 +928,26 @@ def round_zip(
         round_no,
         info["batch"],
         archs,
+        info["uncertainty"],  # written into the manifest
         ONNX_EXPORTER,
         str(torch.__version__),
     ]
-    cache = rt.settings.artifacts_dir / "references" / "rounds"
-    return _zip_once(
-        cache / f"{device_name}-{space.name}-round{round_no}-{_digest(key)}.zip",
-        lambda files: round_package(
-            rt, device_name, space.name, files, round_no, count=count, batch=batch
+    target = rt.settings.packages_dir / "rounds"
+    package = _zip_once(
+        target / f"{device_name}-{space.name}-round{round_no}-{_digest(key)}.zip",
+        lambda files: export_round_onnx(
+            space,
+            archs,
+            files,
+            round_no=round_no,
+            batch=info["batch"],
+            manifest={"device": device_name, "uncertainty_before": info["uncertainty"]},
+            on_progress=on_progress,
         ),
-        ignore_progress,
+        on_progress,
         f"active round {round_no} package",
     )
+    return package, info
 
 
 def submit_measurements(

@@ -150,11 +150,17 @@ class OFAMobileNetV3Space(SearchSpace[OFAArch]):
 
     # -- archs -------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> OFAArch:
+        # One scalar draw per choice, as ``rng.choice`` makes (the same stream,
+        # so seeded samples are unchanged), without its per-call array set-up:
+        # registration rounds sample tens of thousands of architectures.
+        def pick(options: Sequence[int]) -> int:
+            return int(options[int(rng.integers(0, len(options)))])
+
         return OFAArch(
-            ks=tuple(int(rng.choice(self.kernel_sizes)) for _ in range(self.n_slots)),
-            e=tuple(int(rng.choice(self.expand_ratios)) for _ in range(self.n_slots)),
-            d=tuple(int(rng.choice(self.depths)) for _ in range(self.n_stages)),
-            r=int(rng.choice(self.resolutions)),
+            ks=tuple(pick(self.kernel_sizes) for _ in range(self.n_slots)),
+            e=tuple(pick(self.expand_ratios) for _ in range(self.n_slots)),
+            d=tuple(pick(self.depths) for _ in range(self.n_stages)),
+            r=pick(self.resolutions),
         )
 
     def max_arch(self) -> OFAArch:

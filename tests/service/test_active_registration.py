@@ -110,8 +110,8 @@ def test_remote_active_round_end_to_end(tmp_path: Path) -> None:
 
     out = tmp_path / "round1"
     info = cli("device", "references", "edge-box", "--space", SPACE, "--round", "1",
-               "--count", "3", "-o", str(out))  # fmt: skip
-    assert info["round"] == 1 and info["files"] == [f"round1_0{i}.onnx" for i in range(3)]
+               "--count", "2", "-o", str(out))  # fmt: skip
+    assert info["round"] == 1 and info["files"] == [f"round1_0{i}.onnx" for i in range(2)]
     assert info["n_measured_before"] == 10 and info["uncertainty"] > 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["round"] == 1 and manifest["reference_set"] == reference_set(SPACE)
@@ -143,7 +143,7 @@ def test_remote_active_round_end_to_end(tmp_path: Path) -> None:
         with rt.session() as s:
             assert len(devices.list_measurements(s, devices.get_device(s, "edge-box"))) == 10
         # Round 1 is deterministic, and round 3 needs round 2 first.
-        again = round_package(rt, "edge-box", SPACE, tmp_path / "again", 1, count=3)
+        again = round_package(rt, "edge-box", SPACE, tmp_path / "again", 1, count=2)
         assert again["archs"] == info["archs"]
         with pytest.raises(DomainError, match="round 1 before round 3"):
             round_package(rt, "edge-box", SPACE, tmp_path / "r3", 3)
@@ -151,33 +151,33 @@ def test_remote_active_round_end_to_end(tmp_path: Path) -> None:
     round1 = tmp_path / "round1.jsonl"
     round1.write_text(measured.stdout)
     second = cli("device", "submit", "edge-box", "--space", SPACE, "-f", str(round1))
-    assert second["version"] == 2 and second["n_measurements"] == 13
-    assert second["quality"]["n_measured"] == 13
-    assert second["active"]["rounds"] == [1] and second["active"]["n_submitted"] == 3
+    assert second["version"] == 2 and second["n_measurements"] == 12
+    assert second["quality"]["n_measured"] == 12
+    assert second["active"]["rounds"] == [1] and second["active"]["n_submitted"] == 2
     assert second["uncertainty"] > 0 and second["active"]["uncertainty_before"] > 0
     models = cli("device", "models", "edge-box")
-    assert [m["version"] for m in models] == [1, 2] and models[1]["n_train"] == 13
+    assert [m["version"] for m in models] == [1, 2] and models[1]["n_train"] == 12
 
     with Runtime.open(load_settings(database_url=url)) as rt:
         # Written again after it was submitted, round 1 is still the same batch
         # (chosen from what was stored before it); round 2 asks for others.
         assert (
-            round_package(rt, "edge-box", SPACE, tmp_path / "a", 1, count=3)["archs"]
+            round_package(rt, "edge-box", SPACE, tmp_path / "a", 1, count=2)["archs"]
             == (info["archs"])
         )
-        two = round_package(rt, "edge-box", SPACE, tmp_path / "b", 2, count=3)
-        assert two["n_measured_before"] == 13
+        two = round_package(rt, "edge-box", SPACE, tmp_path / "b", 2, count=2)
+        assert two["n_measured_before"] == 12
         assert not {json.dumps(a, sort_keys=True) for a in two["archs"]} & {
             json.dumps(a, sort_keys=True) for a in info["archs"]
         }
         # The same round over HTTP, zipped (built once, then served as a file).
         client = TestClient(create_app(rt))
-        got = client.get(f"/v1/devices/edge-box/references.zip?space={SPACE}&round=2&count=3")
+        got = client.get(f"/v1/devices/edge-box/references.zip?space={SPACE}&round=2&count=2")
         assert got.status_code == 200, got.text
         package = zipfile.ZipFile(io.BytesIO(got.content))
         manifest = json.loads(package.read("manifest.json"))
         assert [r["arch"] for r in manifest["references"]] == two["archs"]
-        assert {"measure.py", "hwnas_records.py", "round2_02.onnx"} <= set(package.namelist())
-        cached = client.get(f"/v1/devices/edge-box/references.zip?space={SPACE}&round=2&count=3")
+        assert {"measure.py", "hwnas_records.py", "round2_01.onnx"} <= set(package.namelist())
+        cached = client.get(f"/v1/devices/edge-box/references.zip?space={SPACE}&round=2&count=2")
         assert cached.content == got.content
         assert client.get("/v1/devices/edge-box/references.zip?round=4").status_code == 422

@@ -194,3 +194,18 @@ def test_nb201_cells_without_a_path_from_input_to_output_compute_nothing() -> No
     # node 2 feeds the output but nothing reaches node 2 from the input
     cut = ("none", "none", "none", "none", "none", "nor_conv_3x3")
     assert not NB201Arch(cut).computes_anything
+
+
+@pytest.mark.parametrize("name", ["ofa-mbv3", "ofa-mbv3-tiny"])
+def test_ofa_sampling_keeps_the_stream_of_one_choice_per_element(name: str) -> None:
+    """Seeded samples (search initial designs, registration rounds, benchmarks)
+    stay what they were when each element was drawn with ``rng.choice``."""
+    space = get_space(name)
+    assert isinstance(space, OFAMobileNetV3Space)
+    fast, slow = np.random.default_rng(7), np.random.default_rng(7)
+    for _ in range(200):
+        arch = space.sample(fast)
+        ks = tuple(int(slow.choice(space.kernel_sizes)) for _ in range(space.n_slots))
+        e = tuple(int(slow.choice(space.expand_ratios)) for _ in range(space.n_slots))
+        d = tuple(int(slow.choice(space.depths)) for _ in range(space.n_stages))
+        assert arch == OFAArch(ks=ks, e=e, d=d, r=int(slow.choice(space.resolutions)))
