@@ -23,8 +23,13 @@ def package_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One package cache for the whole run: reference packages are named by
     their content (architectures, batch, exporter, torch), so every test home
     may share them, as homes on one machine may; each costs seconds of export
-    per model, and a test that is about building one uses its own directory."""
-    return tmp_path_factory.mktemp("packages")
+    per model. Under pytest-xdist the workers share it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the run's workers (a build is locked)
+    path = root / "packages"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -524,6 +524,7 @@ def _zip_once(
     """``target``, a zip of the files ``build(folder)`` writes, built only when
     it is not there yet (its name carries the content key); ``label`` names
     the package in the progress line."""
+    import fcntl
     import os
     import tempfile
     import zipfile
@@ -532,16 +533,23 @@ def _zip_once(
         on_progress(1, 1, f"{label} cached at {target}")
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        files = Path(tmp) / "package"
-        build(files)
-        partial = Path(tmp) / "package.zip"
-        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
-            for f in sorted(files.iterdir()):
-                if f.is_file():
-                    zf.write(f, f.name)
-        # Atomic: a concurrent request sees no file or a whole one.
-        os.replace(partial, target)
+    # One builder at a time per package (requests, workers, processes sharing
+    # the cache): the others wait for it and then serve its file.
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.is_file():
+            on_progress(1, 1, f"{label} cached at {target}")
+            return target
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            files = Path(tmp) / "package"
+            build(files)
+            partial = Path(tmp) / "package.zip"
+            with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
+                for f in sorted(files.iterdir()):
+                    if f.is_file():
+                        zf.write(f, f.name)
+            # Atomic: a reader without the lock sees no file or a whole one.
+            os.replace(partial, target)
     return target
 
 

@@ -63,3 +63,25 @@ def test_reference_package_is_built_once_and_served_as_a_file(tmp_path: Path) ->
     assert json.loads(result.stdout)["files"] == [f"ref_{i:02d}.onnx" for i in range(10)]
     assert "reference package: 1/1 (100%) reference package cached at" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(names)
+
+
+def test_concurrent_requests_build_a_package_once(tmp_path: Path) -> None:
+    """Requests (or processes sharing the cache) asking for the same package
+    at once: one builds it, the others wait and serve its file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from service.orchestration.registration import _zip_once
+
+    builds: list[int] = []
+
+    def build(folder: Path) -> None:
+        builds.append(1)
+        time.sleep(0.3)  # long enough for every other caller to arrive
+        folder.mkdir(parents=True)
+        (folder / "model.onnx").write_bytes(b"onnx")
+
+    target = tmp_path / "cache" / "pkg-b1-0123456789ab.zip"
+    with ThreadPoolExecutor(4) as pool:
+        paths = list(pool.map(lambda _: _zip_once(target, build, lambda *a: None, "pkg"), range(4)))
+    assert builds == [1] and set(paths) == {target}
+    assert zipfile.ZipFile(target).namelist() == ["model.onnx"]
