@@ -162,7 +162,7 @@ def markdown(summary: dict[str, Any], rows: list[dict[str, Any]], command: str) 
         env = rows[-1]["environment_end"]
         lines += [
             "",
-            f"Machine: {env['cpu']}, {env['cpu_count']} cores shared with other jobs, "
+            f"Machine: {env['cpu']}, {env['cpu_count']} cores (load per run in the table), "
             f"python {env['python']}, torch {env['torch']}, measured with 1 thread at nice "
             f"{env['nice']}.",
         ]
