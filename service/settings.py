@@ -201,6 +201,8 @@ def describe_settings(
         value: Any = getattr(settings, name)
         if name == "database_url" and value is None:
             value, source = settings.resolved_database_url, f"{source} (<home>/hwnas.db)"
+        if name == "package_cache_dir" and value is None:
+            value, source = settings.packages_dir, f"{source} (<home>/artifacts/references)"
         out.append(SettingSource(name, value, source, field.description or ""))
     return out
 

@@ -129,6 +129,7 @@ def test_config_show_says_where_each_setting_came_from(
 ) -> None:
     (tmp_path / "config.toml").write_text("worker_lease_s = 90\n")
     monkeypatch.setenv("HWNAS_API_PORT", "9000")
+    monkeypatch.delenv("HWNAS_PACKAGE_CACHE_DIR")  # the suite's shared cache
     result = runner.invoke(app, ["--home", str(tmp_path), "config", "show", "--json"])
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
@@ -139,6 +140,10 @@ def test_config_show_says_where_each_setting_came_from(
         "source": f"file {tmp_path / 'config.toml'}",
     }
     assert shown["job_max_attempts"]["source"] == "default"
+    assert shown["package_cache_dir"] == {
+        "value": str(tmp_path / "artifacts" / "references"),
+        "source": "default (<home>/artifacts/references)",
+    }
 
 
 def test_unknown_hwnas_variables_are_warned_about(
