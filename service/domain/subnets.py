@@ -647,12 +647,16 @@ def best_under_budget(
     if not fastest:
         return None, []
 
+    def probed(limit: float) -> bool:
+        """Whether the probe read every candidate with latency_ms <= ``limit``."""
+        return len(fastest) < probe or float(fastest[-1].latency_ms) > limit
+
     def within(limit: float) -> str:
         """The candidates with latency_ms <= ``limit`` (bound as :limit): when
         the probe read them all, as that short, ordered range of the latency
         index (a LIMIT the planner cannot misjudge: PostgreSQL, misestimating
         a 3-row range, hashed every row of the supernet and device instead)."""
-        if len(fastest) < probe or float(fastest[-1].latency_ms) > limit:
+        if probed(limit):
             return (
                 f"(SELECT * FROM {pool} WHERE latency_ms <= :limit "
                 "ORDER BY latency_ms LIMIT :probe) p"
@@ -666,10 +670,10 @@ def best_under_budget(
         # first feasible row is the answer. (No range on the reported latency
         # in the walk, although it would drop nothing feasible: it would lure
         # SQLite's planner onto the latency index and a sort of every row.)
-        few = len(fastest) < probe or float(fastest[-1].latency_ms) > budget_ms
         found = session.execute(
             text(
-                f"SELECT * FROM {within(budget_ms) if few else pool} WHERE {_EFFECTIVE} <= :budget "
+                f"SELECT * FROM {within(budget_ms) if probed(budget_ms) else pool} "
+                f"WHERE {_EFFECTIVE} <= :budget "
                 "ORDER BY accuracy DESC, latency_ms, trial_id LIMIT 1"
             ),
             {**params, "limit": float(budget_ms), "probe": probe},

@@ -402,8 +402,6 @@ def reference_package(
     """Write the reference subnets of ``space_name`` as ONNX files, a manifest and
     a standalone ``measure.py`` for ``device_name`` to run: the files of
     :func:`reference_zip` (built once, then copied from its cache)."""
-    import zipfile
-
     from predictors.latency import reference_archs, reference_set
     from supernets import OFAMobileNetV3Space
 
@@ -440,10 +438,7 @@ def reference_package(
             "next": f"{manifest['how_to_measure']} to latencies.json; then: {submit}",
         }
     package = reference_zip(rt, device_name, space.name, batch, on_progress=on_progress)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(package) as zf:
-        zf.extractall(out_dir)
-        files = sorted(n for n in zf.namelist() if n.startswith("ref_") and n.endswith(".onnx"))
+    files = _unpack(package, out_dir, "ref_")
     return {
         "device": device_name,
         "space": space.name,
@@ -529,6 +524,8 @@ def _zip_once(
     import tempfile
     import zipfile
 
+    # Served without the lock: reading a built package needs no lock file (a
+    # shared cache may be read-only to some of its users).
     if target.is_file():
         on_progress(1, 1, f"{label} cached at {target}")
         return target
@@ -551,6 +548,17 @@ def _zip_once(
             # Atomic: a reader without the lock sees no file or a whole one.
             os.replace(partial, target)
     return target
+
+
+def _unpack(package: Path, out_dir: Path, prefix: str = "") -> list[str]:
+    """Extract a cached package into ``out_dir``; its ONNX files whose names
+    start with ``prefix``, sorted."""
+    import zipfile
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(package) as zf:
+        zf.extractall(out_dir)
+        return sorted(n for n in zf.namelist() if n.startswith(prefix) and n.endswith(".onnx"))
 
 
 def parse_latency_file(
@@ -886,14 +894,8 @@ def round_package(
     with the standalone ``measure.py``: the files of :func:`round_zip` (built
     once, then copied from its cache). Deterministic: the same stored
     measurements give the same round. Round K needs rounds 1..K-1 submitted."""
-    import zipfile
-
     package, info = _round_zip(rt, device_name, space_name, round_no, count, batch, on_progress)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(package) as zf:
-        zf.extractall(out_dir)
-        files = sorted(n for n in zf.namelist() if n.endswith(".onnx"))
-    return {**info, "out_dir": str(out_dir), "files": files}
+    return {**info, "out_dir": str(out_dir), "files": _unpack(package, out_dir)}
 
 
 def round_zip(
