@@ -38,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quickstart_runs import append_row, environment, read_rows, run_steps
+from quickstart_runs import append_row, environment, predictor_recipe, read_rows, run_steps
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STEM = "main_job_latency"
@@ -76,6 +76,7 @@ def one_run(seed: int, all_steps: bool, search_evaluations: int) -> dict[str, An
         "accuracy_predictor": None
         if fitted is None
         else {"n_train": fitted["n_train"], "metrics": fitted["metrics"]["metrics"]},
+        "recipe": None if fitted is None else predictor_recipe(),
         "warned": any("WARNING" in line for line in lines),
         "environment_start": env_start,
         "environment_end": environment(),

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_row", "environment", "read_rows", "run_steps"]
+__all__ = ["append_row", "environment", "predictor_recipe", "read_rows", "run_steps"]
 
 
 def run_steps(
@@ -59,6 +59,20 @@ def run_steps(
                     {"step": step.name, "seconds": round(time.perf_counter() - t0, 1)}
                 )
     return out, lines, time.perf_counter() - start
+
+
+def predictor_recipe() -> dict[str, Any]:
+    """What step 4 does now: how many subnets it measures and which derived
+    features its predictor uses. A benchmark row of another recipe is stale."""
+    from predictors.accuracy import predictor_features
+    from service.orchestration.quickstart import QuickstartOptions
+    from supernets import get_space
+
+    features = predictor_features(get_space("ofa-mbv3-tiny"))
+    return {
+        "predictor_samples": QuickstartOptions().predictor_samples,
+        "features": features if isinstance(features, str) else list(features.names),
+    }
 
 
 def read_rows(path: Path) -> dict[int, dict[str, Any]]:

@@ -391,23 +391,23 @@ def _all_mean(result: dict[str, Any]) -> float:
 
 def choose(done: dict[str, dict[str, Any]], runs: Sequence[ScheduleRun]) -> dict[str, Any]:
     """The best equal-budget schedule by mean inherited accuracy over all measured
-    subnets, and whether its lead over each rival holds in every seed where both
-    ran, with a paired 95 % interval above zero."""
+    subnets (what ``supernet train`` defaults to), and its lead over every other
+    configuration, larger budgets included: whether it holds in every seed where
+    both ran with a paired 95 % interval above zero."""
     by_run: dict[str, dict[int, float]] = {}
     for run in runs:
-        if run.budget_factor != 1:
-            continue
         by_run[run.label] = {
             r["seed"]: _all_mean(r["result"])
             for r in done.values()
             if r["kind"] == "supernet" and r["key"] == run.label
         }
-    scored = {k: float(np.mean(list(v.values()))) for k, v in by_run.items() if v}
+    equal = {r.label for r in runs if r.budget_factor == 1}
+    scored = {k: float(np.mean(list(v.values()))) for k, v in by_run.items() if v and k in equal}
     if not scored:
         return {"best": None, "supported": False, "leads": {}}
     best = max(scored, key=lambda k: scored[k])
     leads: dict[str, Any] = {}
-    supported = len(scored) == len(by_run)
+    supported = all(by_run[k] for k in by_run)
     for rival in by_run:
         if rival == best:
             continue
@@ -415,9 +415,11 @@ def choose(done: dict[str, dict[str, Any]], runs: Sequence[ScheduleRun]) -> dict
         diffs = [by_run[best][s] - by_run[rival][s] for s in seeds]
         lead = mean_ci(diffs)
         lead["every_seed"] = bool(diffs) and all(d > 0 for d in diffs)
+        lead["holds"] = bool(
+            lead["every_seed"] and lead["ci95"] is not None and lead["mean"] - lead["ci95"] > 0
+        )
         leads[rival] = lead
-        holds = lead["every_seed"] and lead["ci95"] is not None and lead["mean"] - lead["ci95"] > 0
-        supported = supported and bool(holds)
+        supported = supported and lead["holds"]
     return {"best": best, "supported": supported, "leads": leads}
 
 
@@ -487,15 +489,13 @@ def markdown(summary: dict[str, Any], env: dict[str, Any]) -> str:
         lines.append("No equal-budget supernet measured yet.")
     else:
         leads = ", ".join(f"over {k}: {_cell(v, True)}" for k, v in ch["leads"].items())
+        holds = [k for k, v in ch["leads"].items() if v.get("holds")]
+        not_holds = [k for k, v in ch["leads"].items() if not v.get("holds")]
         lines.append(
-            f"Best at the equal budget by mean inherited accuracy over all measured subnets: "
-            f"**{ch['best']}** ({leads} points). "
-            + (
-                "Its lead holds in every seed with a paired 95 % interval above zero."
-                if ch["supported"]
-                else "Not supported as a choice yet: a lead is missing, not positive in every "
-                "seed, or its 95 % interval reaches zero."
-            )
+            f"Best at the equal budget by mean inherited accuracy over all measured subnets "
+            f"(`supernet train`'s default): **{ch['best']}** ({leads} points). Its lead holds "
+            "(positive in every seed, paired 95 % interval above zero) over "
+            f"{', '.join(holds) or 'none'}; not over {', '.join(not_holds) or 'none'}."
         )
     lines += [
         "",

@@ -111,8 +111,13 @@ class Search:
         self.study = SearchStudy(
             space, self.devices, storage=storage, study_name=study_name, exclusive=exclusive_study
         )
+        # Imported here: predictors.accuracy loads XGBoost.
+        from predictors.accuracy import predictor_features
+
         self.predictor_factory = predictor_factory or partial(
-            default_predictor, bootstrap=settings.max_kappa(mode) > 0
+            default_predictor,
+            bootstrap=settings.max_kappa(mode) > 0,
+            features=predictor_features(space),
         )
         self.on_evaluation = on_evaluation
         self.seed = seed

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
 from nas.constraints import DEFAULT_FEASIBILITY_CONFIDENCE, confidence_z
+
+if TYPE_CHECKING:
+    from predictors.accuracy import SumFeatures
 
 __all__ = ["AccuracyModel", "SearchSettings", "StopReason", "default_predictor"]
 
@@ -26,8 +29,11 @@ class AccuracyModel(Protocol):
     def predict_with_uncertainty(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-def default_predictor(seed: int, *, bootstrap: bool = False) -> AccuracyModel:
-    """The loop's accuracy predictor: a 5-member GBDT ensemble.
+def default_predictor(
+    seed: int, *, bootstrap: bool = False, features: SumFeatures | Literal["auto"] = "auto"
+) -> AccuracyModel:
+    """The loop's accuracy predictor: a 5-member GBDT ensemble, with the
+    space's derived ``features`` (:func:`predictors.accuracy.predictor_features`).
 
     ``bootstrap`` resamples each member's rows, so that the members' spread is
     an uncertainty worth trading against the mean; :func:`run_search` turns it
@@ -39,7 +45,7 @@ def default_predictor(seed: int, *, bootstrap: bool = False) -> AccuracyModel:
     """
     from predictors.accuracy import GBDTAccuracyPredictor
 
-    return GBDTAccuracyPredictor(seed=seed, bootstrap=bootstrap, n_jobs=1)
+    return GBDTAccuracyPredictor(seed=seed, bootstrap=bootstrap, features=features, n_jobs=1)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ from predictors.accuracy.encoding import EncodingMap, encoding_map
 from predictors.accuracy.features import (
     SumFeatures,
     auto_sum_features,
+    ofa_sum_features,
     one_hot_blocks,
+    predictor_features,
     space_sum_features,
 )
 from predictors.accuracy.gbdt import GBDTAccuracyPredictor, GBDTParams
@@ -44,7 +46,9 @@ __all__ = [
     "cross_validated_predictions",
     "encoding_map",
     "fit_with_report",
+    "ofa_sum_features",
     "one_hot_blocks",
+    "predictor_features",
     "prune_space",
     "sample_dataset",
     "sample_pruned",

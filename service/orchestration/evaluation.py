@@ -119,7 +119,7 @@ def fit_accuracy_predictor(
 ) -> dict[str, Any]:
     """Fit the GBDT accuracy predictor on every measured trial of the supernet,
     report its cross-validated quality, and store it as a new version."""
-    from predictors.accuracy import GBDTAccuracyPredictor
+    from predictors.accuracy import GBDTAccuracyPredictor, predictor_features
     from predictors.accuracy.training import fit_with_report
     from supernets import space_from_config
 
@@ -133,7 +133,9 @@ def fit_accuracy_predictor(
             f"supernet {name!r} has {len(y)} measured subnets; at least 10 are needed "
             f"(`hwnas supernet eval {name} --sample 50`)"
         )
-    predictor, report = fit_with_report(X, y, seed=seed, tune=tune)
+    predictor, report = fit_with_report(
+        X, y, seed=seed, tune=tune, features=predictor_features(space)
+    )
     assert isinstance(predictor, GBDTAccuracyPredictor)
     metrics = report.to_dict()
     with rt.session() as s:

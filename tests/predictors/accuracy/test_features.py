@@ -9,7 +9,9 @@ from predictors.accuracy import (
     SumFeatures,
     auto_sum_features,
     encoding_map,
+    ofa_sum_features,
     one_hot_blocks,
+    predictor_features,
     space_sum_features,
 )
 from supernets import get_space
@@ -67,3 +69,44 @@ def test_sum_features_round_trip_and_checks() -> None:
         feats.transform(np.ones((1, 2)))
     with pytest.raises(ValueError, match="one name per group"):
         SumFeatures(((0,),), ())
+
+
+@pytest.mark.parametrize("name", ["ofa-mbv3-tiny", "ofa-mbv3-w1.2"])
+def test_ofa_features_are_the_summaries_they_name(name: str) -> None:
+    space = get_space(name)
+    assert isinstance(space, OFAMobileNetV3Space)
+    feats = ofa_sum_features(space)
+    assert predictor_features(space) == feats
+    rng = np.random.default_rng(3)
+    archs = [space.sample(rng) for _ in range(40)] + [space.min_arch(), space.max_arch()]
+    out = feats.transform(space.encode_many(archs))[:, space.feature_dim :]
+    for arch, row in zip(archs, out, strict=True):
+        active = space.active_slots(arch)
+        expected = [float(arch.r >= r) for r in space.resolutions[1:]]
+        expected += [sum(arch.ks[s] == k for s in active) for k in space.kernel_sizes]
+        expected += [sum(arch.e[s] == e for s in active) for e in space.expand_ratios]
+        expected += [sum(arch.d)]
+        assert list(row) == expected, arch
+
+
+def test_other_spaces_keep_the_features_found_in_the_data() -> None:
+    assert predictor_features(get_space("nb201")) == "auto"
+
+
+def test_service_and_loop_predictors_use_the_space_features() -> None:
+    from nas.settings import default_predictor
+    from predictors.accuracy import GBDTAccuracyPredictor, fit_with_report
+
+    space = get_space("ofa-mbv3-tiny")
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(30)]
+    X = space.encode_many(archs)
+    y = np.array([float(a.r) + 0.1 * sum(a.d) for a in archs])
+    feats = predictor_features(space)
+    model = default_predictor(0, features=feats).fit(X, y)
+    assert isinstance(model, GBDTAccuracyPredictor)
+    assert model.derived_features == feats
+    predictor, _ = fit_with_report(X, y, features=feats)
+    reloaded = GBDTAccuracyPredictor.from_bytes(predictor.to_bytes())
+    assert reloaded.derived_features == feats
+    np.testing.assert_allclose(reloaded.predict(X), predictor.predict(X))
