@@ -40,7 +40,11 @@ covers every device, budget and method for its first seeds. Each row records
 the fingerprint of the latency information it ran under; a row whose
 fingerprint is not what the code gives now (the latency model or a table
 changed) is stale: it stays in the file as a record, the report tables it
-apart, and a resumed run redoes its task.
+apart, and a resumed run redoes its task. In realistic mode the fingerprint
+is a digest of what the model is made from (:func:`realistic_digest`), not
+of its predictions, which differ in the last digits from one machine to the
+next; rows made before that change carry the old digest in
+``latency_info_predictions``.
 
 Cost. The Optuna baselines cost O(proposals^2): every ask and tell is
 O(trials) inside Optuna, and every free infeasible proposal is a trial. Under
@@ -238,14 +242,46 @@ class LatencyInfo:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if mode == "exact":
             self.predicted = p.lat.copy()
+            digest = hashlib.sha1(np.round(self.predicted, 6).tobytes()).hexdigest()
         else:
             X = p.space.encode_many(p.space.all_archs())  # by official index
             self.predicted = np.asarray(self.model.predict(X), dtype=np.float64)
-        digest = hashlib.sha1(np.round(self.predicted, 6).tobytes()).hexdigest()
+            digest = realistic_digest(p, refs)
         self.fingerprint = f"{mode}:{p.device}:{digest[:12]}"
 
     def measurer(self) -> Measurer:
         return Measurer(self, self.cap)
+
+
+def realistic_digest(p: Problem, refs: Sequence[int]) -> str:
+    """What realistic mode's latency model is made from, as a digest: the
+    meta-model (the shipped file, or the data a tuning meta-model is trained
+    on), the device's reference latencies, and the source of the model code.
+
+    Not a digest of the predictions: the same model adapted on another
+    machine predicts within float rounding of the same values, which a digest
+    of rounded numbers tells apart (every run would turn stale on a new VM).
+    Any change to the inputs or to the code still makes older runs stale."""
+    import inspect
+    from importlib import resources
+
+    import predictors.latency.meta as meta_code
+    from predictors.latency.pretrained import meta_training_data
+
+    h = hashlib.sha1()
+    if p.role == "report":  # the file load_pretrained("nb201") reads
+        h.update(
+            resources.files("predictors.latency").joinpath("pretrained", "nb201.json").read_bytes()
+        )
+    else:
+        _, _, X, Y = meta_training_data("nb201", devices="train")
+        h.update(np.ascontiguousarray(X, dtype=np.float64).tobytes())
+        for d in meta_source_devices(p.role, p.device):
+            h.update(d.encode() + np.ascontiguousarray(Y[d], dtype=np.float64).tobytes())
+    h.update(np.asarray(refs, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(p.lat[list(refs)], dtype=np.float64).tobytes())
+    h.update(inspect.getsource(meta_code).encode())
+    return h.hexdigest()
 
 
 @cache

@@ -157,3 +157,23 @@ def test_reachable_gaps_compare_the_feasibility_rules(bench: Any) -> None:
         assert 0.0 <= point <= chance  # the upper bound only removes cells
     # At confidence 0.5 the upper bound is the point prediction.
     assert all(a == b for a, b in bench.reachable_gaps("report", "gold_6226", 0.5).values())
+
+
+def test_realistic_fingerprint_names_the_models_inputs_not_its_rounding(bench: Any) -> None:
+    """Runs stay current on another machine (whose float rounding differs) and
+    turn stale when what the model is made from changes."""
+    import copy
+
+    p = bench.problem("report", "fpga")
+    refs = [3, 7, 11]
+    digest = bench.realistic_digest(p, refs)
+    assert bench.realistic_digest(p, list(refs)) == digest
+    other = copy.copy(p)
+    other.lat = p.lat.copy()
+    other.lat[100] += 1.0  # not a reference: the model does not see it
+    assert bench.realistic_digest(other, refs) == digest
+    other.lat[7] += 1e-3  # a reference latency: another model
+    assert bench.realistic_digest(other, refs) != digest
+    assert bench.realistic_digest(p, [3, 7, 12]) != digest
+    info = bench.latency_info("report", "realistic", "fpga")
+    assert info.fingerprint.startswith("realistic:fpga:")
