@@ -20,7 +20,10 @@ Reports, over all checked subnets of all runs, the median of
 |predicted - measured| / measured (target: at most 15 %), the same with the
 raw measurement (no anchors) for comparison, the drift the anchors saw, and
 which runs warned that the machine was too noisy to measure. Resumable: each
-finished run is appended to ``main_job_latency.jsonl`` and skipped by a rerun.
+finished run is appended to ``main_job_latency.jsonl`` and skipped by a rerun;
+a row made under another recipe (``quickstart_runs.predictor_recipe``: the
+accuracy predictor's features decide which subnets the search checks) is
+kept as a record and its seed runs again.
 
 Writes ``benchmarks/results/main_job_latency.{jsonl,json,md}``.
 """
@@ -76,7 +79,9 @@ def one_run(seed: int, all_steps: bool, search_evaluations: int) -> dict[str, An
         "accuracy_predictor": None
         if fitted is None
         else {"n_train": fitted["n_train"], "metrics": fitted["metrics"]["metrics"]},
-        "recipe": None if fitted is None else predictor_recipe(),
+        # The search's accuracy predictor (its derived features) and step 4's
+        # recipe: which subnets get checked depends on them.
+        "recipe": predictor_recipe(),
         "warned": any("WARNING" in line for line in lines),
         "environment_start": env_start,
         "environment_end": environment(),
@@ -180,12 +185,18 @@ def main() -> None:
     args = p.parse_args()
     rows_path = RESULTS / f"{STEM}.jsonl"
     seeds = range(args.first_seed, args.first_seed + args.runs)
+    wanted = predictor_recipe()
+
+    def current() -> dict[int, dict[str, Any]]:
+        """Finished runs of the current recipe (older rows stay as a record)."""
+        return {s: r for s, r in read_rows(rows_path).items() if r.get("recipe") == wanted}
+
     if not args.report:
         for seed in seeds:
-            if seed in read_rows(rows_path):
+            if seed in current():
                 continue
             append_row(rows_path, one_run(seed, args.all_steps, args.search_evaluations))
-    done = read_rows(rows_path)
+    done = current()
     rows = [done[s] for s in seeds if s in done]
     summary = summarise(rows)
     command = "python benchmarks/main_job_latency.py" + (
