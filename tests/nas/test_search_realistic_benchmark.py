@@ -177,3 +177,12 @@ def test_realistic_fingerprint_names_the_models_inputs_not_its_rounding(bench: A
     assert bench.realistic_digest(p, [3, 7, 12]) != digest
     info = bench.latency_info("report", "realistic", "fpga")
     assert info.fingerprint.startswith("realistic:fpga:")
+
+
+def test_tuning_variants_of_ours_run_on_train_devices_only(bench: Any) -> None:
+    assert set(bench.OURS_VARIANTS) <= set(bench.METHOD_FNS)
+    assert all(0.5 <= c < 0.9 for c in bench.OURS_VARIANTS.values())
+    with pytest.raises(SystemExit):
+        bench.main(["--role", "report", "--methods", "ours@0.6", "--summary-only"])
+    # A variant answers on ours' horizon, not the baselines'.
+    assert bench._limit("realistic", "ours@0.5") == bench._limit("realistic", "ours")
