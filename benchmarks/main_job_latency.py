@@ -41,7 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quickstart_runs import append_row, environment, predictor_recipe, read_rows, run_steps
+from quickstart_runs import append_row, current_rows, environment, predictor_recipe, run_steps
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STEM = "main_job_latency"
@@ -186,17 +186,12 @@ def main() -> None:
     rows_path = RESULTS / f"{STEM}.jsonl"
     seeds = range(args.first_seed, args.first_seed + args.runs)
     wanted = predictor_recipe()
-
-    def current() -> dict[int, dict[str, Any]]:
-        """Finished runs of the current recipe (older rows stay as a record)."""
-        return {s: r for s, r in read_rows(rows_path).items() if r.get("recipe") == wanted}
-
     if not args.report:
         for seed in seeds:
-            if seed in current():
+            if seed in current_rows(rows_path, wanted):
                 continue
             append_row(rows_path, one_run(seed, args.all_steps, args.search_evaluations))
-    done = current()
+    done = current_rows(rows_path, wanted)
     rows = [done[s] for s in seeds if s in done]
     summary = summarise(rows)
     command = "python benchmarks/main_job_latency.py" + (

@@ -38,7 +38,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quickstart_runs import append_row, environment, predictor_recipe, read_rows, run_steps
+from quickstart_runs import (
+    append_row,
+    current_rows,
+    environment,
+    predictor_recipe,
+    read_jsonl,
+    read_rows,
+    run_steps,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STEM = "main_job_predictor"
@@ -57,11 +65,6 @@ TUNE_RECIPES = (
     ("auto features, 60 subnets", 60, "auto"),
     ("OFA features, 60 subnets", 60, "ofa"),
 )
-
-
-def current_rows(path: Path, wanted: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    """Finished seeds of the current recipe."""
-    return {s: r for s, r in read_rows(path).items() if r.get("recipe") == wanted}
 
 
 def one_run(seed: int, wanted: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +123,7 @@ def measure_pool(path: Path, n: int) -> list[dict[str, Any]]:
     from supernets import get_space
 
     space = get_space(SPACE)
-    done = {r["arch_hash"] for r in _read_jsonl(path)}
+    done = {r["arch_hash"] for r in read_jsonl(path)}
     todo = [a for a in dev_archs(n) if space.arch_hash(a) not in done]
     if todo:
         opts = QuickstartOptions(seed=DEV_SEED, bars=False)
@@ -144,14 +147,8 @@ def measure_pool(path: Path, n: int) -> list[dict[str, Any]]:
                     rt, opts.supernet_name, todo, n_bn_images=opts.bn_images,
                     purpose="predictor-training", progress=keep,
                 )  # fmt: skip
-    by_hash = {r["arch_hash"]: r for r in _read_jsonl(path)}
+    by_hash = {r["arch_hash"]: r for r in read_jsonl(path)}
     return [by_hash[space.arch_hash(a)] for a in dev_archs(n)]
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def tune(pool_size: int) -> str:
@@ -176,10 +173,10 @@ def tune(pool_size: int) -> str:
         "|---|---|---|---|",
     ]
     for name, n, features in TUNE_RECIPES:
+        feats = predictor_features(space) if features == "ofa" else "auto"
         taus = []
         for r in range(TUNE_REPLICATES):
             idx = np.random.default_rng(r).choice(len(y), size=n, replace=False)
-            feats = predictor_features(space) if features == "ofa" else "auto"
             _, report = fit_with_report(X[idx], y[idx], seed=r, tune=False, features=feats)
             taus.append(report.metrics["kendall_tau"])
         t = np.array(taus)

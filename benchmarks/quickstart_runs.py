@@ -19,7 +19,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_row", "environment", "predictor_recipe", "read_rows", "run_steps"]
+__all__ = [
+    "append_row",
+    "current_rows",
+    "environment",
+    "predictor_recipe",
+    "read_jsonl",
+    "read_rows",
+    "run_steps",
+]
 
 
 def run_steps(
@@ -75,12 +83,22 @@ def predictor_recipe() -> dict[str, Any]:
     }
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every row of a JSON-lines file, in the order written (none if absent)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def read_rows(path: Path) -> dict[int, dict[str, Any]]:
     """Finished runs by seed (the last row of a seed wins)."""
-    if not path.exists():
-        return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {int(r["seed"]): r for r in rows}
+    return {int(r["seed"]): r for r in read_jsonl(path)}
+
+
+def current_rows(path: Path, wanted: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Finished runs by seed made under the recipe ``wanted`` (rows of other
+    recipes stay in the file as a record)."""
+    return {s: r for s, r in read_rows(path).items() if r.get("recipe") == wanted}
 
 
 def append_row(path: Path, row: dict[str, Any]) -> None:

@@ -263,16 +263,13 @@ def realistic_digest(p: Problem, refs: Sequence[int]) -> str:
     of rounded numbers tells apart (every run would turn stale on a new VM).
     Any change to the inputs or to the code still makes older runs stale."""
     import inspect
-    from importlib import resources
 
     import predictors.latency.meta as meta_code
-    from predictors.latency.pretrained import meta_training_data
+    from predictors.latency.pretrained import meta_training_data, pretrained_bytes
 
     h = hashlib.sha1()
-    if p.role == "report":  # the file load_pretrained("nb201") reads
-        h.update(
-            resources.files("predictors.latency").joinpath("pretrained", "nb201.json").read_bytes()
-        )
+    if p.role == "report":  # what load_pretrained("nb201") reads
+        h.update(pretrained_bytes("nb201"))
     else:
         _, _, X, Y = meta_training_data("nb201", devices="train")
         h.update(np.ascontiguousarray(X, dtype=np.float64).tobytes())

@@ -111,14 +111,16 @@ class Search:
         self.study = SearchStudy(
             space, self.devices, storage=storage, study_name=study_name, exclusive=exclusive_study
         )
-        # Imported here: predictors.accuracy loads XGBoost.
-        from predictors.accuracy import predictor_features
+        if predictor_factory is None:
+            # Imported here: predictors.accuracy loads XGBoost.
+            from predictors.accuracy import predictor_features
 
-        self.predictor_factory = predictor_factory or partial(
-            default_predictor,
-            bootstrap=settings.max_kappa(mode) > 0,
-            features=predictor_features(space),
-        )
+            predictor_factory = partial(
+                default_predictor,
+                bootstrap=settings.max_kappa(mode) > 0,
+                features=predictor_features(space),
+            )
+        self.predictor_factory = predictor_factory
         self.on_evaluation = on_evaluation
         self.seed = seed
         self.records: dict[int, Evaluation] = {}  # trial number -> record

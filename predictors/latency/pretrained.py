@@ -42,6 +42,7 @@ __all__ = [
     "load_pretrained",
     "meta_train",
     "meta_training_data",
+    "pretrained_bytes",
     "pretrained_spaces",
     "to_space_arch",
 ]
@@ -55,7 +56,8 @@ def pretrained_spaces() -> list[str]:
 
 
 @cache
-def _pretrained_bytes(space_name: str) -> bytes:
+def pretrained_bytes(space_name: str) -> bytes:
+    """The shipped meta-trained predictor file of ``space_name``, as stored."""
     path = resources.files("predictors.latency").joinpath("pretrained", f"{space_name}.json")
     try:
         return path.read_bytes()
@@ -85,7 +87,7 @@ def load_pretrained(space: str | SearchSpace[Any]) -> MetaLatencyPredictor:
     space_obj = get_space(space) if isinstance(space, str) else space
     name = space_obj.name
     if name in PRETRAINED_SPACES:
-        meta = MetaLatencyPredictor.from_bytes(_pretrained_bytes(name))
+        meta = MetaLatencyPredictor.from_bytes(pretrained_bytes(name))
         if meta.metadata.get("space_config") == json.loads(_config_key(space_obj)):
             return meta
     if isinstance(space_obj, OFAMobileNetV3Space):
