@@ -44,7 +44,10 @@ apart, and a resumed run redoes its task. In realistic mode the fingerprint
 is a digest of what the model is made from (:func:`realistic_digest`), not
 of its predictions, which differ in the last digits from one machine to the
 next; rows made before that change carry the old digest in
-``latency_info_predictions``.
+``latency_info_predictions``. Runs of the loop (``ours`` and its tuning
+variants) also record a digest of the loop's settings (``loop``,
+:func:`loop_fingerprint`): a run made under other settings (or before the
+digest was kept) is stale in the same way.
 
 Cost. The Optuna baselines cost O(proposals^2): every ask and tell is
 O(trials) inside Optuna, and every free infeasible proposal is a trial. Under
@@ -112,6 +115,10 @@ CHECKPOINTS = (10, 25, 50, 100, 200, 400)
 OURS_EXACT_EVALS = 400
 OURS_MAX_EVALS = 100
 BASELINE_MAX_EVALS = 400
+#: Tuning variants of ``ours`` (``--role tune`` only): the loop with one
+#: confidence ``C`` for exploring and answering, to settle on HELP's train
+#: devices what the chance constraint costs in reach (:func:`loop_settings`).
+OURS_VARIANTS: Mapping[str, float] = {"ours@0.75": 0.75, "ours@0.6": 0.6, "ours@0.5": 0.5}
 MEASURE_CAP = 10
 PROPOSAL_FACTOR = 50
 
@@ -399,16 +406,36 @@ def run_optuna(
     return {n: _verified(p, info, order[:n], budget) for n in CHECKPOINTS}, proposals
 
 
+def loop_settings(method: str) -> Any:
+    """The ``SearchSettings`` an ``ours`` method runs with: the defaults, or (a
+    tuning variant ``ours@C``) confidence ``C`` for exploring and answering alike."""
+    from nas import SearchSettings
+
+    if method == "ours":
+        return SearchSettings()
+    if method in OURS_VARIANTS:
+        c = OURS_VARIANTS[method]
+        return SearchSettings(feasibility_confidence=c, verified_feasibility_confidence=None)
+    raise ValueError(f"{method!r} is not the loop or one of its variants")
+
+
+def loop_fingerprint(method: str) -> str | None:
+    """A digest of the loop's settings for an ``ours`` method (None for a
+    baseline): a run made under other settings is stale."""
+    if method != "ours" and method not in OURS_VARIANTS:
+        return None
+    return hashlib.sha1(repr(loop_settings(method)).encode()).hexdigest()[:12]
+
+
 def run_ours(
-    p: Problem, info: LatencyInfo, budget: float, seed: int, confidence: float | None = None
+    p: Problem, info: LatencyInfo, budget: float, seed: int, method: str = "ours"
 ) -> tuple[Answers, int]:
-    """``nas.run_search`` with its defaults, or (a tuning variant) with
-    ``feasibility_confidence=confidence``."""
+    """``nas.run_search`` with :func:`loop_settings` of ``method``."""
     import optuna
 
-    from nas import SearchSettings, run_search
+    from nas import run_search
 
-    settings = None if confidence is None else SearchSettings(feasibility_confidence=confidence)
+    settings = loop_settings(method)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     answers: Answers = {}
@@ -440,14 +467,9 @@ def run_ours(
     return answers, spent
 
 
-#: Tuning variants of ``ours`` (``--role tune`` only): the loop with a lower
-#: ``feasibility_confidence``, to settle on HELP's train devices whether the
-#: chance constraint's default (0.9) costs more reach than it saves.
-OURS_VARIANTS: Mapping[str, float] = {"ours@0.75": 0.75, "ours@0.6": 0.6, "ours@0.5": 0.5}
-
 METHOD_FNS: Mapping[str, Callable[[Problem, LatencyInfo, float, int], tuple[Answers, int]]] = {
     "ours": run_ours,
-    **{name: partial(run_ours, confidence=c) for name, c in OURS_VARIANTS.items()},
+    **{name: partial(run_ours, method=name) for name in OURS_VARIANTS},
     "random": run_random,
     "tpe": lambda p, info, b, s: run_optuna(p, info, b, s, "tpe"),
     "nsga2": lambda p, info, b, s: run_optuna(p, info, b, s, "nsga2"),
@@ -459,6 +481,7 @@ def run_task(role: str, mode: str, device: str, q: int, method: str, seed: int) 
     p = problem(role, device)
     info = latency_info(role, mode, device)
     budget, t0 = p.budget(q), time.perf_counter()
+    loop = loop_fingerprint(method)
     answers, cost = METHOD_FNS[method](p, info, budget, seed)
     oracle = p.oracle(budget)
     rows = {}
@@ -482,6 +505,7 @@ def run_task(role: str, mode: str, device: str, q: int, method: str, seed: int) 
         # cells it draws from; tpe / nsga2: Optuna proposals (free ones included).
         "cost": cost,
         "latency_info": info.fingerprint,
+        **({} if loop is None else {"loop": loop}),
         "seconds": round(time.perf_counter() - t0, 2),
     }
 
@@ -568,15 +592,17 @@ def current(
     rows: Sequence[dict[str, Any]], role: str
 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """``role``'s stored runs split into those made with the latency information
-    the code gives now (the last one per task) and the stale ones (the latency
-    model or a table changed since they ran). Stale runs stay in the file as a
-    record, are compared only with each other, and their tasks run again."""
+    and (for the loop) the settings the code gives now (the last one per task)
+    and the stale ones (the latency model, a table or the loop's settings
+    changed since they ran). Stale runs stay in the file as a record, are
+    compared only with each other, and their tasks run again."""
     fresh: dict[str, dict[str, Any]] = {}
     stale: list[dict[str, Any]] = []
     for r in rows:
         if r["role"] != role:
             continue
-        if r["latency_info"] == latency_info(role, r["mode"], r["device"]).fingerprint:
+        info = latency_info(role, r["mode"], r["device"]).fingerprint
+        if r["latency_info"] == info and r.get("loop") == loop_fingerprint(r["method"]):
             fresh[_row_key(r)] = r
         else:
             stale.append(r)
@@ -630,16 +656,24 @@ def _ratio(base: float, ours: float, mode: str, base_method: str) -> str:
     return f"{base / ours:.2g}"
 
 
+def _info(r: Mapping[str, Any]) -> str:
+    """What a run was made under: its latency information and, for the loop,
+    its settings' fingerprint ("loop ?" for loop runs made before it was kept)."""
+    if r["method"] == "ours" or r["method"] in OURS_VARIANTS:
+        return f"{r['latency_info']} loop {r.get('loop', '?')}"
+    return str(r["latency_info"])
+
+
 def _table(rows: list[dict[str, Any]], with_info: bool = False) -> list[str]:
     head = "| mode | device | q | method | runs | misses | evals to target | regret@100 |"
     lines = [
-        head + (" latency info |" if with_info else ""),
+        head + (" made under |" if with_info else ""),
         "|---|---|---|---|---|---|---|---|" + ("---|" if with_info else ""),
     ]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in rows:
         cell = (r["mode"], r["device"], r["q"], r["method"])
-        groups.setdefault(cell + ((r["latency_info"],) if with_info else ()), []).append(r)
+        groups.setdefault(cell + ((_info(r),) if with_info else ()), []).append(r)
     for key, rs in sorted(groups.items()):
         mode, dev, q, method = key[:4]
         med = float(np.median([_reach(r) for r in rs]))

@@ -40,7 +40,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nas.candidates import CandidateSet, FeatureCache, Featurizer
-    from nas.constraints import DEFAULT_FEASIBILITY_CONFIDENCE, Constraints, confidence_z
+    from nas.constraints import (
+        DEFAULT_FEASIBILITY_CONFIDENCE,
+        DEFAULT_VERIFIED_FEASIBILITY_CONFIDENCE,
+        Constraints,
+        confidence_z,
+    )
     from nas.costs import ArchCosts, has_cost_model, macs_and_params
     from nas.evaluators import SupernetEvaluator, TabularEvaluator, TabularLatency
     from nas.latency import (
@@ -85,6 +90,7 @@ _HOME = {
     "CandidateSet": "nas.candidates",
     "Constraints": "nas.constraints",
     "DEFAULT_FEASIBILITY_CONFIDENCE": "nas.constraints",
+    "DEFAULT_VERIFIED_FEASIBILITY_CONFIDENCE": "nas.constraints",
     "Evaluation": "nas.records",
     "FeatureCache": "nas.candidates",
     "FeatureLatencyModel": "nas.latency",
@@ -132,6 +138,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DEFAULT_FEASIBILITY_CONFIDENCE",
+    "DEFAULT_VERIFIED_FEASIBILITY_CONFIDENCE",
     "AccuracyModel",
     "ArchCosts",
     "ArchLatencyModel",

@@ -14,11 +14,21 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["DEFAULT_FEASIBILITY_CONFIDENCE", "Constraints", "confidence_z"]
+__all__ = [
+    "DEFAULT_FEASIBILITY_CONFIDENCE",
+    "DEFAULT_VERIFIED_FEASIBILITY_CONFIDENCE",
+    "Constraints",
+    "confidence_z",
+]
 
 #: P(latency <= budget) an architecture with an uncertain latency must reach to
 #: count as feasible (the search's and the reference answers' default).
 DEFAULT_FEASIBILITY_CONFIDENCE = 0.9
+
+#: The confidence a search explores at when measured latencies verify its
+#: answer (:attr:`nas.settings.SearchSettings.verified_feasibility_confidence`):
+#: the point prediction.
+DEFAULT_VERIFIED_FEASIBILITY_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True)

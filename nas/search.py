@@ -22,7 +22,7 @@ import numpy as np
 
 from nas.acquisition import select_budget, select_closest, select_pareto, select_random
 from nas.candidates import CandidateSet, FeatureCache, Featurizer
-from nas.constraints import Constraints
+from nas.constraints import Constraints, confidence_z
 from nas.inner import EvolutionInner, ExhaustiveInner, InnerSearch, OptunaInner, Pool, space_size
 from nas.latency import BatchLatency
 from nas.pareto import best, closest, pareto_front
@@ -100,11 +100,15 @@ class Search:
         self.evaluate = evaluate
         self.constraints = constraints
         self.mode: Mode = mode
+        #: The chance constraint's confidence for exploring and for choosing what
+        #: to measure; answers that rest on predictions alone use
+        #: ``settings.feasibility_confidence``.
+        self.confidence = settings.confidence(verifying=bool(measures) and cap > 0)
         self.featurizer = Featurizer(
             space,
             latency,
             constraints,
-            feasibility_confidence=settings.feasibility_confidence,
+            feasibility_confidence=self.confidence,
             cache=feature_cache,
         )
         self.devices = self.featurizer.devices
@@ -196,11 +200,16 @@ class Search:
     @property
     def evaluations(self) -> list[Evaluation]:
         """Every real evaluation of the study, in trial-number order; with latency
-        measurements, seen with the latencies known now (:meth:`Verifier.view`)."""
+        measurements, seen with the latencies known now (:meth:`Verifier.view`)
+        and judged at the exploring confidence."""
+        return self._evaluations(self.confidence)
+
+    def _evaluations(self, confidence: float) -> list[Evaluation]:
         records = [self.records[n] for n in sorted(self.records)]
         if not self.verifier.active:
             return records
-        return [self.verifier.view(r, self.constraints) for r in records]
+        z = None if confidence == self.confidence else confidence_z(confidence)
+        return [self.verifier.view(r, self.constraints, z) for r in records]
 
     @property
     def n_done(self) -> int:
@@ -214,11 +223,13 @@ class Search:
         return {r.arch_hash for r in self.records.values()} | self.failed | self.pending
 
     def _best(self, records: list[Evaluation]) -> Evaluation | None:
+        """The best of ``records`` by the exploring confidence (with measured
+        verification, the one to measure next; its measured latency decides)."""
         return best(
             records,
             self.constraints,
             device=self.devices[0],
-            feasibility_confidence=self.settings.feasibility_confidence,
+            feasibility_confidence=self.confidence,
         )
 
     # -- one evaluation ---------------------------------------------------------------
@@ -316,10 +327,11 @@ class Search:
             }
         return attrs
 
-    def _violations(self, cands: CandidateSet, i: int) -> dict[str, float]:
-        """Relative violations on the latencies' one-sided bounds (what decides
-        feasibility, and what Optuna's constraints store)."""
-        z = self.featurizer.z
+    def _violations(self, cands: CandidateSet, i: int, z: float | None = None) -> dict[str, float]:
+        """Relative violations on the latencies' one-sided bounds ``latency + z *
+        std`` (default: the exploring ``z``, what decides feasibility in the
+        search and what Optuna's constraints store)."""
+        z = self.featurizer.z if z is None else z
         std = cands.std
         lat = {d: cands.latency[i, j] + z * std[i, j] for j, d in enumerate(self.devices)}
         macs = None if cands.macs is None else cands.macs[i]
@@ -452,7 +464,10 @@ class Search:
             refs.append((float(ref_lat), ref_acc))
         return fronts, refs, scaled
 
-    def proposals(self) -> list[Proposal]:
+    def proposals(self, z: float | None = None) -> list[Proposal]:
+        """The predicted-best unmeasured candidates of the last pool that meet
+        the constraints on the bound ``latency + z * std`` (default: the
+        exploring ``z``)."""
         pool = self.last_pool
         if pool is None or len(pool) == 0:
             return []
@@ -463,7 +478,10 @@ class Search:
         for i in order:
             if len(out) >= self.settings.n_proposals:
                 break
-            if cands.hashes[i] in seen or not cands.feasible[i]:
+            if cands.hashes[i] in seen:
+                continue
+            violations = self._violations(cands, int(i), z)
+            if any(v > 0.0 for v in violations.values()):
                 continue
             std = cands.std
             out.append(
@@ -473,7 +491,7 @@ class Search:
                     predicted_accuracy=float(pool.mean[i]),
                     predicted_std=float(pool.std[i]),
                     latency_ms={d: float(cands.latency[i, j]) for j, d in enumerate(self.devices)},
-                    violations=self._violations(cands, int(i)),
+                    violations=violations,
                     latency_std_ms={}
                     if cands.latency_std is None
                     else {d: float(std[i, j]) for j, d in enumerate(self.devices)},
@@ -527,14 +545,20 @@ class Search:
     def result(self, stop: StopReason) -> SearchResult:
         """The search's answer, by :mod:`nas.pareto`'s rules; with latency
         measurements, from the measured architectures only."""
-        evaluations = self.evaluations
+        # Judged at the answer's confidence: a latency still predicted (a device
+        # without a measuring callable, or no verification) must meet the
+        # chance constraint at ``feasibility_confidence``, whatever the search
+        # explored at.
         confidence = self.settings.feasibility_confidence
+        evaluations = self._evaluations(confidence)
         v = self.verifier
         describe = self.constraints.describe()
         candidates = evaluations
         if v.active:
             candidates = [e for e in evaluations if v.verified(e)]
-        found = self._best(candidates)
+        found = best(
+            candidates, self.constraints, device=self.devices[0], feasibility_confidence=confidence
+        )
         near: list[Evaluation] = []
         message = ""
         if found is None:
@@ -580,7 +604,7 @@ class Search:
             message=message,
             n_new=self.n_new,
             study_name=self.study.name,
-            proposals=self.proposals(),
+            proposals=self.proposals(confidence_z(confidence)),
             n_latency_measurements=v.n_used,
             best_latency_measured=found is not None and self._all_measured(found),
             feasibility_confidence=confidence,

@@ -224,10 +224,13 @@ class Verifier:
                 scale[dev] = float(np.exp(np.mean(ratios)))
         self.featurizer.set_scale(scale)
 
-    def view(self, record: Evaluation, constraints: Constraints) -> Evaluation:
+    def view(
+        self, record: Evaluation, constraints: Constraints, z: float | None = None
+    ) -> Evaluation:
         """``record`` with the latencies known now: measured where measured, the
-        corrected prediction (and std) elsewhere; violations recomputed."""
-        if not self.measurements:
+        corrected prediction (and std) elsewhere; violations recomputed on the
+        bound ``latency + z * std`` (default: the search's exploring ``z``)."""
+        if not self.measurements and z is None:
             return record
         cands = self.featurizer.featurize([record.arch], [record.arch_hash])
         latency, std = dict(record.latency_ms), dict(record.latency_std_ms)
@@ -244,7 +247,7 @@ class Verifier:
                 latency[dev], measured[dev] = ms, True
                 std.pop(dev, None)
             errors = dict(m.errors)
-        z = self.featurizer.z
+        z = self.featurizer.z if z is None else z
         bounds = {d: latency[d] + z * std.get(d, 0.0) for d in latency}
         try:
             parts = constraints.violations(bounds, record.macs, record.params)

@@ -66,6 +66,11 @@ def submit_cmd(
         "--confidence",
         help="P(latency <= budget) a predicted latency must reach (0.5-1, default 0.9).",
     ),
+    verified_feasibility_confidence: float | None = typer.Option(
+        None,
+        "--verified-confidence",
+        help="The same, while exploring a search whose answer is measured (0.5-1, default 0.5).",
+    ),
     max_latency_measurements: int | None = typer.Option(
         None,
         "--measurements",
@@ -90,6 +95,7 @@ def submit_cmd(
             "time_budget_s": time_budget_s,
             "seed": seed,
             "feasibility_confidence": feasibility_confidence,
+            "verified_feasibility_confidence": verified_feasibility_confidence,
             "max_latency_measurements": max_latency_measurements,
         },
     )

@@ -34,12 +34,12 @@ from service.orchestration.device_latency import ModelCache, has_table_latency, 
 from service.runtime import Runtime
 
 if TYPE_CHECKING:
-    from nas import Evaluation, SearchResult
+    from nas import Evaluation, SearchResult, SearchSettings
     from supernets.spaces import SearchSpace
 
 log = logging.getLogger("hwnas.worker")
 
-__all__ = ["JobAborted", "SearchCache", "execute_search", "optuna_storage"]
+__all__ = ["JobAborted", "SearchCache", "execute_search", "optuna_storage", "search_settings"]
 
 
 class JobAborted(RuntimeError):
@@ -55,6 +55,17 @@ class SearchCache:
 
     models: ModelCache = field(default_factory=ModelCache)
     features: FeatureCache = field(default_factory=FeatureCache)
+
+
+def search_settings(spec: SearchSpec) -> SearchSettings:
+    """The loop's settings a job's spec asks for (the rest at nas's defaults)."""
+    from nas import SearchSettings  # nas.settings imports numpy only; kept lazy like nas
+
+    return SearchSettings(
+        batch_size=spec.batch_size,
+        feasibility_confidence=spec.feasibility_confidence,
+        verified_feasibility_confidence=spec.verified_feasibility_confidence,
+    )
 
 
 def optuna_storage(rt: Runtime) -> optuna.storages.RDBStorage:
@@ -188,7 +199,7 @@ def execute_search(
     the reconciliation at the end (or when a resumed job ends) stores whatever
     a lost worker had not written.
     """
-    from nas import SearchSettings, run_search
+    from nas import run_search
     from nas.study import fail_running_trials
     from supernets import space_from_config
 
@@ -242,9 +253,7 @@ def execute_search(
             max_macs=spec.max_macs,
             max_params=spec.max_params,
             time_budget_s=spec.time_budget_s,
-            settings=SearchSettings(
-                batch_size=spec.batch_size, feasibility_confidence=spec.feasibility_confidence
-            ),
+            settings=search_settings(spec),
             storage=storage,
             study_name=study_name,
             on_evaluation=record,
@@ -338,8 +347,10 @@ def _awaiting(
     loop would have measured (none to measure: the answer stands as it is)."""
     from service.orchestration.verification import verification_candidates
 
+    # Chosen as the loop chooses what to measure: at the exploring confidence
+    # (the measurements, not the bound, decide the verified answer).
     cands = verification_candidates(
-        result, spec.device, spec.max_latency_measurements, spec.feasibility_confidence
+        result, spec.device, spec.max_latency_measurements, spec.verified_feasibility_confidence
     )
     if not cands:
         return summary

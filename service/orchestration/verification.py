@@ -143,8 +143,8 @@ def verification_candidates(
 ) -> list[dict[str, Any]]:
     """The candidates the loop would measure on ``device``, in its order, at most
     ``cap``: its final verification measures the best (:func:`nas.pareto.best`
-    under the chance constraint), and the best of the rest while the measured
-    one does not fit. When nothing is predicted to fit, the closest
+    under the chance constraint at ``feasibility_confidence``, the spec's
+    exploring one), and the best of the rest while the measured one does not fit. When nothing is predicted to fit, the closest
     (:func:`nas.pareto.closest`, at most 3) instead: they are what the answer
     reports, and a measurement may show them within budget."""
     from nas.pareto import best, closest

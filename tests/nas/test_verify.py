@@ -12,7 +12,14 @@ import optuna
 import pytest
 from sklearn.linear_model import BayesianRidge
 
-from nas import SearchSettings, TabularEvaluator, confidence_z, effective_latency, run_search
+from nas import (
+    SearchSettings,
+    TabularEvaluator,
+    best,
+    confidence_z,
+    effective_latency,
+    run_search,
+)
 from nas.study import SearchStudy
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -136,7 +143,14 @@ class Measure:
         return self.scale * RASPI4(arch)
 
 
-def search(n: int, measure: Any, cap: int | None = 6, seed: int = 0, **kw: Any) -> Any:
+def search(
+    n: int,
+    measure: Any,
+    cap: int | None = 6,
+    seed: int = 0,
+    settings: SearchSettings = FAST,
+    **kw: Any,
+) -> Any:
     return run_search(
         SPACE,
         EV,
@@ -146,7 +160,7 @@ def search(n: int, measure: Any, cap: int | None = 6, seed: int = 0, **kw: Any) 
         seed=seed,
         measure_latency=measure,
         max_latency_measurements=cap,
-        settings=FAST,
+        settings=settings,
         predictor_factory=small_predictor,
         **kw,
     )
@@ -247,10 +261,89 @@ def test_bad_measurement_arguments_are_refused_at_the_call() -> None:
 def test_a_failed_measurement_is_not_the_end_of_verification() -> None:
     # Five evaluations (the initial design only): after the round the best is
     # measured and that fails; the final verification must measure the next
-    # best instead of stopping at the failed one.
+    # best instead of stopping at the failed one. Explored at 0.9, so that the
+    # next best (chosen by the bound) surely fits once measured.
     measure = Measure(fail_first=1)
-    result = search(5, measure, cap=2)
+    cautious = SearchSettings(batch_size=5, n_initial=10, verified_feasibility_confidence=None)
+    result = search(5, measure, cap=2, settings=cautious)
     assert len(measure.calls) == 2 == result.n_latency_measurements
     best = result.best_evaluation
     assert best is not None and best.latency_measured["raspi4"]
     assert best.arch_hash == measure.calls[1]
+
+
+def test_with_verification_the_search_explores_at_the_point_prediction() -> None:
+    # Measured on pixel3 itself: the picks are steered by the model (with
+    # little correction) and the answer by the measurements.
+    z = confidence_z(0.9)
+
+    def picks(settings: SearchSettings) -> tuple[Any, list[Any]]:
+        seen: list[Any] = []
+        result = run_search(
+            SPACE,
+            EV,
+            {"pixel3": MODEL},
+            BUDGET,
+            20,
+            seed=0,
+            settings=settings,
+            predictor_factory=small_predictor,
+            measure_latency=PIXEL3,
+            max_latency_measurements=6,
+            on_evaluation=seen.append,
+        )
+        return result, [e for e in seen if e.source != "initial"]
+
+    result, guided = picks(FAST)  # verified_feasibility_confidence 0.5 by default
+    assert guided and all(e.latency_ms["pixel3"] <= BUDGET for e in guided)
+    assert any(e.latency_ms["pixel3"] + z * e.latency_std_ms["pixel3"] > BUDGET for e in guided)
+    # The answer is measured; what is still predicted is judged at 0.9.
+    best = result.best_evaluation
+    assert best is not None and result.best_latency_measured
+    assert best.latency_ms["pixel3"] == PIXEL3(best.arch) <= BUDGET
+    assert result.feasibility_confidence == 0.9 == result.to_dict()["feasibility_confidence"]
+    for e in result.evaluations:
+        if not e.latency_measured["pixel3"]:
+            fits = e.latency_ms["pixel3"] + z * e.latency_std_ms["pixel3"] <= BUDGET
+            assert e.feasible == fits
+    for p in result.proposals:
+        assert p.latency_ms["pixel3"] + z * p.latency_std_ms["pixel3"] <= BUDGET
+    # None: explore at feasibility_confidence, as without verification.
+    _, cautious = picks(
+        SearchSettings(batch_size=5, n_initial=10, verified_feasibility_confidence=None)
+    )
+    assert cautious
+    assert all(e.latency_ms["pixel3"] + z * e.latency_std_ms["pixel3"] <= BUDGET for e in cautious)
+
+
+def test_a_device_without_a_measurement_keeps_the_chance_constraint() -> None:
+    # raspi4 is measured, pixel3 only predicted (with a std), its budget tight:
+    # the answer's pixel3 latency must meet the 0.9 bound although the search
+    # explored at 0.5, where a measured architecture would have been the answer.
+    budget = float(np.percentile(PIXEL3.values, 20))
+    result = run_search(
+        SPACE,
+        EV,
+        {"raspi4": MODEL, "pixel3": MODEL},
+        {"raspi4": R4_BUDGET, "pixel3": budget},
+        20,
+        seed=0,
+        settings=FAST,
+        predictor_factory=small_predictor,
+        measure_latency={"raspi4": Measure()},
+    )
+    measured = [e for e in result.evaluations if e.latency_measured["raspi4"]]
+    bold = best(measured, result.constraints, feasibility_confidence=0.5)
+    assert bold is not None and effective_latency(bold, "pixel3", 0.9) > budget  # type: ignore[operator]
+    found = result.best_evaluation
+    assert found is None or effective_latency(found, "pixel3", 0.9) <= budget  # type: ignore[operator]
+    assert not result.best_latency_measured  # pixel3's latency is never a measurement
+
+
+@pytest.mark.parametrize("bad", [0.2, 1.0, "0.5", float("nan")])
+def test_a_bad_verified_confidence_is_refused(bad: Any) -> None:
+    with pytest.raises(ValueError, match="verified_feasibility_confidence"):
+        SearchSettings(verified_feasibility_confidence=bad)
+    assert SearchSettings().confidence(verifying=True) == 0.5
+    assert SearchSettings().confidence(verifying=False) == 0.9
+    assert SearchSettings(verified_feasibility_confidence=None).confidence(verifying=True) == 0.9

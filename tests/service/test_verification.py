@@ -30,6 +30,7 @@ from service.domain.specs import parse_spec
 from service.orchestration.benchmarks import register_benchmark
 from service.orchestration.device_latency import check_budget
 from service.orchestration.registration import device_spec, submit_latencies
+from service.orchestration.search import search_settings
 from service.orchestration.verification import LocalMeasure, submit_verification
 from service.orchestration.worker import Worker
 from service.runtime import Runtime
@@ -83,6 +84,15 @@ def test_spec_fields_default_and_validate() -> None:
     for bad in (0.5, 1.0, 0.2):
         with pytest.raises(ValueError, match="feasibility_confidence"):
             parse_spec(_spec("d", 1.0, feasibility_confidence=bad))
+    assert spec.verified_feasibility_confidence == 0.5
+    for bad in (0.49, 1.0):
+        with pytest.raises(ValueError, match="verified_feasibility_confidence"):
+            parse_spec(_spec("d", 1.0, verified_feasibility_confidence=bad))
+    # Both reach the loop's settings.
+    settings = search_settings(
+        parse_spec(_spec("d", 1.0, feasibility_confidence=0.8, verified_feasibility_confidence=0.7))
+    )
+    assert (settings.feasibility_confidence, settings.confidence(verifying=True)) == (0.8, 0.7)
     for bad_n in (-1, 101):
         with pytest.raises(ValueError, match="max_latency_measurements"):
             parse_spec(_spec("d", 1.0, max_latency_measurements=bad_n))
