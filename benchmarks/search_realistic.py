@@ -715,6 +715,108 @@ def _targets(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _paired_ratio(methods: Mapping[str, Mapping[int, dict[str, Any]]], mode: str, base: str) -> str:
+    """ "Times fewer" evaluations than ``base``, on the seeds both ran ("-": none)."""
+    ours, other = methods.get("ours", {}), methods.get(base, {})
+    seeds = sorted(set(ours) & set(other))
+    if not seeds:
+        return "-"
+    mo = float(np.median([_reach(ours[s]) for s in seeds]))
+    mb = float(np.median([_reach(other[s]) for s in seeds]))
+    return _ratio(mb, mo, mode, base)
+
+
+def _by_pair(
+    rows: Sequence[dict[str, Any]], mode: str
+) -> dict[tuple[str, int], dict[str, dict[int, dict[str, Any]]]]:
+    by: dict[tuple[str, int], dict[str, dict[int, dict[str, Any]]]] = {}
+    for r in rows:
+        if r["mode"] == mode:
+            by.setdefault((r["device"], r["q"]), {}).setdefault(r["method"], {})[r["seed"]] = r
+    return by
+
+
+def _order(pair: tuple[str, int]) -> tuple[int, int]:
+    dev, q = pair
+    return (META_TEST.index(dev) if dev in META_TEST else len(META_TEST), q)
+
+
+def _overview(rows: Sequence[dict[str, Any]], mode: str) -> list[str]:
+    """One line per device and budget: each method's median evaluations to
+    target (median regret at 100; answers over budget when any) and ours'
+    paired ratios to random and TPE."""
+    lines = [
+        "| device | budget | oracle | runs (" + " / ".join(METHODS) + ") | "
+        + " | ".join(METHODS) + " | × fewer than random | × fewer than tpe |",
+        "|---|---|---|---|" + "---|" * len(METHODS) + "---|---|",
+    ]  # fmt: skip
+    for pair, methods in sorted(_by_pair(rows, mode).items(), key=lambda kv: _order(kv[0])):
+        dev, q = pair
+        any_row = next(iter(next(iter(methods.values())).values()))
+        cells = []
+        for m in METHODS:
+            rs = list(methods.get(m, {}).values())
+            if not rs:
+                cells.append("–")
+                continue
+            med = float(np.median([_reach(r) for r in rs]))
+            reg = float(np.median([_regret(r) for r in rs]))
+            over = sum(map(_over, rs))
+            cells.append(
+                f"{_evals(med, mode, m)} ({reg:.2f}" + (f"; {over} over)" if over else ")")
+            )
+        runs = "/".join(str(len(methods.get(m, {}))) for m in METHODS)
+        lines.append(
+            f"| {dev} | p{q} = {any_row['budget_ms']:.2f} ms | {any_row['oracle']:.2f} | {runs} | "
+            + " | ".join(cells)
+            + f" | {_paired_ratio(methods, mode, 'random')} | {_paired_ratio(methods, mode, 'tpe')} |"
+        )
+    return lines
+
+
+def _verdict(ratio: str, target: float) -> str:
+    """A paired ratio against a target: met, missed or undecided (censored)."""
+    if ratio in ("-", "?"):
+        return "undecided"
+    if ratio.startswith(">"):
+        return "met" if float(ratio[1:]) >= target else "undecided"
+    if ratio.startswith("<"):
+        return "missed" if float(ratio[1:]) < target else "undecided"
+    return "met" if float(ratio) >= target else "missed"
+
+
+def _verdicts(rows: Sequence[dict[str, Any]], mode: str) -> list[str]:
+    """The issue's targets for ``ours``, pair by pair."""
+    by = _by_pair(rows, mode)
+    pairs = sorted(by, key=_order)
+    ours = [r for p in pairs for r in by[p].get("ours", {}).values()]
+    lines = [
+        f"- answers over the true budget: {sum(map(_over, ours))} of {len(ours)} `ours` "
+        "searches (target: at most 5%)"
+    ]
+    for base, target in (("random", 5.0), ("tpe", 2.0)):
+        got: dict[str, list[str]] = {"missed": [], "met": [], "undecided": []}
+        for dev, q in pairs:
+            ratio = _paired_ratio(by[(dev, q)], mode, base)
+            got[_verdict(ratio, target)].append(f"{dev} p{q} ({ratio})")
+        lines.append(
+            f"- at least {target:g}× fewer evaluations than {base}: "
+            + "; ".join(f"{k} at {len(v)}" + (f": {', '.join(v)}" if v and k != "undecided" else "")
+                        for k, v in got.items())
+        )  # fmt: skip
+    high = []
+    for dev, q in pairs:
+        rs = list(by[(dev, q)].get("ours", {}).values())
+        if rs and float(np.median([_regret(r) for r in rs])) > 0.1:
+            high.append(f"{dev} p{q} {float(np.median([_regret(r) for r in rs])):.2f}")
+    n = sum(1 for p in pairs if by[p].get("ours"))
+    lines.append(
+        f"- median regret after 100 evaluations at most 0.1: missed at {len(high)} of {n} pairs"
+        + (f": {', '.join(high)}" if high else "")
+    )
+    return lines
+
+
 def summarise(rows: list[dict[str, Any]], stale: Sequence[dict[str, Any]] = ()) -> str:
     lines = [
         "# Search with fair baselines (benchmarks/search_realistic.py)",
@@ -727,6 +829,24 @@ def summarise(rows: list[dict[str, Any]], stale: Sequence[dict[str, Any]] = ()) 
         "at 100 evaluations (a run without an answer counts as regret = oracle).",
         "",
         *_table(rows),
+    ]
+    for mode in MODES:
+        if not any(r["mode"] == mode for r in rows):
+            continue
+        lines += [
+            "",
+            f"## {mode} mode at a glance",
+            "",
+            "Per method: median evaluations to target (median regret at 100; answers",
+            "over budget when any); ratios on the seeds both methods ran.",
+            "",
+            *_overview(rows, mode),
+            "",
+            "Targets (`ours`):",
+            "",
+            *_verdicts(rows, mode),
+        ]
+    lines += [
         "",
         "## ours against each baseline, on the seeds both have run",
         "",

@@ -186,3 +186,73 @@ def test_tuning_variants_of_ours_run_on_train_devices_only(bench: Any) -> None:
         bench.main(["--role", "report", "--methods", "ours@0.6", "--summary-only"])
     # A variant answers on ours' horizon, not the baselines'.
     assert bench._limit("realistic", "ours@0.5") == bench._limit("realistic", "ours")
+
+
+def test_runs_of_the_loop_are_keyed_by_its_settings(bench: Any) -> None:
+    from nas import SearchSettings
+
+    assert bench.loop_fingerprint("random") is None and bench.loop_fingerprint("tpe") is None
+    ours = bench.loop_fingerprint("ours")
+    assert ours == bench.loop_fingerprint("ours")  # deterministic
+    assert len({ours, *(bench.loop_fingerprint(v) for v in bench.OURS_VARIANTS)}) == 4
+    assert bench.loop_settings("ours") == SearchSettings()
+    # A variant is one confidence for exploring and answering alike.
+    v = bench.loop_settings("ours@0.6")
+    assert v.confidence(verifying=True) == v.confidence(verifying=False) == 0.6
+    info = bench.latency_info("report", "exact", "fpga").fingerprint
+    row = {
+        "role": "report",
+        "mode": "exact",
+        "device": "fpga",
+        "q": 10,
+        "method": "ours",
+        "seed": 0,
+        "latency_info": info,
+        "loop": ours,
+    }
+    before = {k: v for k, v in row.items() if k != "loop"}  # made before the key was kept
+    other = {**row, "seed": 1, "loop": "000000000000"}  # made under other settings
+    baseline = {**before, "method": "random", "seed": 2}
+    fresh, stale = bench.current([row, before, other, baseline], "report")
+    assert sorted(r["seed"] for r in fresh.values()) == [0, 2]
+    assert stale == [before, other]
+    assert bench._info(before).endswith("loop ?") and bench._info(baseline) == info
+
+
+def _row(bench: Any, method: str, seed: int, reach: int | None, regret: float) -> dict[str, Any]:
+    """A synthetic realistic run: reaches the target at checkpoint ``reach``
+    (None: never) and ends ``regret`` below the oracle at 100."""
+    answers = {
+        str(n): {"acc": 90.0 if reach is not None and n >= reach else 80.0, "over": False}
+        for n in bench.CHECKPOINTS
+    }
+    answers["100"]["acc"] = 90.0 - regret
+    if reach is None:
+        answers = {n: {**a, "acc": min(a["acc"], 89.0)} for n, a in answers.items()}
+    return {
+        "mode": "realistic",
+        "device": "fpga",
+        "q": 25,
+        "method": method,
+        "seed": seed,
+        "oracle": 90.0,
+        "budget_ms": 2.91,
+        "answers": answers,
+        "latency_info": "x",
+    }
+
+
+def test_the_overview_and_targets_pair_seeds_and_respect_censoring(bench: Any) -> None:
+    rows = [_row(bench, "ours", s, 25, 0.05) for s in range(3)]
+    rows += [_row(bench, "random", s, 200, 0.5) for s in range(3)]
+    rows += [_row(bench, "tpe", s, None, 1.0) for s in range(2)]  # never reaches it by 400
+    table = "\n".join(bench._overview(rows, "realistic"))
+    assert "| fpga | p25 = 2.91 ms | 90.00 | 3/3/2/0 | 25 (0.05) | 200 (0.50) |" in table
+    assert table.endswith("| 8 | >16 |")  # random 200 / 25; tpe censored at 400
+    verdicts = "\n".join(bench._verdicts(rows, "realistic"))
+    assert "0 of 3 `ours` searches" in verdicts
+    assert "5× fewer evaluations than random: missed at 0; met at 1: fpga p25 (8)" in verdicts
+    assert "missed at 0 of 1 pairs" in verdicts
+    assert [bench._verdict(r, 5.0) for r in ("6", "4", ">8", ">3", "<3", "<8", "?")] == [
+        "met", "missed", "met", "undecided", "missed", "undecided", "undecided",
+    ]  # fmt: skip
