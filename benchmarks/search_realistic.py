@@ -559,6 +559,7 @@ def tasks(
     devices: Sequence[str],
     methods: Sequence[str],
     seeds: Mapping[str, int],
+    quantiles: Sequence[int] = QUANTILES,
 ) -> list[tuple[Any, ...]]:
     # Seed-major: a run stopped part-way has covered every device, budget and
     # method for its first seeds, not every seed of its first devices.
@@ -567,7 +568,7 @@ def tasks(
         for mode in modes
         for s in range(seeds[mode])
         for dev in devices
-        for q in QUANTILES
+        for q in quantiles
         for m in methods
     ]
 
@@ -883,6 +884,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--seeds", type=int, default=None, help="seeds per mode (default 20 exact, 10 realistic)"
     )
+    ap.add_argument(
+        "--quantiles",
+        nargs="+",
+        type=int,
+        default=list(QUANTILES),
+        choices=QUANTILES,
+        help="budget percentiles to run (a costly one, such as TPE's p10, in its own process)",
+    )
     ap.add_argument("--shard", default="0/1", help="i/n: run every n-th task starting at i")
     ap.add_argument("--max-tasks", type=int, default=None, help="stop after this many new tasks")
     ap.add_argument("--runs", type=Path, default=RUNS)
@@ -914,7 +923,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     done, stale = current(load_rows(args.runs), args.role)
     todo = [
         t
-        for k, t in enumerate(tasks(args.role, args.mode, devices, args.methods, seeds))
+        for k, t in enumerate(
+            tasks(args.role, args.mode, devices, args.methods, seeds, args.quantiles)
+        )
         if k % shard_n == shard_i and task_key(t) not in done
     ]
     if not args.summary_only:

@@ -86,6 +86,9 @@ def test_tasks_are_seed_major(bench: Any) -> None:
     assert {(t[2], t[3], t[4]) for t in first_seed} == {
         (d, q, m) for d in devices for q in bench.QUANTILES for m in ("ours", "tpe")
     }
+    # A subset of budgets (a costly one in its own process).
+    p10 = bench.tasks("report", ["exact"], devices, ["tpe"], {"exact": 3}, (10,))
+    assert {t[3] for t in p10} == {10} and len(p10) == 3 * len(devices)
 
 
 def test_stale_runs_are_left_out_and_rerun(bench: Any, tmp_path: Any) -> None:
