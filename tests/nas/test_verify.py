@@ -58,18 +58,24 @@ MODEL = RidgeLatency(PIXEL3)
 BUDGET = float(np.percentile(PIXEL3.values, 50))
 
 
-def test_feasible_means_the_upper_bound_fits() -> None:
-    z = confidence_z(0.9)
-    result = run_search(
+def on_pixel3(settings: SearchSettings = FAST, **kw: Any) -> Any:
+    """20 evaluations on pixel3 under its median latency, with its ridge model."""
+    return run_search(
         SPACE,
         EV,
         {"pixel3": MODEL},
         BUDGET,
         20,
         seed=0,
-        settings=FAST,
+        settings=settings,
         predictor_factory=small_predictor,
+        **kw,
     )
+
+
+def test_feasible_means_the_upper_bound_fits() -> None:
+    z = confidence_z(0.9)
+    result = on_pixel3()
     guided = [e for e in result.evaluations if e.source != "initial"]
     assert guided
     for e in guided:  # every predictor pick is feasible at 90% confidence
@@ -82,16 +88,7 @@ def test_feasible_means_the_upper_bound_fits() -> None:
     assert not result.best_latency_measured and result.n_latency_measurements == 0
     assert result.to_dict()["best"]["latency_source"] == {"pixel3": "predicted"}
     # At confidence 0.5 (the mean) the loop goes closer to the budget.
-    bold = run_search(
-        SPACE,
-        EV,
-        {"pixel3": MODEL},
-        BUDGET,
-        20,
-        seed=0,
-        settings=SearchSettings(batch_size=5, n_initial=10, feasibility_confidence=0.5),
-        predictor_factory=small_predictor,
-    )
+    bold = on_pixel3(SearchSettings(batch_size=5, n_initial=10, feasibility_confidence=0.5))
     bold_guided = [e for e in bold.evaluations if e.source != "initial"]
     assert all(e.latency_ms["pixel3"] <= BUDGET for e in bold_guided)
     assert any(
@@ -279,18 +276,8 @@ def test_with_verification_the_search_explores_at_the_point_prediction() -> None
 
     def picks(settings: SearchSettings) -> tuple[Any, list[Any]]:
         seen: list[Any] = []
-        result = run_search(
-            SPACE,
-            EV,
-            {"pixel3": MODEL},
-            BUDGET,
-            20,
-            seed=0,
-            settings=settings,
-            predictor_factory=small_predictor,
-            measure_latency=PIXEL3,
-            max_latency_measurements=6,
-            on_evaluation=seen.append,
+        result = on_pixel3(
+            settings, measure_latency=PIXEL3, max_latency_measurements=6, on_evaluation=seen.append
         )
         return result, [e for e in seen if e.source != "initial"]
 
