@@ -115,10 +115,17 @@ CHECKPOINTS = (10, 25, 50, 100, 200, 400)
 OURS_EXACT_EVALS = 400
 OURS_MAX_EVALS = 100
 BASELINE_MAX_EVALS = 400
-#: Tuning variants of ``ours`` (``--role tune`` only): the loop with one
-#: confidence ``C`` for exploring and answering, to settle on HELP's train
-#: devices what the chance constraint costs in reach (:func:`loop_settings`).
-OURS_VARIANTS: Mapping[str, float] = {"ours@0.75": 0.75, "ours@0.6": 0.6, "ours@0.5": 0.5}
+#: Tuning variants of ``ours`` (``--role tune`` only), as ``SearchSettings``
+#: fields: ``ours@C`` one confidence ``C`` for exploring and answering (what
+#: the chance constraint costs in reach); ``ours@vC`` the defaults but
+#: exploring at ``C`` under measured verification, optimistic below 0.5.
+OURS_VARIANTS: Mapping[str, Mapping[str, Any]] = {
+    **{
+        f"ours@{c:g}": {"feasibility_confidence": c, "verified_feasibility_confidence": None}
+        for c in (0.75, 0.6, 0.5)
+    },
+    **{f"ours@v{c:g}": {"verified_feasibility_confidence": c} for c in (0.3, 0.2)},
+}
 MEASURE_CAP = 10
 PROPOSAL_FACTOR = 50
 
@@ -407,15 +414,14 @@ def run_optuna(
 
 
 def loop_settings(method: str) -> Any:
-    """The ``SearchSettings`` an ``ours`` method runs with: the defaults, or (a
-    tuning variant ``ours@C``) confidence ``C`` for exploring and answering alike."""
+    """The ``SearchSettings`` an ``ours`` method runs with: the defaults, or a
+    tuning variant's (:data:`OURS_VARIANTS`)."""
     from nas import SearchSettings
 
     if method == "ours":
         return SearchSettings()
     if method in OURS_VARIANTS:
-        c = OURS_VARIANTS[method]
-        return SearchSettings(feasibility_confidence=c, verified_feasibility_confidence=None)
+        return SearchSettings(**OURS_VARIANTS[method])
     raise ValueError(f"{method!r} is not the loop or one of its variants")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.constraints import DEFAULT_FEASIBILITY_CONFIDENCE, Constraints, confidence_z
+from nas.constraints import DEFAULT_FEASIBILITY_CONFIDENCE, Constraints, exploring_z
 from nas.costs import has_cost_model, macs_and_params
 from nas.latency import BatchLatency
 from supernets.spaces import Arch, SearchSpace
@@ -178,7 +178,9 @@ class Featurizer:
         self.devices = list(latency)
         self.constraints = constraints
         self.with_costs = has_cost_model(space)
-        self.z = confidence_z(feasibility_confidence)
+        # Any confidence in (0, 1): below 0.5 only for a search whose answer is
+        # verified by measurement (SearchSettings validates what users give).
+        self.z = exploring_z(feasibility_confidence, name="feasibility_confidence")
         self._shared = cache
         # hash -> row (:data:`_Row`); the latency before :attr:`scale`.
         self._cache: dict[str, _Row] = {} if cache is None else cache.rows(space, self.latency)

@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_VERIFIED_FEASIBILITY_CONFIDENCE",
     "Constraints",
     "confidence_z",
+    "exploring_z",
 ]
 
 #: P(latency <= budget) an architecture with an uncertain latency must reach to
@@ -135,4 +136,16 @@ def confidence_z(confidence: float) -> float:
     """
     if not (isinstance(confidence, int | float) and 0.5 <= confidence < 1.0):
         raise ValueError(f"feasibility_confidence must be in [0.5, 1), got {confidence!r}")
+    return NormalDist().inv_cdf(float(confidence))
+
+
+def exploring_z(confidence: float, name: str = "verified_feasibility_confidence") -> float:
+    """:func:`confidence_z` for steering a search whose answer measured
+    latencies verify: any confidence in (0, 1). Below 0.5 the bound is
+    optimistic (``z < 0``): the search may evaluate, and measure, architectures
+    predicted somewhat over the budget, which a biased few-shot model would
+    otherwise put out of reach; the measurement, not the bound, decides whether
+    one is the answer."""
+    if not (isinstance(confidence, int | float) and 0.0 < confidence < 1.0):
+        raise ValueError(f"{name} must be in (0, 1), got {confidence!r}")
     return NormalDist().inv_cdf(float(confidence))

@@ -12,6 +12,7 @@ from nas.constraints import (
     DEFAULT_FEASIBILITY_CONFIDENCE,
     DEFAULT_VERIFIED_FEASIBILITY_CONFIDENCE,
     confidence_z,
+    exploring_z,
 )
 
 if TYPE_CHECKING:
@@ -196,12 +197,7 @@ class SearchSettings:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         confidence_z(self.feasibility_confidence)  # a ValueError naming the field
-        verified = self.verified_feasibility_confidence
-        if verified is not None and not (
-            isinstance(verified, int | float) and 0.5 <= verified < 1.0
-        ):
-            raise ValueError(
-                f"verified_feasibility_confidence must be in [0.5, 1) or None, got {verified!r}"
-            )
+        if self.verified_feasibility_confidence is not None:
+            exploring_z(self.verified_feasibility_confidence)  # a ValueError naming the field
         if self.pending_timeout_s is not None and not self.pending_timeout_s > 0:
             raise ValueError(f"pending_timeout_s must be > 0 or None, got {self.pending_timeout_s}")

@@ -70,13 +70,13 @@ class SearchSpec(BaseModel):
     )
     verified_feasibility_confidence: float = Field(
         default=0.5,
-        ge=0.5,
+        gt=0.0,
         lt=1.0,
         description=(
             "The same bound while the search explores and picks what to measure, when the "
             "answer is verified by measured latencies (a table or this worker's machine); "
-            "0.5 explores at the predicted latency itself. The answer's measured latency "
-            "decides, whatever this is."
+            "0.5 explores at the predicted latency itself, below 0.5 also somewhat over it. "
+            "The answer's measured latency decides, whatever this is."
         ),
     )
     max_latency_measurements: int = Field(

@@ -85,7 +85,7 @@ def test_spec_fields_default_and_validate() -> None:
         with pytest.raises(ValueError, match="feasibility_confidence"):
             parse_spec(_spec("d", 1.0, feasibility_confidence=bad))
     assert spec.verified_feasibility_confidence == 0.5
-    for bad in (0.49, 1.0):
+    for bad in (0.0, 1.0):
         with pytest.raises(ValueError, match="verified_feasibility_confidence"):
             parse_spec(_spec("d", 1.0, verified_feasibility_confidence=bad))
     # Both reach the loop's settings.
