@@ -425,10 +425,15 @@ def loop_settings(method: str) -> Any:
     raise ValueError(f"{method!r} is not the loop or one of its variants")
 
 
+def is_loop(method: str) -> bool:
+    """``ours`` or one of its tuning variants (not a baseline)."""
+    return method == "ours" or method in OURS_VARIANTS
+
+
 def loop_fingerprint(method: str) -> str | None:
     """A digest of the loop's settings for an ``ours`` method (None for a
     baseline): a run made under other settings is stale."""
-    if method != "ours" and method not in OURS_VARIANTS:
+    if not is_loop(method):
         return None
     return hashlib.sha1(repr(loop_settings(method)).encode()).hexdigest()[:12]
 
@@ -619,7 +624,7 @@ def current(
 # -- summary ------------------------------------------------------------------------------
 def _limit(mode: str, method: str) -> int:
     """The last checkpoint a method answers at (later ones are unanswered)."""
-    if method == "ours" or method in OURS_VARIANTS:
+    if is_loop(method):
         return OURS_MAX_EVALS if mode == "realistic" else min(OURS_EXACT_EVALS, max(CHECKPOINTS))
     return min(BASELINE_MAX_EVALS, max(CHECKPOINTS))
 
@@ -666,7 +671,7 @@ def _ratio(base: float, ours: float, mode: str, base_method: str) -> str:
 def _info(r: Mapping[str, Any]) -> str:
     """What a run was made under: its latency information and, for the loop,
     its settings' fingerprint ("loop ?" for loop runs made before it was kept)."""
-    if r["method"] == "ours" or r["method"] in OURS_VARIANTS:
+    if is_loop(r["method"]):
         return f"{r['latency_info']} loop {r.get('loop', '?')}"
     return str(r["latency_info"])
 
@@ -692,6 +697,15 @@ def _table(rows: list[dict[str, Any]], with_info: bool = False) -> list[str]:
     return lines
 
 
+def _paired(
+    methods: Mapping[str, Mapping[int, dict[str, Any]]], base: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``ours``' runs and ``base``'s on the seeds both ran, in seed order."""
+    ours, other = methods.get("ours", {}), methods.get(base, {})
+    seeds = sorted(set(ours) & set(other))
+    return [ours[s] for s in seeds], [other[s] for s in seeds]
+
+
 def _targets(rows: list[dict[str, Any]]) -> list[str]:
     """``ours`` against each baseline on the seeds both have run (paired, and
     under the same latency information)."""
@@ -705,17 +719,14 @@ def _targets(rows: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (mode, dev, q, _), methods in sorted(by.items()):
-        ours = methods.get("ours", {})
         for base in METHODS[1:]:
-            seeds = sorted(set(ours) & set(methods.get(base, {})))
-            if not seeds:
+            o, b = _paired(methods, base)
+            if not o:
                 continue
-            o = [ours[s] for s in seeds]
-            b = [methods[base][s] for s in seeds]
             mo = float(np.median([_reach(r) for r in o]))
             mb = float(np.median([_reach(r) for r in b]))
             lines.append(
-                f"| {mode} | {dev} | p{q} | {base} | {len(seeds)} | {_evals(mo, mode, 'ours')} "
+                f"| {mode} | {dev} | p{q} | {base} | {len(o)} | {_evals(mo, mode, 'ours')} "
                 f"| {_evals(mb, mode, base)} | {_ratio(mb, mo, mode, base)} | {sum(map(_over, o))} "
                 f"| {float(np.median([_regret(r) for r in o])):.2f} |"
             )
@@ -724,12 +735,11 @@ def _targets(rows: list[dict[str, Any]]) -> list[str]:
 
 def _paired_ratio(methods: Mapping[str, Mapping[int, dict[str, Any]]], mode: str, base: str) -> str:
     """ "Times fewer" evaluations than ``base``, on the seeds both ran ("-": none)."""
-    ours, other = methods.get("ours", {}), methods.get(base, {})
-    seeds = sorted(set(ours) & set(other))
-    if not seeds:
+    o, b = _paired(methods, base)
+    if not o:
         return "-"
-    mo = float(np.median([_reach(ours[s]) for s in seeds]))
-    mb = float(np.median([_reach(other[s]) for s in seeds]))
+    mo = float(np.median([_reach(r) for r in o]))
+    mb = float(np.median([_reach(r) for r in b]))
     return _ratio(mb, mo, mode, base)
 
 

@@ -488,13 +488,21 @@ class Search:
         order = np.argsort(-pool.mean, kind="stable")
         out: list[Proposal] = []
         cands = pool.candidates
+        feasible = cands.feasible
+        if z is not None and z != self.featurizer.z:
+            std = cands.std
+            feasible = (
+                self.constraints.total_violation(
+                    {d: cands.latency[:, j] + z * std[:, j] for j, d in enumerate(self.devices)},
+                    cands.macs,
+                    cands.params,
+                )
+                <= 0.0
+            )
         for i in order:
             if len(out) >= self.settings.n_proposals:
                 break
-            if cands.hashes[i] in seen:
-                continue
-            violations = self._violations(cands, int(i), z)
-            if any(v > 0.0 for v in violations.values()):
+            if cands.hashes[i] in seen or not feasible[i]:
                 continue
             std = cands.std
             out.append(
@@ -504,7 +512,7 @@ class Search:
                     predicted_accuracy=float(pool.mean[i]),
                     predicted_std=float(pool.std[i]),
                     latency_ms={d: float(cands.latency[i, j]) for j, d in enumerate(self.devices)},
-                    violations=violations,
+                    violations=self._violations(cands, int(i), z),
                     latency_std_ms={}
                     if cands.latency_std is None
                     else {d: float(std[i, j]) for j, d in enumerate(self.devices)},

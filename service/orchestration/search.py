@@ -26,6 +26,7 @@ import optuna
 from sqlalchemy.orm import Session
 
 from nas.candidates import FeatureCache
+from nas.settings import SearchSettings
 from service.db import Device, SearchJob, Supernet
 from service.domain import devices, jobs, subnets, supernet_records
 from service.domain.errors import DomainError
@@ -34,7 +35,7 @@ from service.orchestration.device_latency import ModelCache, has_table_latency, 
 from service.runtime import Runtime
 
 if TYPE_CHECKING:
-    from nas import Evaluation, SearchResult, SearchSettings
+    from nas import Evaluation, SearchResult
     from supernets.spaces import SearchSpace
 
 log = logging.getLogger("hwnas.worker")
@@ -59,8 +60,6 @@ class SearchCache:
 
 def search_settings(spec: SearchSpec) -> SearchSettings:
     """The loop's settings a job's spec asks for (the rest at nas's defaults)."""
-    from nas import SearchSettings  # nas.settings imports numpy only; kept lazy like nas
-
     return SearchSettings(
         batch_size=spec.batch_size,
         feasibility_confidence=spec.feasibility_confidence,
