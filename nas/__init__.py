@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         Constraints,
         confidence_z,
     )
+    from nas.correction import LatencyCorrection
     from nas.costs import ArchCosts, has_cost_model, macs_and_params
     from nas.evaluators import SupernetEvaluator, TabularEvaluator, TabularLatency
     from nas.latency import (
@@ -95,6 +96,7 @@ _HOME = {
     "FeatureCache": "nas.candidates",
     "FeatureLatencyModel": "nas.latency",
     "Featurizer": "nas.candidates",
+    "LatencyCorrection": "nas.correction",
     "LatencyLike": "nas.latency",
     "LatencyModel": "nas.latency",
     "Proposal": "nas.records",
@@ -150,6 +152,7 @@ __all__ = [
     "FeatureCache",
     "FeatureLatencyModel",
     "Featurizer",
+    "LatencyCorrection",
     "LatencyLike",
     "LatencyModel",
     "Proposal",

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from nas.constraints import DEFAULT_FEASIBILITY_CONFIDENCE, Constraints, exploring_z
+from nas.correction import LatencyCorrection
 from nas.costs import has_cost_model, macs_and_params
 from nas.latency import BatchLatency
 from supernets.spaces import Arch, SearchSpace
@@ -182,27 +183,27 @@ class Featurizer:
         # verified by measurement (SearchSettings validates what users give).
         self.z = exploring_z(feasibility_confidence, name="feasibility_confidence")
         self._shared = cache
-        # hash -> row (:data:`_Row`); the latency before :attr:`scale`.
+        # hash -> row (:data:`_Row`); the latency before :attr:`corrections`.
         self._cache: dict[str, _Row] = {} if cache is None else cache.rows(space, self.latency)
-        #: Per-device factor applied to the model's latency and std (the online
-        #: correction from measured latencies, :mod:`nas.verify`); 1 by default.
-        self.scale = np.ones(len(self.devices))
-        #: Bumped whenever :attr:`scale` changes: featurized sets kept elsewhere are stale.
+        #: Per device, the online correction of the model's latency and std from
+        #: measured latencies (:mod:`nas.correction`, fitted by :mod:`nas.verify`).
+        self.corrections: dict[str, LatencyCorrection] = {}
+        #: Bumped whenever :attr:`corrections` change: featurized sets kept elsewhere are stale.
         self.version = 0
 
-    def raw_latency(self, arch_hash: str) -> np.ndarray | None:
-        """The model's latency row of a featurized architecture, before :attr:`scale`."""
+    def raw(self, arch_hash: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(encoding, latency, std)`` of a featurized architecture as the
+        models give them (one column per device), before any correction."""
         row = self._cache.get(arch_hash)
-        return None if row is None else row[2]
+        return None if row is None else (row[1], row[2], row[3])
 
-    def set_scale(self, scale: Mapping[str, float]) -> None:
-        """Rescale the devices' predicted latencies (and their std) from now on."""
-        new = np.array([float(scale.get(d, 1.0)) for d in self.devices])
-        if not (np.isfinite(new).all() and (new > 0).all()):
-            raise ValueError(f"latency scale factors must be positive and finite, got {scale}")
-        if not np.array_equal(new, self.scale):
-            self.scale = new
-            self.version += 1
+    def set_corrections(self, corrections: Mapping[str, LatencyCorrection]) -> None:
+        """Correct the devices' predicted latencies (and their std) from now on."""
+        unknown = set(corrections) - set(self.devices)
+        if unknown:
+            raise ValueError(f"latency corrections for unknown device(s) {sorted(unknown)}")
+        self.corrections = dict(corrections)
+        self.version += 1
 
     def hash(self, arch: Arch) -> str:
         return self.space.arch_hash(arch)
@@ -230,7 +231,7 @@ class Featurizer:
         X = np.stack([r[1] for r in rows]) if rows else np.zeros((0, d), np.float32)
         lat = np.stack([r[2] for r in rows]) if rows else np.zeros((0, n_dev))
         std = np.stack([r[3] for r in rows]) if rows else np.zeros((0, n_dev))
-        lat, std = lat * self.scale, std * self.scale
+        lat, std = self._corrected(X, lat, std)
         macs = np.array([r[4] for r in rows]) if self.with_costs else None
         params = np.array([r[5] for r in rows]) if self.with_costs else None
         violation = self.constraints.total_violation(
@@ -249,6 +250,19 @@ class Featurizer:
             violation,
             latency_std=std if uncertain else None,
         )
+
+    def _corrected(
+        self, X: np.ndarray, lat: np.ndarray, std: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if not self.corrections or len(X) == 0:
+            return lat, std
+        lat, std = lat.copy(), std.copy()
+        for j, dev in enumerate(self.devices):
+            fix = self.corrections.get(dev)
+            if fix is not None and fix.fitted:
+                uncertain = self.latency[dev].uncertain
+                lat[:, j], std[:, j] = fix.apply(X, lat[:, j], std[:, j], uncertain=uncertain)
+        return lat, std
 
     def _compute(self, archs: list[Arch], hashes: list[str]) -> None:
         X = self.space.encode_many(archs)

@@ -28,8 +28,8 @@ DEFAULT_FEASIBILITY_CONFIDENCE = 0.9
 
 #: The confidence a search explores at when measured latencies verify its
 #: answer (:attr:`nas.settings.SearchSettings.verified_feasibility_confidence`):
-#: the point prediction.
-DEFAULT_VERIFIED_FEASIBILITY_CONFIDENCE = 0.5
+#: optimistic, a little past the point prediction.
+DEFAULT_VERIFIED_FEASIBILITY_CONFIDENCE = 0.3
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,20 @@ callable ``arch -> ms``, or ``{device: callable}``) the search measures the
 true latency of at most ``max_latency_measurements`` distinct architectures:
 
 * during the search, at most half of them (rounded down): after each round,
-  the current best architecture when its latency was never measured. Each
-  measurement refits a *residual correction* of the device model, one factor
-  per device: the geometric mean of ``measured / predicted`` over the
-  measurements (a constant error in log space is the one parameter a handful
-  of points pins down; the verification below, not the correction, is what
-  guarantees the answer). Predictions and their std are multiplied by it, so
-  later rounds propose under the corrected model;
-* before answering, the rest: the best architecture under the corrected model
-  is measured, and again after each measurement, until the best one has a
-  measured latency (within budget, since it is the best *feasible* one) or
-  the cap is reached.
+  the current best architecture when its latency was never measured (its
+  measurement corrects the model where the search is heading). Each
+  measurement refits the *online correction* of the device model
+  (:class:`nas.correction.LatencyCorrection`): the log residual
+  ``measured / predicted`` as a Gaussian process over the encoding, partly
+  common to the whole device and partly shared by similar architectures.
+  Predictions and their std are corrected by it, so later rounds propose
+  under the corrected model;
+* before answering, the rest, one at a time (``SearchSettings.
+  measurement_choice``): by default the evaluated architecture of largest
+  expected gain, ``(accuracy - the best measured answer's) * P(fits)`` under
+  the corrected model (:func:`by_expected_gain`), until none is expected to
+  improve the answer or the cap is reached; or ("best") the best under the
+  corrected model, until the best one has a measured latency.
 
 The answer then comes only from architectures measured on every device that
 has a callable: ``best`` fits the budget as measured, or is None, and then
@@ -34,7 +37,7 @@ overshoot ``n_evaluations`` by one).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +45,7 @@ import numpy as np
 
 from nas.candidates import Featurizer
 from nas.constraints import Constraints
+from nas.correction import LatencyCorrection
 from nas.records import Evaluation
 from nas.study import SearchStudy
 
@@ -53,6 +57,9 @@ __all__ = [
     "LatencyMeasure",
     "LatencyMeasurement",
     "Verifier",
+    "by_expected_gain",
+    "expected_best",
+    "fit_probability",
     "measure_map",
 ]
 
@@ -137,6 +144,89 @@ def measure_map(
     return measures, max_latency_measurements
 
 
+def fit_probability(
+    record: Evaluation,
+    constraints: Constraints,
+    measured_devices: Collection[str],
+    z_answer: float,
+) -> float:
+    """P(``record`` meets every constraint once measured on ``measured_devices``):
+    normal in each latency still to be measured (its corrected mean and std);
+    a latency that stays predicted must meet the answer's chance constraint
+    (bound ``latency + z_answer * std``); MACs / params hold or not."""
+    for name, violation in record.violations.items():
+        if not name.startswith("latency_ms:") and violation > 0:
+            return 0.0
+    p = 1.0
+    for dev, budget in constraints.latency_ms.items():
+        lat = record.latency_ms.get(dev, math.inf)
+        sd = record.latency_std_ms.get(dev, 0.0)
+        sd = sd if math.isfinite(sd) and sd > 0 else 0.0
+        if record.latency_measured.get(dev) or sd == 0.0:
+            p *= float(lat <= budget)
+        elif dev in measured_devices:
+            p *= 0.5 * (1.0 + math.erf((budget - lat) / (sd * math.sqrt(2.0))))
+        else:
+            p *= float(lat + z_answer * sd <= budget)
+    return p
+
+
+def expected_best(
+    accuracies: Sequence[float], probabilities: Sequence[float], floor: float
+) -> float:
+    """Expected accuracy of the answer after measuring architectures of these
+    ``accuracies`` that each fit with these (independent) ``probabilities``:
+    the most accurate one that fits, or ``floor`` when none beats it."""
+    value, none_yet = 0.0, 1.0
+    for acc, p in sorted(zip(accuracies, probabilities, strict=True), reverse=True):
+        if acc <= floor:
+            break
+        value += none_yet * p * acc
+        none_yet *= 1.0 - p
+    return value + none_yet * floor
+
+
+def by_expected_gain(
+    records: Sequence[Evaluation],
+    constraints: Constraints,
+    measured_devices: Collection[str],
+    z_answer: float,
+    floor: float,
+    k: int,
+) -> list[Evaluation]:
+    """At most ``k`` of ``records`` to measure, chosen greedily to raise the
+    expected accuracy of the answer (:func:`expected_best` over ``floor``, the
+    answer's accuracy without them) the most; stops when nothing raises it.
+
+    With ``k = 1`` this is the record of largest ``(accuracy - floor) * P(fit)``
+    (:func:`fit_probability`): the loop's next measurement. A larger ``k`` is
+    a batch measured at once (a remote device's verification list), where a
+    second long shot is worth less once a first one may already have fitted."""
+    pool = [
+        (r, p)
+        for r in records
+        if r.accuracy > floor
+        and (p := fit_probability(r, constraints, measured_devices, z_answer)) > 0
+    ]
+    chosen: list[tuple[Evaluation, float]] = []
+    current = floor
+    while len(chosen) < k and pool:
+        values = [
+            expected_best(
+                [c.accuracy for c, _ in chosen] + [r.accuracy],
+                [q for _, q in chosen] + [p],
+                floor,
+            )
+            for r, p in pool
+        ]
+        i = int(np.argmax(values))
+        if values[i] <= current:
+            break
+        current = values[i]
+        chosen.append(pool.pop(i))
+    return [r for r, _ in chosen]
+
+
 class Verifier:
     """Measurements of one search, the model correction they give, and the
     view of the evaluations they imply (see the module docstring)."""
@@ -147,8 +237,11 @@ class Verifier:
         cap: int,
         study: SearchStudy,
         featurizer: Featurizer,
+        correction: LatencyCorrection | None = None,
     ) -> None:
         self.measures = dict(measures)
+        #: The unfitted correction (its settings); refitted on every measurement.
+        self.correction = correction or LatencyCorrection()
         self.cap = cap
         self.study = study
         self.featurizer = featurizer
@@ -208,21 +301,21 @@ class Verifier:
         return found
 
     def _refit(self) -> None:
-        """The residual correction: per predicted device, the geometric mean of
-        measured / predicted over the successful measurements."""
-        scale: dict[str, float] = {}
+        """The online correction of each predicted device's model, fitted on
+        its successful measurements (:class:`nas.correction.LatencyCorrection`)."""
+        corrections: dict[str, LatencyCorrection] = {}
         for j, (dev, model) in enumerate(self.featurizer.latency.items()):
             if model.measured:
                 continue
-            ratios = []
+            rows = []
             for m in self.measurements.values():
-                if dev in m.latency_ms:
-                    predicted = self.featurizer.raw_latency(m.arch_hash)
-                    if predicted is not None and predicted[j] > 0:
-                        ratios.append(math.log(m.latency_ms[dev] / predicted[j]))
-            if ratios:
-                scale[dev] = float(np.exp(np.mean(ratios)))
-        self.featurizer.set_scale(scale)
+                raw = self.featurizer.raw(m.arch_hash)
+                if dev in m.latency_ms and raw is not None and raw[1][j] > 0:
+                    rows.append((raw[0], raw[1][j], raw[2][j], m.latency_ms[dev]))
+            if rows:
+                X, predicted, std, measured = (np.array(c) for c in zip(*rows, strict=True))
+                corrections[dev] = self.correction.fit(X, predicted, std, measured)
+        self.featurizer.set_corrections(corrections)
 
     def view(
         self, record: Evaluation, constraints: Constraints, z: float | None = None

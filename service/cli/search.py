@@ -69,7 +69,7 @@ def submit_cmd(
     verified_feasibility_confidence: float | None = typer.Option(
         None,
         "--verified-confidence",
-        help="The same, while exploring a search whose answer is measured (0-1, default 0.5).",
+        help="The same, while exploring a search whose answer is measured (0-1, default 0.3).",
     ),
     max_latency_measurements: int | None = typer.Option(
         None,

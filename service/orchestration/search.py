@@ -346,10 +346,10 @@ def _awaiting(
     loop would have measured (none to measure: the answer stands as it is)."""
     from service.orchestration.verification import verification_candidates
 
-    # Chosen as the loop chooses what to measure: at the exploring confidence
-    # (the measurements, not the bound, decide the verified answer).
+    # Chosen as the loop chooses what to measure (the measurements, not the
+    # bound, decide the verified answer).
     cands = verification_candidates(
-        result, spec.device, spec.max_latency_measurements, spec.verified_feasibility_confidence
+        result, spec.device, spec.max_latency_measurements, search_settings(spec)
     )
     if not cands:
         return summary

@@ -5,7 +5,7 @@ this machine), ``nas.run_search`` measures for itself (``measure_latency``):
 :class:`TableMeasure` and :class:`LocalMeasure` are those measurements.
 
 A remote device cannot be: the job ends ``awaiting_verification`` with the
-candidates the loop would measure, in the loop's order
+candidates the loop would measure, chosen at once
 (:func:`verification_candidates`). The user writes them as ONNX files with the
 standalone runner (:func:`verification_package`, ``hwnas search verify JOB
 -o DIR``), runs it on the device, and submits the output
@@ -40,7 +40,7 @@ from service.runtime import Runtime
 from supernets.progress import ProgressCallback, ignore_progress
 
 if TYPE_CHECKING:
-    from nas import Constraints, Evaluation, SearchResult
+    from nas import Constraints, Evaluation, SearchResult, SearchSettings
     from nas.evaluators import TabularLatency
     from predictors.latency import DeviceSpec
     from supernets.spaces import SearchSpace
@@ -139,25 +139,35 @@ def _candidate(e: Evaluation, index: int) -> dict[str, Any]:
 
 
 def verification_candidates(
-    result: SearchResult, device: str, cap: int, feasibility_confidence: float
+    result: SearchResult, device: str, cap: int, settings: SearchSettings
 ) -> list[dict[str, Any]]:
-    """The candidates the loop would measure on ``device``, in its order, at most
-    ``cap``: its final verification measures the best (:func:`nas.pareto.best`
-    under the chance constraint at ``feasibility_confidence``, the spec's
-    exploring one), and the best of the rest while the measured one does not fit. When nothing is predicted to fit, the closest
+    """The candidates to measure on ``device``, at most ``cap``, as the loop
+    would choose them (``settings.measurement_choice``) but all at once: by
+    expected gain (:func:`nas.verify.by_expected_gain`, each candidate's chance
+    of fitting from its predicted latency and std, other devices held to the
+    answer's chance constraint), or the best under the exploring bound and the
+    best of the rest in order. When none qualifies, the closest
     (:func:`nas.pareto.closest`, at most 3) instead: they are what the answer
     reports, and a measurement may show them within budget."""
+    from nas.constraints import confidence_z
     from nas.pareto import best, closest
+    from nas.verify import by_expected_gain
 
-    kw: dict[str, Any] = {"device": device, "feasibility_confidence": feasibility_confidence}
+    exploring = settings.confidence(verifying=True)
+    kw: dict[str, Any] = {"device": device, "feasibility_confidence": exploring}
     pool = list(result.evaluations)
     chosen: list[Evaluation] = []
-    while len(chosen) < cap:
-        found = best(pool, result.constraints, **kw)
-        if found is None:
-            break
-        chosen.append(found)
-        pool = [e for e in pool if e is not found]
+    if settings.measurement_choice == "gain":
+        floor = min((e.accuracy for e in pool), default=0.0)
+        z = confidence_z(settings.feasibility_confidence)
+        chosen = by_expected_gain(pool, result.constraints, {device}, z, floor, cap)
+    else:
+        while len(chosen) < cap:
+            found = best(pool, result.constraints, **kw)
+            if found is None:
+                break
+            chosen.append(found)
+            pool = [e for e in pool if e is not found]
     if not chosen:
         chosen = closest(pool, result.constraints, min(cap, 3), **kw)
     return [_candidate(e, i) for i, e in enumerate(chosen)]

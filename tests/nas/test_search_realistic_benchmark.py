@@ -201,6 +201,12 @@ def test_runs_of_the_loop_are_keyed_by_its_settings(bench: Any) -> None:
     prints = {ours, *(bench.loop_fingerprint(v) for v in bench.OURS_VARIANTS)}
     assert len(prints) == 1 + len(bench.OURS_VARIANTS)
     assert bench.loop_settings("ours") == SearchSettings()
+    # Exact mode makes no measurements: the fields that only choose and use
+    # them do not key its runs (they do in realistic mode).
+    assert bench.loop_fingerprint("ours@best", "exact") == bench.loop_fingerprint("ours", "exact")
+    assert bench.loop_fingerprint("ours@best") != ours
+    assert bench.loop_fingerprint("ours@v0.2", "exact") == bench.loop_fingerprint("ours", "exact")
+    assert bench.loop_fingerprint("ours@0.6", "exact") != bench.loop_fingerprint("ours", "exact")
     # A variant is one confidence for exploring and answering alike.
     v = bench.loop_settings("ours@0.6")
     assert v.confidence(verifying=True) == v.confidence(verifying=False) == 0.6
@@ -213,7 +219,7 @@ def test_runs_of_the_loop_are_keyed_by_its_settings(bench: Any) -> None:
         "method": "ours",
         "seed": 0,
         "latency_info": info,
-        "loop": ours,
+        "loop": bench.loop_fingerprint("ours", "exact"),
     }
     before = {k: v for k, v in row.items() if k != "loop"}  # made before the key was kept
     other = {**row, "seed": 1, "loop": "000000000000"}  # made under other settings
