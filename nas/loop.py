@@ -72,6 +72,7 @@ def run_search(
     max_latency_measurements: int | None = None,
     exclusive_study: bool = False,
     feature_cache: FeatureCache | None = None,
+    verify_later: bool = False,
 ) -> SearchResult:
     """Predictor-guided, hardware-aware search for accurate architectures under budgets.
 
@@ -134,6 +135,12 @@ def run_search(
         A :class:`nas.candidates.FeatureCache` kept across searches (a worker
         process running one job after another): architectures featurised by
         an earlier search on the same space and latency models are reused.
+    verify_later:
+        True when the answer's latency will be measured after the search, on a
+        device this process cannot reach (the service's remote devices): the
+        search explores at ``settings.verified_feasibility_confidence`` as one
+        with ``measure_latency`` does, while its answer, still predicted,
+        keeps the chance constraint at ``feasibility_confidence``.
     """
     settings = settings or SearchSettings()
     stop_rules = StopRules(
@@ -161,6 +168,7 @@ def run_search(
         max_latency_measurements=max_latency_measurements,
         exclusive_study=exclusive_study,
         feature_cache=feature_cache,
+        verify_later=verify_later,
     )
     return drive(search, stop_rules)
 

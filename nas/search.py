@@ -97,6 +97,7 @@ class Search:
         max_latency_measurements: int | None = None,
         exclusive_study: bool = False,
         feature_cache: FeatureCache | None = None,
+        verify_later: bool = False,
     ) -> None:
         measures, cap = measure_map(
             measure_latency, max_latency_measurements, list(latency), constraints
@@ -112,8 +113,12 @@ class Search:
         self.mode: Mode = mode
         #: The chance constraint's confidence for exploring and for choosing what
         #: to measure; answers that rest on predictions alone use
-        #: ``settings.feasibility_confidence``.
-        self.confidence = settings.confidence(verifying=bool(measures) and cap > 0)
+        #: ``settings.feasibility_confidence``. A search whose answer is measured
+        #: after it (``verify_later``: a remote device) explores as one that
+        #: measures for itself.
+        self.confidence = settings.confidence(
+            verifying=(bool(measures) and cap > 0) or verify_later
+        )
         self.featurizer = Featurizer(
             space,
             latency,
@@ -218,7 +223,7 @@ class Search:
 
     def _evaluations(self, confidence: float) -> list[Evaluation]:
         records = [self.records[n] for n in sorted(self.records)]
-        if not self.verifier.active:
+        if not self.verifier.active and confidence == self.confidence:
             return records
         z = None if confidence == self.confidence else confidence_z(confidence)
         return [self.verifier.view(r, self.constraints, z) for r in records]

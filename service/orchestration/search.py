@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -262,6 +262,8 @@ def execute_search(
             # Only the worker holding the job's lease adds trials to its study.
             exclusive_study=True,
             feature_cache=cache.features,
+            # A remote device: the user measures the candidates afterwards.
+            verify_later=_awaits_verification(spec, measures),
         )
         if result.stop_reason == "stopped":
             write()  # a cancelled job keeps what it evaluated
@@ -283,7 +285,7 @@ def execute_search(
     summary = result.to_dict(spec.device)
     summary["pruning"] = pruning
     summary["verified_latency"] = _measured_here(rt, job_id, measures)
-    if spec.device not in measures and spec.max_latency_measurements > 0:
+    if _awaits_verification(spec, measures):
         summary = _awaiting(summary, result, spec, supernet.space_name, job_id)
     return summary
 
@@ -333,6 +335,12 @@ def _measured_here(
             predicted = t.latency_ms if t is not None and t.latency_source == "predicted" else None
             out.append({**m, "predicted_ms": predicted})
     return out
+
+
+def _awaits_verification(spec: SearchSpec, measures: Mapping[str, Any]) -> bool:
+    """The job's device cannot be measured here, and its answer is to be
+    verified (the job will await the user's measurements)."""
+    return spec.device not in measures and spec.max_latency_measurements > 0
 
 
 def _awaiting(

@@ -365,3 +365,29 @@ def test_a_bad_verified_confidence_is_refused(bad: Any) -> None:
     assert SearchSettings().confidence(verifying=True) == 0.3
     assert SearchSettings().confidence(verifying=False) == 0.9
     assert SearchSettings(verified_feasibility_confidence=None).confidence(verifying=True) == 0.9
+
+
+def test_a_search_verified_later_explores_as_a_verified_one() -> None:
+    # No callable here (a remote device): with verify_later the picks go past
+    # the 0.9 bound as a verified search's do, while the answer and the
+    # evaluations, resting on predictions, are judged at 0.9.
+    z = confidence_z(0.9)
+    seen: list[Any] = []
+    result = on_pixel3(verify_later=True, on_evaluation=seen.append)
+    guided = [e for e in seen if e.source != "initial"]
+    assert any(e.latency_ms["pixel3"] + z * e.latency_std_ms["pixel3"] > BUDGET for e in guided)
+    assert result.n_latency_measurements == 0 and not result.best_latency_measured
+    found = result.best_evaluation
+    assert found is None or (
+        found.latency_ms["pixel3"] + z * found.latency_std_ms["pixel3"] <= BUDGET
+    )
+    for e in result.evaluations:
+        assert e.feasible == (e.latency_ms["pixel3"] + z * e.latency_std_ms["pixel3"] <= BUDGET)
+    # Without it, the same search keeps to the bound.
+    seen.clear()
+    on_pixel3(on_evaluation=seen.append)
+    assert all(
+        e.latency_ms["pixel3"] + z * e.latency_std_ms["pixel3"] <= BUDGET
+        for e in seen
+        if e.source != "initial"
+    )
