@@ -108,15 +108,16 @@ def simulate(role: str, device: str, q: int, config: tuple[str, float, float]) -
     return float(oracle - (p.acc[answer] if answer is not None else 0.0))
 
 
+def devices_of(role: str) -> list[str]:
+    """The devices a role runs on: the tuning role never a meta-test device."""
+    return [d for d in bench.role_devices(role) if role == "report" or d not in bench.META_TEST]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--role", default="tune", choices=("tune", "report"))
     args = ap.parse_args(argv)
-    devices = [
-        d
-        for d in bench.role_devices(args.role)
-        if args.role == "report" or d not in bench.META_TEST
-    ]
+    devices = devices_of(args.role)
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
     for device in devices:
