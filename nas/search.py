@@ -573,7 +573,7 @@ class Search:
                 return  # no measurement can improve the answer
             v.measure(found.arch, found.arch_hash)
 
-    def _next_to_measure(self, choice: str) -> Evaluation | None:
+    def _next_to_measure(self, choice: Literal["gain", "best"]) -> Evaluation | None:
         """The evaluated architecture to measure next, or None when no
         measurement is expected to improve the answer (``measurement_choice``)."""
         v = self.verifier
