@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,7 +30,13 @@ from nas.records import Evaluation, Proposal
 from nas.result import SearchResult
 from nas.settings import AccuracyModel, SearchSettings, StopReason, default_predictor
 from nas.study import SearchStudy
-from nas.verify import LatencyMeasure, Verifier, by_expected_gain, measure_map
+from nas.verify import (
+    LatencyMeasure,
+    Verifier,
+    best_exploring,
+    by_expected_gain,
+    measure_map,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -64,16 +70,6 @@ class Batch:
 def _quantile_scale(grid: np.ndarray, latency: np.ndarray) -> np.ndarray:
     """Share of ``grid`` (sorted latencies) at or below each latency, in (0, 1]."""
     return np.searchsorted(grid, latency, side="right") / max(len(grid), 1)
-
-
-def _folded(record: Evaluation, z: float) -> Evaluation:
-    """``record`` with each predicted latency replaced by ``latency + z * std``
-    and no std left (a non-finite or negative std is kept: it stays unknowable)."""
-    latency, std = dict(record.latency_ms), dict(record.latency_std_ms)
-    for dev, sd in record.latency_std_ms.items():
-        if not record.latency_measured.get(dev) and math.isfinite(sd) and sd >= 0:
-            latency[dev] += z * std.pop(dev)
-    return replace(record, latency_ms=latency, latency_std_ms=std)
 
 
 class Search:
@@ -242,15 +238,7 @@ class Search:
     def _best(self, records: list[Evaluation]) -> Evaluation | None:
         """The best of ``records`` by the exploring confidence (with measured
         verification, the one to measure next; its measured latency decides)."""
-        kw: dict[str, Any] = {"device": self.devices[0]}
-        z = self.featurizer.z
-        if z >= 0:
-            return best(records, self.constraints, feasibility_confidence=self.confidence, **kw)
-        # An optimistic bound (confidence below 0.5, which nas.pareto refuses for
-        # answers): judged on copies whose latency is the bound itself.
-        folded = [_folded(r, z) for r in records]
-        found = best(folded, self.constraints, feasibility_confidence=0.5, **kw)
-        return next((r for r, f in zip(records, folded, strict=True) if f is found), None)
+        return best_exploring(records, self.constraints, self.confidence, device=self.devices[0])
 
     # -- one evaluation ---------------------------------------------------------------
     def run_one(

@@ -44,8 +44,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.candidates import Featurizer
-from nas.constraints import Constraints
+from nas.constraints import Constraints, exploring_z
 from nas.correction import LatencyCorrection
+from nas.pareto import best, closest
 from nas.records import Evaluation
 from nas.study import SearchStudy
 
@@ -57,7 +58,9 @@ __all__ = [
     "LatencyMeasure",
     "LatencyMeasurement",
     "Verifier",
+    "best_exploring",
     "by_expected_gain",
+    "closest_exploring",
     "expected_best",
     "fit_probability",
     "measure_map",
@@ -142,6 +145,53 @@ def measure_map(
     if max_latency_measurements is None:
         return measures, DEFAULT_MAX_LATENCY_MEASUREMENTS
     return measures, max_latency_measurements
+
+
+def _folded(record: Evaluation, z: float) -> Evaluation:
+    """``record`` with each predicted latency replaced by ``latency + z * std``
+    and no std left (a non-finite or negative std is kept: it stays unknowable)."""
+    latency, std = dict(record.latency_ms), dict(record.latency_std_ms)
+    for dev, sd in record.latency_std_ms.items():
+        if not record.latency_measured.get(dev) and math.isfinite(sd) and sd >= 0:
+            latency[dev] += z * std.pop(dev)
+    return replace(record, latency_ms=latency, latency_std_ms=std)
+
+
+def _judged(
+    records: Sequence[Evaluation], confidence: float
+) -> tuple[list[Evaluation], float, dict[int, Evaluation] | None]:
+    """``records`` as :mod:`nas.pareto` can judge them at an exploring
+    ``confidence`` in (0, 1): the records themselves at 0.5 or above; below it
+    (an optimistic bound, which nas.pareto refuses for answers) copies whose
+    latency is the bound itself, judged at 0.5, with the map back to the originals."""
+    if confidence >= 0.5:
+        return list(records), confidence, None
+    z = exploring_z(confidence)
+    folded = [_folded(r, z) for r in records]
+    return folded, 0.5, {id(f): r for f, r in zip(folded, records, strict=True)}
+
+
+def best_exploring(
+    records: Sequence[Evaluation], constraints: Constraints, confidence: float, *, device: str
+) -> Evaluation | None:
+    """:func:`nas.pareto.best` at an exploring ``confidence`` (any value in (0, 1))."""
+    judged, at, back = _judged(records, confidence)
+    found = best(judged, constraints, device=device, feasibility_confidence=at)
+    return found if found is None or back is None else back[id(found)]
+
+
+def closest_exploring(
+    records: Sequence[Evaluation],
+    constraints: Constraints,
+    n: int,
+    confidence: float,
+    *,
+    device: str,
+) -> list[Evaluation]:
+    """:func:`nas.pareto.closest` at an exploring ``confidence`` (any value in (0, 1))."""
+    judged, at, back = _judged(records, confidence)
+    near = closest(judged, constraints, n, device=device, feasibility_confidence=at)
+    return near if back is None else [back[id(e)] for e in near]
 
 
 def fit_probability(

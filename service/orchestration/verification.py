@@ -150,11 +150,10 @@ def verification_candidates(
     (:func:`nas.pareto.closest`, at most 3) instead: they are what the answer
     reports, and a measurement may show them within budget."""
     from nas.constraints import confidence_z
-    from nas.pareto import best, closest
-    from nas.verify import by_expected_gain
+    from nas.verify import best_exploring, by_expected_gain, closest_exploring
 
+    # Any value in (0, 1): below 0.5 an optimistic bound, as the loop explores.
     exploring = settings.confidence(verifying=True)
-    kw: dict[str, Any] = {"device": device, "feasibility_confidence": exploring}
     pool = list(result.evaluations)
     chosen: list[Evaluation] = []
     if settings.measurement_choice == "gain":
@@ -163,13 +162,13 @@ def verification_candidates(
         chosen = by_expected_gain(pool, result.constraints, {device}, z, floor, cap)
     else:
         while len(chosen) < cap:
-            found = best(pool, result.constraints, **kw)
+            found = best_exploring(pool, result.constraints, exploring, device=device)
             if found is None:
                 break
             chosen.append(found)
             pool = [e for e in pool if e is not found]
     if not chosen:
-        chosen = closest(pool, result.constraints, min(cap, 3), **kw)
+        chosen = closest_exploring(pool, result.constraints, min(cap, 3), exploring, device=device)
     return [_candidate(e, i) for i, e in enumerate(chosen)]
 
 

@@ -14,8 +14,15 @@ import pytest
 from nas import SearchSettings, TabularEvaluator
 from nas.constraints import Constraints, confidence_z
 from nas.correction import LatencyCorrection
+from nas.pareto import best
 from nas.records import Evaluation
-from nas.verify import by_expected_gain, expected_best, fit_probability
+from nas.verify import (
+    best_exploring,
+    by_expected_gain,
+    closest_exploring,
+    expected_best,
+    fit_probability,
+)
 
 SPACE = TabularEvaluator().space
 X = SPACE.encode_many(list(SPACE.all_archs())).astype(np.float64)
@@ -143,3 +150,17 @@ def test_the_next_measurement_has_the_largest_expected_gain() -> None:
     # A batch adds the sure one behind the coin flip, never the hopeless one.
     batch = by_expected_gain(pool, c, {"a"}, 1.28, 90.0, 4)
     assert [e.arch_hash for e in batch] == ["h1", "h0"]
+
+
+def test_best_and_closest_at_an_optimistic_exploring_confidence() -> None:
+    c = Constraints({"a": 10.0})
+    pool = _candidates()  # h0 5 ms, h1 10 ms (std 1), h2 30 ms, h3 1 ms
+    with pytest.raises(ValueError, match=r"\[0\.5, 1\)"):
+        best(pool, c, device="a", feasibility_confidence=0.3)  # nas.pareto refuses it
+    # At 0.3 the bound is 10 - 0.52 ms: h1 counts as fitting, and is the best.
+    assert best_exploring(pool, c, 0.3, device="a") is pool[1]
+    assert best_exploring(pool, c, 0.9, device="a") is pool[0]  # as nas.pareto at 0.9
+    # The originals come back (not the folded copies), nearest first.
+    tight = Constraints({"a": 0.5})
+    near = closest_exploring(pool, tight, 2, 0.3, device="a")
+    assert [e.arch_hash for e in near] == ["h3", "h0"] and near[0] is pool[3]

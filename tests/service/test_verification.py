@@ -11,7 +11,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -570,3 +570,40 @@ def test_a_predicted_latency_keeps_its_std_in_the_trial_row(sqlite_url: str) -> 
         assert found is not None and found.latency_std_ms == 0.5
         found, closest = subnets.best_under_budget(s, sn, main, 5.0, feasibility_confidence=0.99)
         assert found is None and [c.arch_hash for c in closest] == [evaluation.arch_hash]
+
+
+def test_the_remote_list_is_chosen_at_an_optimistic_exploring_confidence() -> None:
+    # Default settings explore at 0.3 (below what nas.pareto judges answers
+    # at). When nothing is worth measuring (every candidate predicted far over
+    # the budget) the list falls back to the closest, and the "best" rule picks
+    # at the same bound: neither may fail.
+    from nas import Constraints, Evaluation, SearchResult, SearchSettings, TabularEvaluator
+    from service.orchestration.verification import verification_candidates
+
+    space = TabularEvaluator().space
+    archs = [space.from_index(i) for i in range(4)]
+    evaluations = [
+        Evaluation(
+            arch=a,
+            arch_hash=space.arch_hash(a),
+            accuracy=90.0 + i,
+            latency_ms={"edge": 20.0 + i},
+            latency_std_ms={"edge": 0.1},
+            latency_measured={"edge": False},
+        )
+        for i, a in enumerate(archs)
+    ]
+    result = SearchResult(
+        evaluations, ["edge"], Constraints({"edge": 10.0}), None, False, [], "n_evaluations",
+        "", 4, "s",
+    )  # fmt: skip
+    settings = SearchSettings()
+    assert settings.confidence(verifying=True) < 0.5
+    cands = verification_candidates(result, "edge", 10, settings)
+    assert [c["latency_ms"]["edge"] for c in cands] == [20.0, 21.0, 22.0]  # the 3 closest
+    near = replace(evaluations[0], latency_ms={"edge": 10.02})  # fits at 0.3, not at 0.5
+    result = replace(result, evaluations=[near, *evaluations[1:]])
+    best_rule = verification_candidates(
+        result, "edge", 10, replace(settings, measurement_choice="best")
+    )
+    assert [c["arch_hash"] for c in best_rule] == [near.arch_hash]
