@@ -457,10 +457,10 @@ def loop_fingerprint(method: str, mode: str = "realistic") -> str | None:
     settings = loop_settings(method)
     omit = MEASUREMENT_FIELDS if mode == "exact" else ()
     # The dataclass's own repr, less the omitted fields.
-    shown = (f"{f.name}={getattr(settings, f.name)!r}" for f in fields(settings))
-    text = (
-        f"{type(settings).__name__}({', '.join(s for s in shown if s.split('=')[0] not in omit)})"
+    shown = ", ".join(
+        f"{f.name}={getattr(settings, f.name)!r}" for f in fields(settings) if f.name not in omit
     )
+    text = f"{type(settings).__name__}({shown})"
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
